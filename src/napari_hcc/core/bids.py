@@ -1,0 +1,40 @@
+"""File names of a napari-hcc study (BIDS-shaped). The one place that knows the layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Sequence key -> BIDS suffix (with entities) of the raw image, in the model's channel order.
+SEQUENCES = {"T1w": "T1w", "T2w": "T2w", "CE": "ce-gd_T1w"}
+TRUTH_PIPELINE = "truth"
+COMPONENTS = ("viable", "necrosis", "apoptosis", "edema")
+
+
+def prefix(subject: str, session: str) -> str:
+    return f"sub-{subject}_ses-{session}"
+
+
+def anat_dir(root: Path, subject: str, session: str, pipeline: str | None = None) -> Path:
+    base = Path(root) / "derivatives" / pipeline if pipeline else Path(root)
+    return base / f"sub-{subject}" / f"ses-{session}" / "anat"
+
+
+def image_path(root: Path, subject: str, session: str, key: str) -> Path:
+    return anat_dir(root, subject, session) / f"{prefix(subject, session)}_{SEQUENCES[key]}.nii.gz"
+
+
+def truth_mask_path(root: Path, subject: str, session: str) -> Path:
+    return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_desc-tumor_mask.nii.gz"
+
+
+def truth_fraction_path(root: Path, subject: str, session: str, component: str) -> Path:
+    return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_label-{component}_probseg.nii.gz"
+
+
+def truth_tissue_path(root: Path, subject: str, session: str) -> Path:
+    return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_desc-tissue_dseg.nii.gz"
+
+
+def sidecar(path: Path) -> Path:
+    name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
+    return path.with_name(name + ".json")

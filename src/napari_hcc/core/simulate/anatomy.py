@@ -1,0 +1,273 @@
+"""Anatomy of a rat abdomen at liver level, as a label volume.
+
+Organs are ellipsoids (or tubes) with a smooth, rat-specific boundary perturbation, laid out as in an
+axial MRI section of a 250-300 g rat at the level of the liver: body wall and fat, four liver lobes,
+stomach, bowel loops, kidneys, spleen, spine, aorta, inferior vena cava, portal and hepatic veins, and
+lung bases at the cranial edge. Coordinates are millimetres in the rat's own body frame
+(x: the animal's right, y: ventral, z: cranial), centred on the imaged slab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+# Tissue labels of the truth `desc-tissue_dseg` volume (documented in docs/simulator.md).
+TISSUES = (
+    "background",  # 0: air
+    "subcutaneous_fat",
+    "muscle",
+    "visceral_fat",
+    "liver",
+    "tumor",  # 5: whole tumor; its composition is in the fraction maps
+    "stomach_wall",
+    "stomach_content",
+    "gas",
+    "bowel_wall",
+    "bowel_content",
+    "kidney_cortex",
+    "kidney_medulla",
+    "spleen",
+    "blood_vessel",
+    "bone_marrow",
+    "cortical_bone",
+    "csf",
+    "spinal_cord",
+    "lung",
+)
+LABEL = {name: i for i, name in enumerate(TISSUES)}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A perturbed ellipsoid: inside where rho < 1."""
+
+    label: str
+    center: tuple[float, float, float]
+    axes: tuple[float, float, float]  # semi-axes (mm); a huge z axis makes a cylinder
+    angle: float = 0.0  # rotation about z (radians)
+    wobble: tuple[tuple[float, float], ...] = ()  # Fourier coefficients of the boundary, k = 2..
+    taper: float = 0.0  # relative change of the in-plane axes per mm of z
+
+    def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        dx, dy, dz = x - self.center[0], y - self.center[1], z - self.center[2]
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        scale = 1.0 + self.taper * dz if self.taper else 1.0
+        a, b = self.axes[0] * scale, self.axes[1] * scale
+        r = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (dz / self.axes[2]) ** 2)
+        if self.wobble:
+            # cos(k theta), sin(k theta) as powers of e^(i theta): no trigonometry per voxel.
+            e1 = (u / a + 1j * (v / b)).astype(np.complex64)
+            e1 /= np.maximum(np.abs(e1), 1e-6)
+            ek = e1 * e1
+            bump = np.zeros_like(r)
+            for ca, sa in self.wobble:
+                bump += ca * ek.real + sa * ek.imag
+                ek = ek * e1
+            r = r / (1.0 + bump)
+        return r
+
+    def shrunk(self, mm: float, label: str | None = None) -> Blob:
+        """The same shape `mm` thinner in-plane (for walls and layers)."""
+        a, b, c = self.axes
+        return replace(self, axes=(a - mm, b - mm, c), label=label or self.label)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """A body-frame box that holds the whole shape."""
+        grow = (1.0 + sum(abs(p) + abs(q) for p, q in self.wobble)) * (1.0 + abs(self.taper) * 20.0)
+        r = max(self.axes[0], self.axes[1]) * grow
+        c = np.asarray(self.center)
+        half = np.array([r, r, min(self.axes[2], 60.0)])
+        return c - half, c + half
+
+
+@dataclass(frozen=True)
+class Tube:
+    """A vessel: a cylinder of `radius` around the segment p0-p1."""
+
+    label: str
+    p0: tuple[float, float, float]
+    p1: tuple[float, float, float]
+    radius: float
+
+    def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        p0, d = np.asarray(self.p0), np.asarray(self.p1) - np.asarray(self.p0)
+        t = ((x - p0[0]) * d[0] + (y - p0[1]) * d[1] + (z - p0[2]) * d[2]) / float(d @ d)
+        t = np.clip(t, 0.0, 1.0)
+        dist2 = (x - p0[0] - t * d[0]) ** 2 + (y - p0[1] - t * d[1]) ** 2 + (z - p0[2] - t * d[2]) ** 2
+        return np.sqrt(dist2) / self.radius
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.minimum(self.p0, self.p1) - self.radius
+        hi = np.maximum(self.p0, self.p1) + self.radius
+        return np.asarray(lo), np.asarray(hi)
+
+
+@dataclass(frozen=True)
+class Body:
+    """The body outline and its nested layers, from a single shape evaluation."""
+
+    outline: Blob
+    layers: tuple[tuple[str, float], ...]  # (label, rho threshold), outermost first
+
+    def bounds(self):
+        return self.outline.bounds()
+
+
+@dataclass
+class Anatomy:
+    """One rat's organs, in painting order (later shapes cover earlier ones)."""
+
+    shapes: list
+    liver_lobes: list[Blob]
+    left_lobe: Blob
+
+
+def _wobble(rng: np.random.Generator, amount: float, orders: int = 4) -> tuple[tuple[float, float], ...]:
+    return tuple((float(rng.normal(0, amount / k)), float(rng.normal(0, amount / k))) for k in range(2, 2 + orders))
+
+
+def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
+    """Rat-specific organ parameters (drawn once per rat; sessions vary them only slightly)."""
+
+    def jit(mm: float = 1.0) -> float:
+        return float(rng.normal(0.0, mm))
+
+    def sc(rel: float = 0.06) -> float:
+        return float(size * np.exp(rng.normal(0.0, rel)))
+
+    return {
+        "size": size,
+        "body": (sc(0.04) * 20.5, sc(0.04) * 15.5, _wobble(rng, 0.05)),
+        "fat_mm": float(np.clip(rng.normal(0.9, 0.25), 0.4, 1.6)),
+        "lll": ((-8.0 + jit(), 4.0 + jit(0.8), 1.0 + jit()), (sc() * 11.0, sc() * 7.5, sc() * 11.0), np.deg2rad(-15 + jit(6)), _wobble(rng, 0.06)),
+        "ml": ((3.0 + jit(), 8.5 + jit(0.6), 2.5 + jit()), (sc() * 9.0, sc() * 5.0, sc() * 10.0), np.deg2rad(10 + jit(6)), _wobble(rng, 0.06)),
+        "rll": ((11.5 + jit(), 0.0 + jit(), -0.5 + jit()), (sc() * 6.5, sc() * 8.0, sc() * 9.0), np.deg2rad(jit(8)), _wobble(rng, 0.06)),
+        "cau": ((1.5 + jit(0.6), -4.0 + jit(0.5), -1.5 + jit()), (sc() * 5.0, sc() * 3.5, sc() * 7.0), np.deg2rad(jit(10)), _wobble(rng, 0.05)),
+        "stomach": ((-7.5 + jit(), -4.0 + jit(0.7), -1.5 + jit()), (sc() * 6.0, sc() * 4.5, sc() * 7.0), np.deg2rad(20 + jit(10)), _wobble(rng, 0.05)),
+        "kidney_r": ((8.5 + jit(0.7), -7.5 + jit(0.5), -7.0 + jit(1.5)), (sc() * 3.6, sc() * 4.6, sc() * 6.0), np.deg2rad(30 + jit(8))),
+        "kidney_l": ((-8.5 + jit(0.7), -7.5 + jit(0.5), -10.5 + jit(1.5)), (sc() * 3.6, sc() * 4.6, sc() * 6.0), np.deg2rad(-30 + jit(8))),
+        "spleen": ((-13.5 + jit(0.7), -4.0 + jit(0.7), -5.0 + jit(1.5)), (sc() * 2.0, sc() * 5.5, sc() * 7.0), np.deg2rad(-40 + jit(8))),
+        "bowel": [
+            (
+                (float(rng.uniform(-10, 12)), float(rng.uniform(-1, 9)), float(rng.uniform(-12, -4))),
+                float(rng.uniform(1.4, 2.4)),
+                float(rng.uniform(2.5, 5.0)),
+                float(rng.uniform(0, np.pi)),
+            )
+            for _ in range(int(rng.integers(7, 11)))
+        ],
+        "lungs": [((s * (8.5 + jit(0.7)), -5.5 + jit(0.7), 13.5 + jit(1.0)), (sc() * 6.0, sc() * 5.0, 5.0)) for s in (-1, 1)],
+        "vessels": {
+            "ivc": 1.4 * sc(0.1),
+            "aorta": 1.0 * sc(0.1),
+            "portal": 1.1 * sc(0.1),
+            "hepatic": [(float(rng.uniform(-9, 12)), float(rng.uniform(2, 10))) for _ in range(3)],
+        },
+        "spine_x": jit(0.4),
+    }
+
+
+def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) -> Anatomy:
+    """The shapes of one session: `growth` scales the rat, `stomach_filling` the stomach."""
+    g = growth
+    ba, bb, bw = p["body"]
+    body = Blob("body", (0.0, 0.0, 0.0), (ba * g, bb * g, 1e6), 0.0, bw)
+    mean_axis = 0.5 * (ba + bb) * g
+    # Skin and subcutaneous fat, then the muscular body wall, then the abdominal cavity (fat-filled).
+    layers = (("subcutaneous_fat", 1.0), ("muscle", 1.0 - p["fat_mm"] / mean_axis), ("visceral_fat", 1.0 - (p["fat_mm"] + 1.1) / mean_axis))
+    shapes: list = [Body(body, layers)]
+
+    def blob(label, spec, filling=1.0):
+        c, ax, ang, *wob = spec
+        axes = tuple(float(a * g * (filling if i < 3 else 1.0)) for i, a in enumerate(ax))
+        return Blob(label, tuple(float(v * g) for v in c), axes, float(ang), wob[0] if wob else ())
+
+    for (c, r, length, ang) in p["bowel"]:
+        loop = Blob("bowel_wall", tuple(v * g for v in c), (r * g, r * g * 0.8, length), ang, ())
+        shapes += [loop, loop.shrunk(0.45, "bowel_content")]
+    stomach = blob("stomach_wall", p["stomach"], stomach_filling)
+    shapes += [stomach, stomach.shrunk(0.5, "stomach_content")]
+    gas_c = (stomach.center[0], stomach.center[1] - 0.55 * stomach.axes[1], stomach.center[2] + 1.0)
+    shapes.append(Blob("gas", gas_c, (1.8 * stomach_filling, 1.0 * stomach_filling, 2.5)))
+    shapes.append(blob("spleen", p["spleen"]))
+    for side in ("kidney_r", "kidney_l"):
+        k = blob("kidney_cortex", p[side])
+        shapes += [k, Blob("kidney_medulla", k.center, tuple(a * 0.55 for a in k.axes), k.angle)]
+    lobes = [blob("liver", p[name]) for name in ("lll", "ml", "rll", "cau")]
+    shapes += lobes  # painted by `paint_liver` so that lobes are split by fissures
+    for c, ax in p["lungs"]:
+        shapes.append(Blob("lung", tuple(v * g for v in c), tuple(a * g for a in ax)))
+    sx, v = p["spine_x"] * g, p["vessels"]
+    shapes += [
+        Blob("muscle", (sx - 4.6 * g, -11.0 * g, 0.0), (3.6 * g, 3.0 * g, 1e6)),
+        Blob("muscle", (sx + 4.6 * g, -11.0 * g, 0.0), (3.6 * g, 3.0 * g, 1e6)),
+        Blob("cortical_bone", (sx, -9.6 * g, 0.0), (2.8 * g, 2.3 * g, 1e6)),
+        Blob("bone_marrow", (sx, -9.6 * g, 0.0), (2.3 * g, 1.8 * g, 1e6)),
+        Blob("cortical_bone", (sx, -12.6 * g, 0.0), (1.8 * g, 1.6 * g, 1e6)),
+        Blob("csf", (sx, -12.6 * g, 0.0), (1.15 * g, 1.0 * g, 1e6)),
+        Blob("spinal_cord", (sx, -12.6 * g, 0.0), (0.8 * g, 0.7 * g, 1e6)),
+        Tube("blood_vessel", (sx - 1.6 * g, -7.0 * g, -30.0), (sx - 1.6 * g, -7.0 * g, 30.0), v["aorta"] * g),
+        Tube("blood_vessel", (2.8 * g, -5.2 * g, -30.0), (2.2 * g, -4.2 * g, 30.0), v["ivc"] * g),
+        Tube("blood_vessel", (3.5 * g, -1.0 * g, -9.0), (-1.0 * g, 2.0 * g, 3.0), v["portal"] * g),
+    ]
+    for hx, hy in v["hepatic"]:  # hepatic veins run from the periphery up to the IVC
+        shapes.append(Tube("blood_vessel", (hx * g, hy * g, -4.0), (2.4 * g, -4.4 * g, 12.0), 0.55 * g))
+    return Anatomy(shapes=shapes, liver_lobes=lobes, left_lobe=lobes[0])
+
+
+def paint(labels: np.ndarray, coords, plane, warp_box, anatomy: Anatomy, box_of) -> None:
+    """Paint the anatomy into `labels` (fine grid) given body-frame coordinates of each voxel.
+
+    `box_of(lo, hi)` turns a body-frame box into a conservative tuple of slices of the fine grid, so
+    that each shape is evaluated only where it can be. Shapes that do not change along z (body,
+    spine) are evaluated once on `plane` (the unwarped in-plane coordinates) and repeated over the
+    slices, then evaluated again in 3D only inside `warp_box`, where the tumor moves tissue.
+    """
+    cavity = np.zeros(labels.shape, dtype=bool)
+    for shape in anatomy.shapes:
+        if shape is anatomy.liver_lobes[0]:
+            _paint_liver(labels, coords, anatomy.liver_lobes, cavity, box_of)
+        if shape in anatomy.liver_lobes:
+            continue
+        if isinstance(shape, Body) or (isinstance(shape, Blob) and shape.axes[2] >= 1e5):
+            _paint_cylinder(labels, coords, plane, _intersect(warp_box, box_of(*shape.bounds())), shape, cavity)
+            continue
+        box = box_of(*shape.bounds())
+        inside = shape.rho(*(c[box] for c in coords)) < 1.0
+        if isinstance(shape, Blob):
+            inside &= cavity[box]  # viscera stay inside the abdominal cavity
+        labels[box][inside] = LABEL[shape.label]
+
+
+def _intersect(a: tuple, b: tuple) -> tuple:
+    return tuple(slice(max(x.start, y.start), max(max(x.start, y.start), min(x.stop, y.stop))) for x, y in zip(a, b))
+
+
+def _paint_cylinder(labels, coords, plane, warp_box, shape, cavity) -> None:
+    outline = shape.outline if isinstance(shape, Body) else shape
+    layers = shape.layers if isinstance(shape, Body) else ((shape.label, 1.0),)
+    rho = np.repeat(outline.rho(plane[0], plane[1], np.float32(0.0))[:, :, None], labels.shape[2], axis=2)
+    if warp_box is not None:
+        rho[warp_box] = outline.rho(coords[0][warp_box], coords[1][warp_box], np.float32(0.0))
+    for label, threshold in layers:
+        labels[rho < threshold] = LABEL[label]
+    if isinstance(shape, Body):
+        cavity[...] = rho < layers[-1][1]
+
+
+def _paint_liver(labels, coords, lobes: list[Blob], cavity, box_of) -> None:
+    """Liver lobes; where two lobes meet, a thin fat fissure separates them."""
+    best = np.full((2,) + labels.shape, 1e9, dtype=np.float32)  # smallest and second-smallest rho
+    for lobe in lobes:
+        box = box_of(*lobe.bounds())
+        rho = lobe.rho(*(c[box] for c in coords))
+        b0, b1 = best[(0,) + box], best[(1,) + box]
+        best[(1,) + box] = np.minimum(b1, np.maximum(b0, rho))
+        best[(0,) + box] = np.minimum(b0, rho)
+    inside = (best[0] < 1.0) & cavity
+    fissure = inside & (best[1] < 1.0) & ((best[1] - best[0]) < 0.035)
+    labels[inside] = LABEL["liver"]
+    labels[fissure] = LABEL["visceral_fat"]
