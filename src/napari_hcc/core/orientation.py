@@ -12,6 +12,8 @@ import numpy as np
 from nibabel import orientations as ornt
 
 DISPLAY_AXES = ("S", "P", "L")
+#: NIfTI RAS+ millimetres -> napari world (S, P, L) millimetres, i.e. (z, -y, -x).
+RAS_TO_WORLD = np.array([[0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
 
 
 def axcodes(affine: np.ndarray) -> str:
@@ -41,8 +43,7 @@ def to_display(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nda
     t = _transform(affine)
     out = ornt.apply_orientation(data, t)
     aff = np.asarray(affine) @ ornt.inv_ornt_aff(t, data.shape)
-    ras_to_world = np.array([[0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
-    return np.ascontiguousarray(out), ras_to_world @ aff
+    return np.ascontiguousarray(out), RAS_TO_WORLD @ aff
 
 
 def from_display(data: np.ndarray, source_affine: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray:

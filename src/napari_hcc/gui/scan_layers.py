@@ -1,0 +1,31 @@
+"""Put a scan into a viewer: replace the previous scan's layers, go to the tumor's slice."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.study import Scan
+from ..layers import META_KEY, scan_layers
+
+
+def is_scan_layer(layer) -> bool:
+    return META_KEY in getattr(layer, "metadata", {}) and "scan" in layer.metadata[META_KEY]
+
+
+def show_scan(viewer, scan: Scan, replace: bool = True) -> list:
+    """Add the scan's layers (T1w, T2w, CE, mask); return them. Earlier scans' layers go first."""
+    if replace:
+        for layer in [lyr for lyr in viewer.layers if is_scan_layer(lyr)]:
+            viewer.layers.remove(layer)
+    added = []
+    for data, kwargs, kind in scan_layers(scan):
+        added.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
+    labels = [lyr for lyr in added if lyr.__class__.__name__ == "Labels"]
+    if labels and labels[0].data.any():
+        # Open on the slice with the most tumor: axis 0 of the display frame is the slice axis.
+        k = int(np.argmax(labels[0].data.reshape(labels[0].data.shape[0], -1).sum(axis=1)))
+        viewer.dims.set_point(0, float(labels[0].data_to_world((k, 0, 0))[0]))
+    else:
+        viewer.dims.set_point(0, float(np.mean(added[0].extent.world[:, 0])))
+    viewer.reset_view()
+    return added

@@ -1,0 +1,110 @@
+"""Study browser: list the scans of a study (BIDS or the original layout) and open one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.study import InputError, ScanRef, find_scans
+from .scan_layers import show_scan
+
+COLUMNS = ("subject", "session", "arm", "mask")
+
+
+class StudyBrowser(QWidget):
+    """Pick a study folder; double-click a scan (or press Open) to show it in the viewer."""
+
+    def __init__(self, napari_viewer, study: str | Path | None = None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.refs: list[ScanRef] = []
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("study folder (BIDS or <Arm>/<Animal>/)")
+        self.path_edit.returnPressed.connect(lambda: self.set_study(self.path_edit.text()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        top = QHBoxLayout()
+        top.addWidget(self.path_edit)
+        top.addWidget(browse)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c.capitalize() for c in COLUMNS])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.open_row(row))
+        self.open_button = QPushButton("Open scan")
+        self.open_button.clicked.connect(lambda: self.open_row(self.table.currentRow()))
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.status)
+        if study is None:
+            from ..sample import sample_study
+
+            study = sample_study()
+        self.set_study(study)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a study folder")
+        if folder:
+            self.set_study(folder)
+
+    def set_study(self, path: str | Path) -> None:
+        self.path_edit.setText(str(path))
+        try:
+            self.refs = find_scans(path)
+        except InputError as exc:
+            self.refs = []
+            self._error(str(exc))
+        self.table.setRowCount(len(self.refs))
+        for row, ref in enumerate(self.refs):
+            values = (ref.subject or "", ref.session or "", ref.arm or "", "yes" if ref.mask else "")
+            for col, value in enumerate(values):
+                self.table.setItem(row, col, QTableWidgetItem(value))
+        if self.refs:
+            self.table.selectRow(0)
+            self.status.setText(f"{len(self.refs)} scans")
+
+    def open_row(self, row: int) -> list:
+        if not 0 <= row < len(self.refs):
+            return []
+        try:
+            scan = self.refs[row].load()
+        except InputError as exc:
+            self._error(str(exc))
+            return []
+        layers = show_scan(self.viewer, scan)
+        self.table.selectRow(row)
+        self.status.setText(" ".join([scan.label] + scan.notes))
+        if scan.notes:
+            from napari.utils.notifications import show_info
+
+            show_info("napari-hcc: " + " ".join(scan.notes))
+        return layers
+
+    def open_scan(self, subject: str, session: str) -> list:
+        for row, ref in enumerate(self.refs):
+            if ref.subject == subject and ref.session == session:
+                return self.open_row(row)
+        raise InputError(f"the study has no scan sub-{subject} ses-{session}.")
+
+    def _error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(message)
+        show_error(message)
