@@ -15,9 +15,10 @@ def _simulate(args) -> int:
 
     from tqdm import tqdm
 
-    from .core.simulate.cohort import simulate_study
+    from .core.simulate.cohort import check_arguments, simulate_study
     from .core.simulate.render import Grid
 
+    check_arguments(args.rats_per_arm, args.weeks)
     grid = Grid(shape=(args.matrix, args.matrix, args.slices), spacing=(args.pixel_mm, args.pixel_mm, args.slice_mm))
     start = time.perf_counter()
     with tqdm(total=args.rats_per_arm * 4 * len(set(args.weeks)), unit="scan", desc="simulate", disable=args.quiet) as bar:

@@ -85,6 +85,16 @@ def _tsv(rows: list[dict], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+def check_arguments(rats_per_arm: int, weeks: Sequence[int]) -> list[int]:
+    """Validate the cohort's size and weeks; return the weeks sorted and unique."""
+    weeks = sorted(set(int(w) for w in weeks))
+    if rats_per_arm < 1:
+        raise ValueError("rats per arm must be at least 1.")
+    if not weeks or weeks[0] < 0:
+        raise ValueError("weeks must be one or more numbers >= 0 (0 = baseline, before treatment).")
+    return weeks
+
+
 def simulate_study(
     out: str | os.PathLike,
     rats_per_arm: int = 8,
@@ -100,11 +110,7 @@ def simulate_study(
     The same arguments give byte-identical files, whatever the number of workers.
     """
     root = Path(out)
-    weeks = sorted(set(int(w) for w in weeks))
-    if rats_per_arm < 1:
-        raise ValueError("rats per arm must be at least 1.")
-    if not weeks or weeks[0] < 0:
-        raise ValueError("weeks must be one or more numbers >= 0 (0 = baseline, before treatment).")
+    weeks = check_arguments(rats_per_arm, weeks)
     root.mkdir(parents=True, exist_ok=True)
     rats = draw_cohort(seed, rats_per_arm)
     tasks = [(root, rat, w, w == weeks[-1], grid, motion_mm) for rat in rats for w in weeks]
