@@ -1,0 +1,98 @@
+"""Pictures for docs/simulator.md: one rat per arm across the weeks, and the composition maps.
+
+    python scripts/simulator_figures.py STUDY_DIR docs/images
+
+STUDY_DIR is a study made by `napari-hcc simulate` (the docs use the default cohort, seed 0).
+Each panel is the axial slice with the most tumor, shown as a radiologist would (anterior up, the
+animal's right on the left), with the truth outline.
+"""
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from napari_hcc.core import bids
+from napari_hcc.core.orientation import to_display
+from napari_hcc.core.simulate.biology import ARMS
+from napari_hcc.core.study import find_scans, load_volume
+from napari_hcc.layers import contrast_limits
+
+
+def _slice(path, k=None):
+    vol = load_volume(path, "image")
+    shown, _ = to_display(vol.data, vol.affine)
+    return shown
+
+
+def arms_by_week(study: Path, out: Path, sequence: str) -> Path:
+    refs = find_scans(study)
+    weeks = sorted({r.session for r in refs})
+    rats = {arm: sorted({r.subject for r in refs if r.arm == arm})[0] for arm in ARMS}
+    fig, axes = plt.subplots(len(ARMS), len(weeks), figsize=(2.6 * len(weeks), 2.6 * len(ARMS)))
+    for i, arm in enumerate(ARMS):
+        for j, ses in enumerate(weeks):
+            ref = next(r for r in refs if r.subject == rats[arm] and r.session == ses)
+            img = _slice({"T1w": ref.t1w, "T2w": ref.t2w, "CE": ref.ce}[sequence])
+            mask = _slice(ref.mask) > 0
+            k = int(np.argmax(mask.reshape(mask.shape[0], -1).sum(1)))
+            lo, hi = contrast_limits(img)
+            ax = axes[i, j]
+            ax.imshow(img[k], cmap="gray", vmin=lo, vmax=hi)
+            ax.contour(mask[k], levels=[0.5], colors="yellow", linewidths=0.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"week {ses[2:]}")
+            if j == 0:
+                ax.set_ylabel(f"{arm}\n(sub-{rats[arm]})")
+    fig.suptitle(f"{sequence}: one rat per arm, slice with the most tumor, truth outline", fontsize=10)
+    fig.tight_layout()
+    path = out / f"simulated_{sequence}_arms_by_week.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def composition(study: Path, out: Path) -> Path:
+    refs = [r for r in find_scans(study) if r.session == "wk2"]
+    fig, axes = plt.subplots(len(ARMS), 6, figsize=(13, 2.3 * len(ARMS)))
+    for i, arm in enumerate(ARMS):
+        ref = next(r for r in refs if r.arm == arm)
+        mask = _slice(ref.mask) > 0
+        k = int(np.argmax(mask.reshape(mask.shape[0], -1).sum(1)))
+        rows, cols = np.nonzero(mask[k])
+        box = (slice(max(rows.min() - 8, 0), rows.max() + 9), slice(max(cols.min() - 8, 0), cols.max() + 9))
+        panels = [("T2w", _slice(ref.t2w)), ("CE", _slice(ref.ce))]
+        panels += [(c, _slice(bids.truth_fraction_path(study, ref.subject, ref.session, c))) for c in bids.COMPONENTS]
+        for j, (name, vol) in enumerate(panels):
+            ax = axes[i, j]
+            if j < 2:
+                lo, hi = contrast_limits(vol)
+                ax.imshow(vol[k][box], cmap="gray", vmin=lo, vmax=hi)
+            else:
+                ax.imshow(vol[k][box], cmap="magma", vmin=0, vmax=1 if name != "apoptosis" else 0.15)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name if j < 2 else f"{name} fraction")
+            if j == 0:
+                ax.set_ylabel(arm)
+    fig.suptitle("Week 2: images and the tissue-composition maps they were rendered from (apoptosis scale 0-0.15)", fontsize=10)
+    fig.tight_layout()
+    path = out / "simulated_composition_week2.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    study, out = Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "docs/images")
+    out.mkdir(parents=True, exist_ok=True)
+    for seq in ("T1w", "T2w", "CE"):
+        print(arms_by_week(study, out, seq))
+    print(composition(study, out))
