@@ -185,19 +185,14 @@ def render_session(
 
     flat_index = np.ravel_multi_index(vox.index, grid.fine_shape)
     bias = mri.bias_field(grid.shape, rng)
-    gains = {}
     images, acquisition = {}, {}
-    liver_signal = None
+    viable = mri.TISSUE_TABLE["tumor"]
     for seq in mri.SEQUENCES:
         lut = np.array([mri.tissue_signal(mri.TISSUE_TABLE[t], seq) for t in TISSUES], dtype=np.float32)
         fine = lut[labels]
-        viable = mri.Tissue(
-            mri.TISSUE_TABLE["tumor"].pd,
-            mri.TISSUE_TABLE["tumor"].t1_ms * tumor_scale[0],
-            mri.TISSUE_TABLE["tumor"].t2_ms * tumor_scale[1],
-            0.0,
+        s_viable = mri.spin_echo(
+            viable.pd, viable.t1_ms * tumor_scale[0], viable.t2_ms * tumor_scale[1], viable.gd_mM * comp["perfusion"], seq
         )
-        s_viable = mri.spin_echo(viable.pd, viable.t1_ms, viable.t2_ms, mri.TISSUE_TABLE["tumor"].gd_mM * comp["perfusion"], seq)
         s_nec = (1.0 - patch) * mri.tissue_signal(necrosis_tissue[0], seq) + patch * mri.tissue_signal(necrosis_tissue[1], seq)
         mix = (
             comp["viable"] * s_viable
@@ -212,15 +207,11 @@ def render_session(
             steps = (int(round(shift[0] / fine_aff[0, 0])), int(round(shift[1] / fine_aff[1, 1])))
             fine = _shift_whole_voxels(fine, steps)
         signal = _block_mean(fine, ss) * bias
-        if liver_signal is None:
-            liver_signal = {}
-        liver_signal[seq.suffix] = float(lut[LABEL["liver"]])
         snr = seq.snr_liver * float(np.exp(rng.normal(0.0, 0.1)))
-        sigma = liver_signal[seq.suffix] / snr
+        sigma = float(lut[LABEL["liver"]]) / snr
         noisy = mri.rician(signal, sigma, rng)
         # Receiver gain and reconstruction scaling differ per session and sequence.
         gain = float(4000.0 * np.exp(rng.normal(0.0, 0.3)))
-        gains[seq.suffix] = gain
         images[seq.suffix] = np.clip(np.rint(noisy * gain), 0, 32767).astype(np.int16)
         acquisition[seq.suffix] = {"noise_sigma": sigma * gain, "receiver_scale": gain, "snr_liver": snr}
 
