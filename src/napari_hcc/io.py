@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.study import InputError, find_scans, is_bids_session, is_original_animal, load_volume
+from .core.study import InputError, find_scans, is_bids_session, is_original_animal, load_volume, scan_ref_for_file
 from .layers import META_KEY, looks_like_labels, scan_layers, volume_layer
 
 
@@ -47,12 +47,13 @@ def read_scan_folder(path) -> list[tuple]:
 
 def read_nifti(path) -> list[tuple]:
     path = Path(path[0] if isinstance(path, list) else path)
-    anat = path.parent
-    if anat.name == "anat" and is_bids_session(anat.parent) or is_original_animal(anat):
-        try:  # a file of a scan: open the whole scan, its sequences overlaid
-            return read_scan_folder(anat.parent if anat.name == "anat" else anat)
-        except InputError:
-            pass  # an incomplete scan: show the file on its own
+    try:  # a file of a scan: open the whole scan, its sequences overlaid
+        scan = scan_ref_for_file(path).load()
+    except InputError:
+        pass  # not part of a scan, or an incomplete one: show the file on its own
+    else:
+        _notify(scan.notes)
+        return scan_layers(scan)
     vol = load_volume(path, "image")
     return [volume_layer(vol, looks_like_labels(vol))]
 
