@@ -54,6 +54,86 @@ def _check(args) -> int:
     return 0
 
 
+def _scan_refs(args, with_truth: bool = True):
+    from .core.study import ScanRef, find_scans
+
+    if args.t1w or args.t2w or args.ce:
+        missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
+        if missing:
+            raise _UsageError(f"one scan needs all three files; missing {', '.join(missing)}.")
+        if args.input:
+            raise _UsageError("give either INPUT or --t1w/--t2w/--ce, not both.")
+        return [ScanRef(args.t1w, args.t2w, args.ce)]
+    if args.input:
+        return find_scans(args.input, with_truth=with_truth)
+    raise _UsageError("give an INPUT folder (-i) or --t1w, --t2w and --ce.")
+
+
+def _predict(args) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from .core.batch_predict import predict_scans
+    from .core.checkpoint import load_model
+    from .core.inference import Engine
+    from .core.postprocess import PostProcess
+
+    refs = _scan_refs(args, with_truth=False)
+    if args.out.exists() and not args.out.is_dir():
+        raise _UsageError(f"output {args.out} exists and is not a folder.")
+    model = load_model(args.model)
+    engine = Engine(model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    post = PostProcess.from_card(model.card, threshold=args.threshold, min_component_mm3=args.min_component_mm3,
+                                 fill_holes=False if args.no_fill_holes else None)
+    say = (lambda text: None) if args.quiet else (lambda text: tqdm.write(text, file=sys.stderr))
+    say(f"model {model.model_id} on {engine.device_name}, {engine.precision}, batch {engine.batch_size}"
+        + (", TTA" if args.tta else ""))
+    if not model.card.trained:
+        say("warning: this model is untrained; its masks and probabilities mean nothing (the pipeline is real).")
+    if engine.device.type == "cpu" and args.device in (None, "auto"):
+        say("note: no GPU found; running on the CPU.")
+    start = time.perf_counter()
+    failed, done = [], 0
+    with tqdm(total=len(refs), unit="scan", desc="predict", disable=args.quiet) as bar:
+        for outcome in predict_scans(refs, args.out, engine, tta=args.tta, postprocess=post,
+                                     save_probabilities=args.save_probabilities, on_mismatch=args.on_mismatch):
+            bar.update(1)
+            if outcome.error:
+                failed.append(outcome)
+                if len(refs) > 1:
+                    say(f"failed: {outcome.label}: {outcome.error}")
+                continue
+            done += 1
+            for line in outcome.prediction.notes + outcome.prediction.events:
+                say(f"  {outcome.label}: {line}")
+    wall = time.perf_counter() - start
+    if len(refs) == 1 and failed:  # one scan: its problem is the command's error
+        raise _UsageError(failed[0].error)
+    print(f"predicted {done} of {len(refs)} scan(s) in {wall:.1f} s on {engine.device}; "
+          f"results in {args.out / 'predictions.csv'}" + (f"; {len(failed)} failed: " + ", ".join(o.label for o in failed) if failed else ""))
+    return 1 if failed else 0
+
+
+def _info(args) -> int:
+    from .core.checkpoint import list_models, user_models_folder
+    from .core.devices import available_devices
+
+    print("models:")
+    for name, folder, card, problem in list_models():
+        if card is None:
+            print(f"  {name}: unreadable ({problem})")
+            continue
+        where = folder if folder is not None else "built in, no file"
+        metrics = ", ".join(f"{k} {v}" for k, v in list(card.metrics.items())[:4] if not isinstance(v, dict))
+        print(f"  {name}: {card.model_id} [{where}]" + (f" ({metrics})" if metrics else ""))
+    print(f"  (new model versions go to {user_models_folder()})")
+    print("devices:")
+    for line in available_devices():
+        print(f"  {line}")
+    return 0
+
+
 def _view(args) -> int:
     from .gui.launch import launch
 
@@ -67,7 +147,7 @@ class _UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-hcc",
-        description="Preclinical HCC MRI in rats: simulate cohorts, check and view scans (napari).",
+        description="Preclinical HCC MRI in rats: simulate cohorts, check scans, predict tumor masks and treatment response, view in napari.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +175,30 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--on-mismatch", choices=["resample", "refuse"], default="resample",
                      help="sequences on different grids: resample onto the T1w grid (default) or refuse")
     chk.set_defaults(func=_check)
+
+    pred = sub.add_parser("predict", help="segment tumors and estimate treatment response for one or many scans")
+    pred.add_argument("-i", "--input", dest="input", type=Path, help="a BIDS study, subject or session folder, or the original layout")
+    pred.add_argument("--t1w", type=Path, help="one scan as three files: the T1w ...")
+    pred.add_argument("--t2w", type=Path, help="... the T2w ...")
+    pred.add_argument("--ce", type=Path, help="... and the contrast-enhanced T1w")
+    pred.add_argument("-o", "--out", required=True, type=Path, help="output folder (masks, sidecars, predictions.csv)")
+    pred.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    pred.add_argument("--model", default=None, help="a model folder or .safetensors file (default: the shipped model)")
+    pred.add_argument("--tta", action="store_true", help="test-time augmentation (4 flips); adds an uncertainty from their spread")
+    pred.add_argument("--batch-size", type=int, default=None, help="slices per batch (default 16 on CPU, 32 on GPU)")
+    pred.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                      help="auto: mixed precision on GPU, bf16 on CPUs with native bf16, else fp32")
+    pred.add_argument("--save-probabilities", action="store_true", help="also write the tumor probability map")
+    pred.add_argument("--threshold", type=float, default=None, help="tumor probability threshold (default: the model card's)")
+    pred.add_argument("--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)")
+    pred.add_argument("--no-fill-holes", action="store_true", help="keep holes inside the tumor on each slice")
+    pred.add_argument("--on-mismatch", choices=["resample", "refuse"], default="resample",
+                      help="sequences on different grids: resample onto the T1w grid (default) or refuse")
+    pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
+    pred.set_defaults(func=_predict)
+
+    info = sub.add_parser("info", help="list the available models and compute devices")
+    info.set_defaults(func=_info)
 
     view = sub.add_parser("view", help="open napari with the plugin docked and a scan loaded (default: the sample)")
     view.add_argument("input", nargs="?", type=Path, help="a study, session or original-layout folder")

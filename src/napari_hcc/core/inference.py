@@ -1,0 +1,314 @@
+"""The inference engine: one scan in, one `Prediction` out. Used unchanged by the CLI and the GUI.
+
+    engine = Engine(load_model(None), device="auto")
+    prediction = engine.predict(scan, tta=True, progress=callback, cancel=event)
+
+* All slices go through the network in batches; `progress(done, total)` is called after each batch
+  and `cancel` (a threading.Event or any object with `is_set()`) is checked between batches.
+* GPU: mixed precision (bf16 where supported, else fp16), channels-last. CPU: channels-last, fp32,
+  or bf16 when the processor has native bf16. BatchNorm is folded into the convolutions.
+* Out of memory: the batch is halved and retried; at a batch of one the model moves to the CPU
+  (rebuilt from the checkpoint) and carries on. What happened is recorded in `Prediction.events`.
+* TTA (flips along both in-plane axes): the mean is the prediction, the spread is the uncertainty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checkpoint import LoadedModel
+from .devices import autocast_dtype, choose_precision, describe_device, is_out_of_memory, resolve_device
+from .measure import longest_axial_diameter_mm, volume_mm3
+from .orientation import to_display
+from .postprocess import PostProcess
+from .slices import model_slices
+from .study import Scan
+
+#: flips of (rows, cols) used for test-time augmentation; the first is the plain pass
+TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+class Cancelled(Exception):
+    """Raised between batches when the caller asked to stop."""
+
+
+@dataclass
+class Prediction:
+    """Everything one scan's inference produced; arrays are on the scan's source voxel grid."""
+
+    subject: str | None
+    session: str | None
+    arms: list[str]
+    arm_probabilities: np.ndarray  # (4,), sums to 1
+    response_probability: float  # 1 - P(Control)
+    viability: float  # H&E viable fraction of the tumor (nan without a tumor)
+    apoptosis: float  # TUNEL apoptotic fraction (nan without a tumor)
+    tumor_volume_mm3: float
+    longest_diameter_mm: float
+    mask: np.ndarray  # uint8, source grid
+    probability: np.ndarray  # float32 tumor probability, source grid
+    # per axial slice, in display order (inferior to superior); slice_index = the source voxel index
+    slice_index: np.ndarray
+    slice_tumor_probability: np.ndarray  # highest pixel probability on the slice
+    slice_tumor_area_mm2: np.ndarray
+    slice_arm_probabilities: np.ndarray  # (slices, 4)
+    slice_uncertainty: np.ndarray
+    uncertainty: float
+    uncertainty_method: str  # "tta-std" or "entropy"
+    arm_uncertainty: np.ndarray  # (4,) spread of the arm probabilities over TTA (zeros without TTA)
+    model_id: str
+    device: str
+    precision: str
+    batch_size: int
+    tta: bool
+    postprocess: dict
+    timings: dict  # seconds: preprocess, network, postprocess, total
+    events: list[str] = field(default_factory=list)  # out-of-memory fallbacks and the like
+    notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
+
+    @property
+    def arm_probability(self) -> dict[str, float]:
+        return {arm: float(p) for arm, p in zip(self.arms, self.arm_probabilities)}
+
+    @property
+    def predicted_arm(self) -> str:
+        return self.arms[int(np.argmax(self.arm_probabilities))]
+
+    def summary(self) -> dict:
+        """JSON-ready scan-level results (no voxel arrays)."""
+        def num(v):
+            return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+        return {
+            "subject": self.subject, "session": self.session,
+            "arm_probabilities": {a: num(p) for a, p in self.arm_probability.items()},
+            "predicted_arm": self.predicted_arm,
+            "response_probability": num(self.response_probability),
+            "viability": num(self.viability), "apoptosis": num(self.apoptosis),
+            "tumor_volume_mm3": num(self.tumor_volume_mm3), "longest_diameter_mm": num(self.longest_diameter_mm),
+            "uncertainty": num(self.uncertainty), "uncertainty_method": self.uncertainty_method,
+            "arm_uncertainty": {a: num(u) for a, u in zip(self.arms, self.arm_uncertainty)},
+            "slices": [
+                {"index": int(i), "tumor_probability": num(p), "tumor_area_mm2": num(a), "uncertainty": num(u),
+                 "arm_probabilities": {arm: num(q) for arm, q in zip(self.arms, qs)}}
+                for i, p, a, u, qs in zip(self.slice_index, self.slice_tumor_probability, self.slice_tumor_area_mm2,
+                                          self.slice_uncertainty, self.slice_arm_probabilities)
+            ],
+            "model": self.model_id, "device": self.device, "precision": self.precision, "batch_size": self.batch_size,
+            "tta": self.tta, "postprocess": self.postprocess, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "events": self.events, "notes": self.notes,
+        }
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Engine:
+    """A model placed on a device, ready to predict many scans."""
+
+    def __init__(self, model: LoadedModel, device: str = "auto", precision: str = "auto", batch_size: int | None = None):
+        import torch
+
+        from .study import InputError
+
+        self.model = model
+        self.card = model.card
+        self.device = resolve_device(device) if isinstance(device, str) or device is None else torch.device(device)
+        self.requested_precision = precision
+        self.precision = choose_precision(self.device, precision)
+        if batch_size is not None and batch_size < 1:
+            raise InputError(f"the batch size must be at least 1 (got {batch_size}).")
+        self.batch_size = int(batch_size or (32 if self.device.type != "cpu" else 16))
+        self.events: list[str] = []
+        t = time.perf_counter()
+        self.net = self._place(self.device)
+        self.load_seconds = time.perf_counter() - t
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _place(self, device):
+        import torch
+
+        from .network import fold_batchnorm
+
+        net = self.model.build()
+        fold_batchnorm(net)
+        return net.to(device=device, memory_format=torch.channels_last).eval()
+
+    def _fall_back_to_cpu(self, reason: str) -> None:
+        import torch
+
+        previous = self.device
+        self.net = None
+        if previous.type == "cuda":
+            with contextlib.suppress(Exception):
+                torch.cuda.empty_cache()
+        self.device = torch.device("cpu")
+        keep = self.requested_precision if self.requested_precision in ("fp32", "bf16") else "auto"
+        self.precision = choose_precision(self.device, keep)
+        self.net = self._place(self.device)
+        self.events.append(f"{reason} on {previous} even with a batch of 1; continued on the CPU ({self.precision})")
+
+    @property
+    def device_name(self) -> str:
+        return describe_device(self.device)
+
+    # -- the network -----------------------------------------------------------------------------
+
+    def _forward(self, x):
+        """One batch through the network: (mask logits, arm logits, biomarker logits) as float32."""
+        import torch
+
+        dtype = autocast_dtype(self.precision)
+        cast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
+            mask, arm, bio = self.net(x)
+        return mask.float(), arm.float(), bio.float()
+
+    def _run_batch(self, batch: np.ndarray, flips):
+        """A batch through every TTA flip: mean/std tensors on the CPU."""
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        masks, arms, bios = [], [], []
+        for flip in flips:
+            xi = torch.flip(x, flip) if flip else x
+            m, a, b = self._forward(xi)
+            masks.append(torch.sigmoid(torch.flip(m, flip) if flip else m)[:, 0])
+            arms.append(torch.softmax(a, dim=1))
+            bios.append(torch.sigmoid(b))
+        out = [torch.stack(v) for v in (masks, arms, bios)]
+        return [t.cpu() for t in out]
+
+    def _run_all(self, x: np.ndarray, flips, progress: ProgressFn | None, cancel) -> list:
+        """All slices in batches with the out-of-memory fallback; lists of per-flip CPU tensors."""
+        import torch
+
+        n = len(x)
+        results = []
+        start = 0
+        batch = self.batch_size
+        total = -(-n // batch)
+        done = 0
+        while start < n:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("inference was cancelled")
+            stop = min(n, start + batch)
+            try:
+                results.append(self._run_batch(x[start:stop], flips))
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not is_out_of_memory(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch > 1:
+                    self.events.append(f"out of memory on {self.device} with a batch of {batch}; retried with {max(1, batch // 2)}")
+                    batch = max(1, batch // 2)
+                elif self.device.type != "cpu":
+                    self._fall_back_to_cpu("out of memory")
+                else:
+                    from .study import InputError
+
+                    raise InputError("the scan does not fit in memory even one slice at a time on the CPU.") from None
+                total = done + -(-(n - start) // batch)
+                continue
+            start = stop
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return [torch.cat([r[i] for r in results], dim=1) for i in range(3)]
+
+    # -- one scan --------------------------------------------------------------------------------
+
+    def predict(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None,
+                progress: ProgressFn | None = None, cancel=None, keep_probability: bool = True) -> Prediction:
+        import torch
+
+        t0 = time.perf_counter()
+        self.events = []
+        post = postprocess or PostProcess.from_card(self.card)
+        x, geometry = model_slices(scan.channels(), scan.affine, self.card)
+        t1 = time.perf_counter()
+        flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
+        masks, arms, bios = self._run_all(x, flips, progress, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t2 = time.perf_counter()
+
+        prob_disp = geometry.to_display_grid(masks.mean(0)).clamp_(0, 1)  # (N, rows, cols)
+        spread_disp = geometry.to_display_grid(masks.std(0, unbiased=False)) if tta else None
+        prob_disp = prob_disp.numpy().astype(np.float32)
+        probability = geometry.to_source(prob_disp)
+        mask = post.apply(probability, scan.affine)
+        mask_disp, _ = to_display(mask, scan.affine)
+
+        pixel_mm2 = geometry.display_spacing[1] * geometry.display_spacing[2]
+        area = mask_disp.reshape(len(mask_disp), -1).sum(1) * pixel_mm2
+        weights = (prob_disp * mask_disp).reshape(len(prob_disp), -1).sum(1).astype(np.float64)
+        arm_mean = arms.mean(0).numpy().astype(np.float64)  # (N, 4)
+        bio_mean = bios.mean(0).numpy().astype(np.float64)  # (N, 2)
+        has_tumor = weights.sum() > 0
+        w = weights / weights.sum() if has_tumor else np.full(len(weights), 1.0 / len(weights))
+        arm_p = w @ arm_mean
+        arm_p = arm_p / arm_p.sum()
+        per_flip_arm = np.einsum("n,fna->fa", w, arms.numpy().astype(np.float64))
+        arm_unc = per_flip_arm.std(0) if tta else np.zeros(len(arm_p))
+        notes = list(scan.notes) + list(geometry.notes)
+        if has_tumor:
+            viability, apoptosis = (float(v) for v in w @ bio_mean)
+        else:
+            viability = apoptosis = float("nan")
+            notes.append("no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated")
+
+        slice_unc, unc, method = _uncertainty(prob_disp, spread_disp)
+        t3 = time.perf_counter()
+        return Prediction(
+            subject=scan.subject, session=scan.session, arms=list(self.card.arms),
+            arm_probabilities=arm_p, response_probability=float(1.0 - arm_p[0]),
+            viability=viability, apoptosis=apoptosis,
+            tumor_volume_mm3=volume_mm3(mask, scan.affine), longest_diameter_mm=longest_axial_diameter_mm(mask, scan.affine),
+            mask=mask, probability=probability if keep_probability else None,
+            slice_index=geometry.display_slice_to_source_index(),
+            slice_tumor_probability=prob_disp.reshape(len(prob_disp), -1).max(1).astype(np.float64),
+            slice_tumor_area_mm2=area.astype(np.float64), slice_arm_probabilities=arm_mean,
+            slice_uncertainty=slice_unc, uncertainty=unc, uncertainty_method=method, arm_uncertainty=arm_unc,
+            model_id=self.model.model_id, device=str(self.device), precision=self.precision, batch_size=self.batch_size,
+            tta=tta, postprocess=post.as_dict(),
+            timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
+            events=list(self.events), notes=notes,
+        )
+
+
+def _uncertainty(prob: np.ndarray, spread: np.ndarray | None) -> tuple[np.ndarray, float, str]:
+    """Per slice and per scan, over the pixels that may be tumor (p > 0.05).
+
+    With TTA: the mean standard deviation of the tumor probability across the flips ("tta-std").
+    Without: the mean binary entropy of the probability, in bits ("entropy"). 0 = certain.
+    """
+    candidate = prob > 0.05
+    if spread is not None:
+        values, method = spread.numpy() if hasattr(spread, "numpy") else spread, "tta-std"
+    else:
+        p = np.clip(prob, 1e-6, 1 - 1e-6)
+        values, method = -(p * np.log2(p) + (1 - p) * np.log2(1 - p)), "entropy"
+    per_slice = np.zeros(len(prob))
+    for k in range(len(prob)):
+        c = candidate[k]
+        per_slice[k] = float(values[k][c].mean()) if c.any() else 0.0
+    scan = float(values[candidate].mean()) if candidate.any() else 0.0
+    return per_slice, scan, method
+
+
+def predict(scan: Scan, model: LoadedModel | None = None, device: str = "auto", tta: bool = False,
+            batch_size: int | None = None, precision: str = "auto", postprocess: PostProcess | None = None,
+            progress: ProgressFn | None = None, cancel=None) -> Prediction:
+    """One-off convenience: load (default) model, place it, predict one scan."""
+    from .checkpoint import load_model
+
+    engine = Engine(model or load_model(None), device=device, precision=precision, batch_size=batch_size)
+    return engine.predict(scan, tta=tta, postprocess=postprocess, progress=progress, cancel=cancel)
