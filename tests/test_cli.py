@@ -15,7 +15,9 @@ def test_help_is_fast_and_imports_no_torch_or_napari():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
     r = run("--help")
-    assert r.returncode == 0 and "simulate" in r.stdout and "check" in r.stdout
+    assert r.returncode == 0 and all(c in r.stdout for c in ("simulate", "check", "predict", "info", "view"))
+    r = run("predict", "--help")
+    assert r.returncode == 0 and "--save-probabilities" in r.stdout
 
 
 def test_simulate_then_check(tmp_path):

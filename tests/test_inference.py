@@ -187,7 +187,8 @@ def test_coarse_and_large_fields_of_view_are_resampled_and_mapped_back(tmp_path,
     scan = scan_from_files(write_scan(tmp_path, vols, affine))
     pred = engine.predict(scan)
     assert pred.mask.shape == (200, 180, 6)
-    assert any("resampled to 345x384 pixels" in n for n in pred.notes)
+    # 180 x 200 mm at the model's 0.375 mm would be 480 x 533 pixels: capped at 384 on the long side
+    assert any("resampled to 346x384 pixels of 0.52 mm" in n for n in pred.notes), pred.notes
 
 
 def test_postprocess_works_in_millimetres():

@@ -34,7 +34,7 @@ class ModelCard:
     #: axial slices in the display frame (rows anterior->posterior, columns the animal's right->left)
     input: dict = field(default_factory=lambda: {
         "frame": "axial slices; rows anterior to posterior, columns right to left (radiological)",
-        "pixel_spacing_mm": [0.3, 0.3],
+        "pixel_spacing_mm": [0.375, 0.375],  # a 48 mm rat field of view = 128 px: see docs/model.md
         "spacing_tolerance": 0.1,  # relative: closer than this, slices are used as they are
         "size_multiple": 32,  # U-Net++ depth 5: pad each side up to a multiple of 32
         "max_size": 384,  # a field of view larger than the model's is downsampled to this many pixels

@@ -116,8 +116,6 @@ def _geometry(source_shape, affine, stack_shape, spacing, spec: dict) -> SliceGe
                 f"slices were resampled to {size[0]}x{size[1]} pixels of {rows * spacing[1] / size[0]:.2f} mm, coarser than the "
                 f"model's {target[0]:.2f} mm"
             )
-        else:
-            notes.append(f"slices of {spacing[1]:.2f}x{spacing[2]:.2f} mm pixels were resampled to the model's {target[0]:.2f} mm and back")
     multiple = int(spec.get("size_multiple", 32))
     padded = [int(np.ceil(s / multiple) * multiple) for s in size]
     pad = ((padded[0] - size[0]) // 2, padded[0] - size[0] - (padded[0] - size[0]) // 2,

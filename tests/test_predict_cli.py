@@ -1,0 +1,169 @@
+"""`napari-hcc predict` and `napari-hcc info` as a user runs them: files, their grids, the table,
+exit codes and one-sentence errors."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from helpers import write_volume
+from napari_hcc.cli import main
+
+REQUIRED = ["subject", "session", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
+            "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask"]
+
+
+def rows(out):
+    with open(out / "predictions.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def study_prediction(tiny_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred")
+    r = subprocess.run([sys.executable, "-m", "napari_hcc", "predict", "-i", str(tiny_study), "-o", str(out), "--save-probabilities"],
+                       capture_output=True, text=True, timeout=600)
+    return out, r
+
+
+def test_predict_a_study_writes_masks_on_the_t1w_grid_and_a_table(tiny_study, study_prediction):
+    out, r = study_prediction
+    assert r.returncode == 0, r.stderr
+    assert "predicted 8 of 8 scan(s)" in r.stdout
+    table = rows(out)
+    assert len(table) == 8 and list(table[0])[: len(REQUIRED)] == REQUIRED
+    for row in table:
+        assert row["error"] == ""
+        p = np.array([float(row[k]) for k in ("p_control", "p_sorafenib", "p_nk", "p_combination")])
+        assert p.sum() == pytest.approx(1.0, abs=1e-5)
+        assert float(row["response_probability"]) == pytest.approx(1 - p[0], abs=1e-5)
+        mask_path = out / row["mask"]
+        assert row["mask"] == f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_desc-tumor_mask.nii.gz"
+        t1w = nib.load(tiny_study / f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_T1w.nii.gz")
+        mask = nib.load(mask_path)
+        assert mask.shape == t1w.shape and np.array_equal(mask.affine, t1w.affine)
+        assert mask.get_data_dtype() == np.uint8 and set(np.unique(mask.get_fdata())) <= {0.0, 1.0}
+        voxel = float(np.prod(t1w.header.get_zooms()))
+        assert float(row["tumor_volume_mm3"]) == pytest.approx(mask.get_fdata().sum() * voxel, rel=1e-4)
+        prob = nib.load(str(mask_path).replace("desc-tumor_mask", "label-tumor_probseg"))
+        assert prob.shape == t1w.shape and np.array_equal(prob.affine, t1w.affine)
+        sidecar = json.loads(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")).read_text())
+        assert len(sidecar["slices"]) == t1w.shape[2] and sidecar["model"] == row["model"]
+    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert not list(out.rglob(".*.tmp*"))  # no temporary files left behind
+
+
+def test_three_files_name_the_output_after_the_t1w(tiny_study, tmp_path, capsys):
+    anat = tiny_study / "sub-rat03" / "ses-wk2" / "anat"
+    code = main(["predict", "--t1w", str(anat / "sub-rat03_ses-wk2_T1w.nii.gz"), "--t2w", str(anat / "sub-rat03_ses-wk2_T2w.nii.gz"),
+                 "--ce", str(anat / "sub-rat03_ses-wk2_ce-gd_T1w.nii.gz"), "-o", str(tmp_path), "--tta", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    table = rows(tmp_path)
+    assert [r["mask"] for r in table] == ["sub-rat03_ses-wk2_desc-tumor_mask.nii.gz"]
+    assert table[0]["tta"] == "True" and table[0]["uncertainty_method"] == "tta-std"
+    assert nib.load(tmp_path / table[0]["mask"]).shape == (160, 160, 15)
+
+
+def test_one_broken_session_is_reported_and_the_rest_continue(tiny_study, tmp_path, capsys):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    broken = study / "sub-rat02" / "ses-wk0" / "anat" / "sub-rat02_ses-wk0_ce-gd_T1w.nii.gz"
+    broken.write_bytes(b"\x1f\x8b truncated")
+    out = tmp_path / "out"
+    code = main(["predict", "-i", str(study), "-o", str(out)])
+    err = capsys.readouterr()
+    assert code == 1
+    assert f"failed: sub-rat02 ses-wk0: CE file {broken} could not be read" in err.err
+    assert "predicted 7 of 8 scan(s)" in err.out and "1 failed: sub-rat02 ses-wk0" in err.out
+    table = rows(out)
+    assert len(table) == 8 and sum(bool(r["error"]) for r in table) == 1
+    assert not (out / "sub-rat02" / "ses-wk0").exists()
+    # A second run into the same folder keeps the earlier rows it does not redo.
+    assert main(["predict", "-i", str(study / "sub-rat01" / "ses-wk2"), "-o", str(out), "--quiet"]) == 0
+    assert len(rows(out)) == 7
+
+
+def test_real_files_thick_las_and_lps(realdata, tmp_path, capsys):
+    for image in (realdata / "pyradiomics_brain_thick_las" / "brain1_image.nii.gz", realdata / "totalseg_abdomen_mr" / "example_mr_sm.nii.gz"):
+        code = main(["predict", "--t1w", str(image), "--t2w", str(image), "--ce", str(image), "-o", str(tmp_path), "--quiet"])
+        assert code == 0, capsys.readouterr().err
+        src = nib.load(image)
+        stem = image.name.removesuffix(".nii.gz")
+        mask = nib.load(tmp_path / f"{stem}_desc-tumor_mask.nii.gz")
+        assert mask.shape == src.shape and np.allclose(mask.affine, src.affine)
+        assert nib.aff2axcodes(mask.affine) == nib.aff2axcodes(src.affine)
+        assert int(mask.header["qform_code"]) == int(src.header["qform_code"]) or int(src.header["qform_code"]) == 0
+
+
+def test_real_mismatched_grids_refused_in_one_sentence(realdata, tmp_path, capsys):
+    d = realdata / "remind_mismatched_grids"
+    code = main(["predict", "--t1w", str(d / "ReMIND-022_T1c.nii.gz"), "--t2w", str(d / "ReMIND-022_T2.nii.gz"),
+                 "--ce", str(d / "ReMIND-022_T1c.nii.gz"), "-o", str(tmp_path), "--on-mismatch", "refuse", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "different voxel grid" in err and "Traceback" not in err
+
+
+def _bad_files(tmp_path, tiny_study, kind):
+    anat = tiny_study / "sub-rat01" / "ses-wk2" / "anat"
+    t1w, t2w, ce = (anat / f"sub-rat01_ses-wk2_{s}.nii.gz" for s in ("T1w", "T2w", "ce-gd_T1w"))
+    src = nib.load(t1w)
+    if kind == "missing":
+        return t1w, t2w, tmp_path / "absent_ce.nii.gz", "CE file not found"
+    if kind == "4d":
+        bad = write_volume(tmp_path / "ce4d.nii.gz", np.ones(src.shape + (3,)), src.affine)
+        return t1w, t2w, bad, "is 4-D (160x160x15x3); one 3-D volume is needed"
+    if kind == "2d":
+        bad = write_volume(tmp_path / "t2.nii.gz", np.ones((160, 160)), src.affine)
+        return t1w, bad, ce, "is 2-D"
+    if kind == "nan":
+        data = src.get_fdata()
+        data[3, 3, 3] = np.nan
+        bad = write_volume(tmp_path / "t2nan.nii.gz", data, src.affine)
+        return t1w, bad, ce, "NaN"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["missing", "4d", "2d", "nan"])
+def test_bad_scan_files_end_in_one_sentence(tiny_study, tmp_path, capsys, kind):
+    t1w, t2w, ce, message = _bad_files(tmp_path, tiny_study, kind)
+    code = main(["predict", "--t1w", str(t1w), "--t2w", str(t2w), "--ce", str(ce), "-o", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("napari-hcc predict: error:")
+    assert not list((tmp_path / "out").rglob("*.nii.gz")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.parametrize("what, message", [
+    ("garbage", "is not a readable safetensors checkpoint"),
+    ("device", "no usable CUDA GPU"),
+    ("missing model", "model not found"),
+    ("no input", "give an INPUT folder (-i) or --t1w, --t2w and --ce"),
+])
+def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path, capsys, what, message):
+    args = ["predict", "-i", str(tiny_study / "sub-rat01" / "ses-wk0"), "-o", str(tmp_path / "out"), "--quiet"]
+    if what == "garbage":
+        (tmp_path / "m.safetensors").write_bytes(b"garbage" * 20)
+        args += ["--model", str(tmp_path / "m.safetensors")]
+    elif what == "device":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        args += ["--device", "cuda"]
+    elif what == "missing model":
+        args += ["--model", str(tmp_path / "nope")]
+    else:
+        args = ["predict", "-o", str(tmp_path / "out")]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_info_lists_models_and_devices(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "models:" in out and "default: hcc-unetpp-effb0@" in out and "devices:" in out and "cpu (" in out
