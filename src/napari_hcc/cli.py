@@ -134,6 +134,40 @@ def _info(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .core.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        studies=args.study, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, precision=args.precision, init=args.init, encoder_weights=args.encoder_weights,
+        folds=args.folds, fold=args.fold, patience=args.patience, version=args.version or "", quiet=args.quiet,
+    )
+    result = train(cfg)
+    if int(__import__("os").environ.get("RANK", 0)) == 0:
+        print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s ({result.slices_per_second:.1f} slices/s); "
+              f"best epoch {result.best_epoch}{' (early stop)' if result.stopped_early else ''}; model in {result.model_dir}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .core import evaluate as ev
+
+    if (args.model is None) == (args.cv is None):
+        raise _UsageError("give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation).")
+    if args.model is not None:
+        results, extra = ev.evaluate_model(args.study, None if args.model == "default" else args.model, device=args.device)
+    else:
+        results, extra = ev.evaluate_cv(args.study, args.cv, args.out, device=args.device, epochs=args.epochs, seed=args.seed, quiet=args.quiet)
+    leaky = ev.evaluate_leaky(args.study, args.cv, args.out, args.device, args.epochs, args.seed, quiet=args.quiet) if args.leaky and args.cv else None
+    summary = ev.summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
+    extra["info"]["bootstrap"] = args.bootstrap
+    report = ev.write_results(args.out, results, summary, extra["info"], leaky)
+    for t in summary["targets"]:
+        print(f"{t['metric']}: {t['value']:.3f} (target {t['target']}: {'met' if t['met'] else 'NOT met'})")
+    print(f"report: {report}")
+    return 0
+
+
 def _view(args) -> int:
     from .gui.launch import launch
 
@@ -196,6 +230,37 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sequences on different grids: resample onto the T1w grid (default) or refuse")
     pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
     pred.set_defaults(func=_predict)
+
+    tr = sub.add_parser("train", help="train (or fine-tune) the multi-task network on one or more studies")
+    tr.add_argument("--study", action="append", required=True, type=Path, help="a BIDS study; repeat for several")
+    tr.add_argument("--out", required=True, type=Path, help="a new model folder (never overwritten; an unfinished run there resumes)")
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine schedule)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    tr.add_argument("--init", default=None, help="fine-tune from this model (folder or .safetensors)")
+    tr.add_argument("--encoder-weights", default=None, help="a local EfficientNet-B0 weight file for the encoder (nothing is downloaded)")
+    tr.add_argument("--folds", type=int, default=None, help="rat-grouped folds: train without the rats of --fold")
+    tr.add_argument("--fold", type=int, default=None)
+    tr.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better validation loss")
+    tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("evaluate", help="score a model on a study it never saw, or rat-grouped cross-validation; writes a report")
+    ev.add_argument("--study", required=True, type=Path, help="a BIDS study with truth masks (and histology)")
+    ev.add_argument("--out", required=True, type=Path, help="report folder (report.md, PNG plots, per_scan.csv, metrics.json)")
+    ev.add_argument("--model", default=None, help="a model folder, or 'default' for the shipped model")
+    ev.add_argument("--cv", type=int, default=None, help="K: train K models, each without one fold of rats, and score them on it")
+    ev.add_argument("--leaky", action="store_true", help="with --cv: also the paper's slice-level K-fold, reported as leaky")
+    ev.add_argument("--epochs", type=int, default=40, help="training epochs per fold (with --cv)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of rats for the 95%% intervals")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=_evaluate)
 
     info = sub.add_parser("info", help="list the available models and compute devices")
     info.set_defaults(func=_info)

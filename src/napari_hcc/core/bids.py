@@ -7,6 +7,8 @@ from pathlib import Path
 #: Sequence key -> BIDS suffix (with entities) of the raw image, in the model's channel order.
 SEQUENCES = {"T1w": "T1w", "T2w": "T2w", "CE": "ce-gd_T1w"}
 TRUTH_PIPELINE = "truth"
+#: corrected masks saved by reviewers (the training set): derivatives/corrections/.../*_desc-correctionNNN_mask.nii.gz
+CORRECTIONS_PIPELINE = "corrections"
 COMPONENTS = ("viable", "necrosis", "apoptosis", "edema")
 
 
@@ -38,3 +40,17 @@ def truth_tissue_path(root: Path, subject: str, session: str) -> Path:
 def sidecar(path: Path) -> Path:
     name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
     return path.with_name(name + ".json")
+
+
+def correction_path(root: Path, subject: str, session: str, version: int) -> Path:
+    return anat_dir(root, subject, session, CORRECTIONS_PIPELINE) / f"{prefix(subject, session)}_desc-correction{version:03d}_mask.nii.gz"
+
+
+def latest_correction(root: Path, subject: str, session: str) -> Path | None:
+    """The newest corrected mask of a session, or None (versions are never overwritten)."""
+    import re
+
+    folder = anat_dir(root, subject, session, CORRECTIONS_PIPELINE)
+    pattern = re.compile(re.escape(prefix(subject, session)) + r"_desc-correction(\d{3,})_mask\.nii\.gz$")
+    found = [(int(m.group(1)), p) for p in folder.glob("*_mask.nii.gz") if (m := pattern.match(p.name))] if folder.is_dir() else []
+    return max(found)[1] if found else None

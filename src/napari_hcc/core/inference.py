@@ -249,20 +249,12 @@ class Engine:
 
         pixel_mm2 = geometry.display_spacing[1] * geometry.display_spacing[2]
         area = mask_disp.reshape(len(mask_disp), -1).sum(1) * pixel_mm2
-        weights = (prob_disp * mask_disp).reshape(len(prob_disp), -1).sum(1).astype(np.float64)
         arm_mean = arms.mean(0).numpy().astype(np.float64)  # (N, 4)
-        bio_mean = bios.mean(0).numpy().astype(np.float64)  # (N, 2)
-        has_tumor = weights.sum() > 0
-        w = weights / weights.sum() if has_tumor else np.full(len(weights), 1.0 / len(weights))
-        arm_p = w @ arm_mean
-        arm_p = arm_p / arm_p.sum()
-        per_flip_arm = np.einsum("n,fna->fa", w, arms.numpy().astype(np.float64))
-        arm_unc = per_flip_arm.std(0) if tta else np.zeros(len(arm_p))
+        agg = aggregate_scan(prob_disp, mask_disp, arms.numpy(), bios.numpy())
+        arm_p, viability, apoptosis = agg.arm_probabilities, agg.viability, agg.apoptosis
+        arm_unc = agg.arm_spread if tta else np.zeros(len(arm_p))
         notes = list(scan.notes) + list(geometry.notes)
-        if has_tumor:
-            viability, apoptosis = (float(v) for v in w @ bio_mean)
-        else:
-            viability = apoptosis = float("nan")
+        if not agg.has_tumor:
             notes.append("no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated")
 
         slice_unc, unc, method = _uncertainty(prob_disp, spread_disp)
@@ -282,6 +274,35 @@ class Engine:
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
             events=list(self.events), notes=notes,
         )
+
+
+@dataclass
+class ScanAggregate:
+    arm_probabilities: np.ndarray
+    arm_spread: np.ndarray  # standard deviation over the TTA passes
+    viability: float
+    apoptosis: float
+    has_tumor: bool
+
+
+def aggregate_scan(prob: np.ndarray, mask: np.ndarray, arms: np.ndarray, bios: np.ndarray) -> ScanAggregate:
+    """Slices -> one scan: arm probabilities and biomarkers averaged with weights = each slice's
+    predicted tumor content (the summed probability inside the mask).
+
+    prob, mask: (N, H, W); arms: (F, N, 4) softmax per pass; bios: (F, N, 2) sigmoid per pass.
+    Without a tumor the arms are the plain mean over slices and the biomarkers NaN.
+    """
+    weights = (np.asarray(prob, np.float64) * (np.asarray(mask) > 0)).reshape(len(prob), -1).sum(1)
+    has_tumor = bool(weights.sum() > 0)
+    w = weights / weights.sum() if has_tumor else np.full(len(weights), 1.0 / len(weights))
+    per_pass = np.einsum("n,fna->fa", w, np.asarray(arms, np.float64))
+    arm_p = per_pass.mean(0)
+    arm_p = arm_p / arm_p.sum()
+    if has_tumor:
+        viability, apoptosis = (float(v) for v in w @ np.asarray(bios, np.float64).mean(0))
+    else:
+        viability = apoptosis = float("nan")
+    return ScanAggregate(arm_p, per_pass.std(0), viability, apoptosis, has_tumor)
 
 
 def _uncertainty(prob: np.ndarray, spread: np.ndarray | None) -> tuple[np.ndarray, float, str]:

@@ -36,6 +36,10 @@ DEFAULT_ARCHITECTURE = {
 }
 
 
+#: typical H&E viable and TUNEL apoptotic fractions, the biomarker head's starting point
+TYPICAL_FRACTIONS = (0.6, 0.04)
+
+
 class BiomarkerHead(nn.Module):
     """Tumor-weighted pooling of decoder features + pooled deep encoder features -> 2 logits."""
 
@@ -44,6 +48,9 @@ class BiomarkerHead(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(decoder_features + encoder_features, hidden), nn.SiLU(), nn.Linear(hidden, outputs)
         )
+        if outputs == len(TYPICAL_FRACTIONS):  # start at typical values, not at 0.5 (apoptosis is ~0.04)
+            with torch.no_grad():
+                self.mlp[-1].bias.copy_(torch.logit(torch.tensor(TYPICAL_FRACTIONS)))
 
     def forward(self, decoder_map: torch.Tensor, deep: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
         weight = torch.sigmoid(mask_logits.detach().float()).to(decoder_map.dtype)
@@ -71,6 +78,9 @@ class HCCNet(nn.Module):
             classes=int(arch["classes"]),
             aux_params={"classes": int(arch["arm_classes"]), "dropout": float(arch["arm_dropout"])},
         )
+        for unused in ("_conv_head", "_bn1", "_fc"):  # classifier parts of EfficientNet the encoder never runs
+            if hasattr(self.net.encoder, unused):
+                delattr(self.net.encoder, unused)
         self.biomarkers = BiomarkerHead(
             int(arch["decoder_channels"][-1]), int(self.net.encoder.out_channels[-1]), int(arch["biomarker_hidden"]), int(arch["biomarkers"])
         )

@@ -78,9 +78,6 @@ def normalise(volume: np.ndarray, low: float, high: float, clip: tuple[float, fl
 
 def model_slices(channels: np.ndarray, affine: np.ndarray, card) -> tuple[np.ndarray, SliceGeometry]:
     """[T1w, T2w, CE] source volumes (3, X, Y, Z) -> model input (N, 3, H, W) float32 and its geometry."""
-    import torch
-    import torch.nn.functional as F
-
     norm = card.normalisation
     disp = []
     display_affine = None
@@ -90,13 +87,27 @@ def model_slices(channels: np.ndarray, affine: np.ndarray, card) -> tuple[np.nda
     stack = np.stack(disp, axis=1)  # (N, 3, rows, cols)
     spacing = tuple(float(v) for v in np.linalg.norm(display_affine[:3, :3], axis=0))
     geometry = _geometry(channels.shape[1:], affine, stack.shape, spacing, card.input)
-    x = torch.from_numpy(stack)
+    return to_model_frame(stack, geometry), geometry
+
+
+def to_model_frame(stack: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
+    """(N, C, rows, cols) display-frame slices -> (N, C, H, W) at the model's pixel size, padded."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
     if geometry.resampled:
         x = F.interpolate(x, size=geometry.model_size, mode="bilinear", align_corners=False, antialias=True)
     top, bottom, left, right = geometry.pad
     if any(geometry.pad):
         x = F.pad(x, (left, right, top, bottom), mode="constant", value=0.0)
-    return x.numpy(), geometry
+    return x.numpy()
+
+
+def model_mask(mask: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
+    """A source-grid mask -> (N, H, W) uint8 in the model frame (area-weighted, then >= 0.5)."""
+    disp, _ = to_display(np.asarray(mask, dtype=np.float32), geometry.source_affine)
+    return (to_model_frame(disp[:, None], geometry)[:, 0] >= 0.5).astype(np.uint8)
 
 
 def _geometry(source_shape, affine, stack_shape, spacing, spec: dict) -> SliceGeometry:

@@ -1,0 +1,74 @@
+"""MRI augmentation on whole batches of slices (torch), on the training device.
+
+Geometric (image and mask together): random flips along both in-plane axes, rotation (+/- 10 deg),
+isotropic scaling (0.9-1.1), small shifts; one `affine_grid`/`grid_sample` call per batch, bilinear for
+the image and nearest for the mask. Intensity (per slice and sequence): scanner gain and offset,
+gamma (on the normalised range), a smooth multiplicative bias field (coil sensitivity), Gaussian
+noise. All draws come from one seeded `torch.Generator`, so a run is repeatable.
+
+Why not MONAI's dictionary transforms: they work one sample at a time on the CPU, and this machine has
+two cores that the network needs; the same operations on the whole batch, on the GPU when there is
+one, cost almost nothing. The operations are the textbook ones (see docs/training.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shift: float = 0.05  # fraction of the field of view
+    gain: float = 0.1  # multiplicative, per slice and sequence: 1 +/- gain
+    offset: float = 0.05
+    gamma: tuple[float, float] = (0.8, 1.25)
+    bias_field: float = 0.15  # peak relative amplitude of the smooth field
+    noise: float = 0.03  # standard deviation, on the normalised scale
+    p_intensity: float = 0.8
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _uniform(gen, n, low, high, device):
+    return torch.rand(n, generator=gen, device="cpu").to(device) * (high - low) + low
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: (B, C, H, W) float, y: (B, 1, H, W) float {0,1}. Returns augmented copies."""
+    cfg = cfg or AugmentConfig()
+    b, c, h, w = x.shape
+    dev = x.device
+    angle = _uniform(gen, b, -cfg.rotate_deg, cfg.rotate_deg, dev) * math.pi / 180
+    scale = _uniform(gen, b, cfg.scale[0], cfg.scale[1], dev)
+    sx = torch.where(_uniform(gen, b, 0, 1, dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b, device=dev)
+    sy = torch.where(_uniform(gen, b, 0, 1, dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b, device=dev)
+    tx, ty = (_uniform(gen, b, -2 * cfg.shift, 2 * cfg.shift, dev) for _ in range(2))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([
+        torch.stack([cos * sx, -sin * sy, tx], dim=1),
+        torch.stack([sin * sx, cos * sy, ty], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
+    x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    y = F.grid_sample(y, grid.to(y.dtype), mode="nearest", padding_mode="zeros", align_corners=False)
+
+    on = (_uniform(gen, b, 0, 1, dev) < cfg.p_intensity).to(x.dtype).view(b, 1, 1, 1)
+    gain = 1 + _uniform(gen, b * c, -cfg.gain, cfg.gain, dev).view(b, c, 1, 1)
+    offset = _uniform(gen, b * c, -cfg.offset, cfg.offset, dev).view(b, c, 1, 1)
+    gamma = torch.exp(_uniform(gen, b * c, math.log(cfg.gamma[0]), math.log(cfg.gamma[1]), dev)).view(b, c, 1, 1)
+    # a smooth bias field: a random 4x4 grid of log-gains, upsampled bicubically
+    coarse = (torch.rand(b, 1, 4, 4, generator=gen).to(dev) * 2 - 1) * cfg.bias_field
+    field = torch.exp(F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True))
+    noise = torch.randn(x.shape, generator=gen).to(dev) * cfg.noise
+    positive = x.clamp(min=0)
+    jittered = (positive ** gamma) * gain * field + offset + (x - positive) + noise
+    x = on * jittered + (1 - on) * x
+    return x, y

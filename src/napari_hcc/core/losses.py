@@ -1,0 +1,54 @@
+"""The multi-task loss, on logits (no sigmoid or softmax before a cross-entropy).
+
+    total = w_mask * (soft Dice + BCE-with-logits)            every slice (tumor-free slices teach "no tumor")
+          + w_arm  * cross-entropy(arm logits, arm)            tumor slices of post-baseline scans
+          + w_bio  * mean squared error of the biomarkers,     tumor slices of the histology scan
+                      each scaled by its spread (viability 0.1, apoptosis 0.02)
+
+The biomarker heads output logits; the error is taken on sigmoid(logit), the fraction itself, so the
+loss is in the units the RMSE targets are stated in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossWeights:
+    mask: float = 1.0
+    arm: float = 0.5
+    biomarkers: float = 0.25
+    viability_scale: float = 0.1
+    apoptosis_scale: float = 0.02
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice over the whole batch (stable when some slices are empty)."""
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum()
+    return 1 - (2 * inter + smooth) / (p.sum() + target.sum() + smooth)
+
+
+def multitask_loss(mask_logits, arm_logits, bio_logits, y, arm, bio, weights: LossWeights) -> tuple[torch.Tensor, dict]:
+    """y: (B,1,H,W) {0,1}; arm: (B,) long, -1 where the arm is not a target; bio: (B,2), NaN where none."""
+    mask_logits, arm_logits, bio_logits = mask_logits.float(), arm_logits.float(), bio_logits.float()
+    seg = dice_loss(mask_logits, y) + F.binary_cross_entropy_with_logits(mask_logits, y)
+    tumor = y.flatten(1).amax(1) > 0
+    use_arm = tumor & (arm >= 0)
+    arm_loss = F.cross_entropy(arm_logits[use_arm], arm[use_arm]) if use_arm.any() else arm_logits.sum() * 0
+    use_bio = tumor & torch.isfinite(bio).all(1)
+    if use_bio.any():
+        scale = torch.tensor([weights.viability_scale, weights.apoptosis_scale], device=bio.device)
+        err = (torch.sigmoid(bio_logits[use_bio]) - bio[use_bio]) / scale
+        bio_loss = (err ** 2).mean()
+    else:
+        bio_loss = bio_logits.sum() * 0  # keeps every head in the graph (DistributedDataParallel needs it)
+    total = weights.mask * seg + weights.arm * arm_loss + weights.biomarkers * bio_loss
+    return total, {"loss": float(total.detach()), "seg": float(seg.detach()), "arm": float(arm_loss.detach()), "bio": float(bio_loss.detach())}

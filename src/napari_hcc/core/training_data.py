@@ -1,0 +1,159 @@
+"""The 2-D slice dataset for training: every session of the given studies, in the model's frame.
+
+Per scan: the three sequences through the same `model_slices` as inference (so training and
+inference see one frame and one normalisation), the tumor mask in that frame, the arm, the week, and
+the histology where it applies. The mask is a reviewer's latest correction under
+`derivatives/corrections/` when there is one, otherwise the simulator's truth.
+
+Arm labels are used only after baseline: at week 0 no treatment has been given, so the images carry
+no arm signal and a label there would teach noise. Histology (H&E viability, TUNEL apoptosis) is
+measured once per rat, at its `histology_session`; the biomarker targets apply to that scan only.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import bids
+from .checkpoint import sha256_file
+from .simulate.biology import ARMS
+from .study import InputError, find_scans, load_volume, read_participants
+
+
+@dataclass
+class ScanItem:
+    study: Path
+    subject: str
+    session: str
+    week: int | None
+    arm: str | None
+    viability: float | None  # only on the histology session
+    apoptosis: float | None
+    mask_source: str  # "correction" or "truth"
+    start: int  # first slice in the dataset's arrays
+    stop: int
+
+    @property
+    def rat(self) -> str:
+        """A rat's identity across studies (two studies may both have a rat01)."""
+        return f"{self.study.name}/{self.subject}"
+
+    @property
+    def arm_index(self) -> int:
+        return ARMS.index(self.arm) if self.arm in ARMS else -1
+
+    @property
+    def arm_labelled(self) -> bool:
+        return self.arm_index >= 0 and self.week is not None and self.week > 0
+
+    @property
+    def has_histology(self) -> bool:
+        return self.viability is not None and self.apoptosis is not None
+
+
+@dataclass
+class SliceDataset:
+    x: np.ndarray  # (S, 3, H, W) float16, normalised
+    y: np.ndarray  # (S, H, W) uint8
+    scan_of_slice: np.ndarray  # (S,) index into scans
+    scans: list[ScanItem]
+    fingerprint: str
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def tumor_slices(self) -> np.ndarray:
+        return self.y.reshape(len(self.y), -1).any(1)
+
+    def rats(self) -> list[str]:
+        return sorted({s.rat for s in self.scans})
+
+    def rat_arm(self) -> dict[str, str]:
+        return {s.rat: s.arm for s in self.scans}
+
+    def subset(self, rats: set[str]) -> SliceDataset:
+        keep_scans = [i for i, s in enumerate(self.scans) if s.rat in rats]
+        slices, new_scans = [], []
+        for new_index, i in enumerate(keep_scans):
+            s = self.scans[i]
+            slices.append(np.arange(s.start, s.stop))
+            n0 = sum(len(a) for a in slices[:-1])
+            new_scans.append(ScanItem(**{**s.__dict__, "start": n0, "stop": n0 + (s.stop - s.start)}))
+        idx = np.concatenate(slices) if slices else np.zeros(0, int)
+        scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
+        return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources)
+
+
+def _weeks(root: Path, subject: str) -> dict[str, int]:
+    path = root / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["session_id"].removeprefix("ses-"): int(row["week"]) for row in csv.DictReader(fh, delimiter="\t") if row.get("week")}
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None) -> SliceDataset:
+    """Load every session of the studies that has a tumor mask (correction or truth)."""
+    from .slices import model_mask, model_slices
+
+    xs, ys, owners, scans, digests = [], [], [], [], []
+    refs = []
+    for study in studies:
+        root = Path(study)
+        if not root.is_dir():
+            raise InputError(f"study {root} is not a folder.")
+        participants = read_participants(root)
+        for ref in find_scans(root, with_truth=True):
+            if not ref.subject or not ref.session:
+                raise InputError(f"{ref.t1w} is not in a BIDS session; training needs BIDS studies (napari-hcc simulate writes them).")
+            refs.append((root, participants, ref))
+    if not refs:
+        raise InputError("the given studies hold no scans.")
+    total = 0
+    for n, (root, participants, ref) in enumerate(refs):
+        correction = bids.latest_correction(root, ref.subject, ref.session)
+        mask_path = correction or ref.mask
+        if mask_path is None:
+            continue  # a session nobody has outlined cannot teach the mask
+        scan = ref.load()
+        mask = load_volume(mask_path, "mask")
+        if mask.data.shape != scan.shape:
+            raise InputError(f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid.")
+        x, geometry = model_slices(scan.channels(), scan.affine, card)
+        y = model_mask(mask.data > 0, geometry)
+        row = participants.get(ref.subject, {})
+        histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
+        week = _weeks(root, ref.subject).get(ref.session)
+        if week is None and ref.session.startswith("wk") and ref.session[2:].isdigit():
+            week = int(ref.session[2:])
+        scans.append(ScanItem(
+            root, ref.subject, ref.session, week, row.get("arm") or ref.arm,
+            _float(row.get("histology_viability")) if histology_here else None,
+            _float(row.get("histology_apoptosis")) if histology_here else None,
+            "correction" if correction else "truth", total, total + len(x),
+        ))
+        xs.append(x.astype(np.float16))
+        ys.append(y)
+        owners.append(np.full(len(x), len(scans) - 1))
+        total += len(x)
+        for p in (ref.t1w, ref.t2w, ref.ce, mask_path):
+            digests.append(f"{p.relative_to(root.parent)}:{sha256_file(p)}")
+        if progress is not None:
+            progress(n + 1, len(refs))
+    if not scans:
+        raise InputError("no session of the given studies has a tumor mask (truth or correction) to learn from.")
+    fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+    return SliceDataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), scans, fingerprint,
+                        [str(Path(s).resolve()) for s in studies])

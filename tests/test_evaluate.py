@@ -1,0 +1,92 @@
+"""Evaluation: metrics with known answers, the rat-grouped protocols end to end, and the report."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_hcc.core.evaluate import evaluate_model
+from napari_hcc.core.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
+from napari_hcc.core.study import InputError
+from napari_hcc.core.training import TrainConfig, train
+
+
+def test_overlap_and_surface_distance_have_known_values():
+    a = np.zeros((20, 20, 10), bool)
+    b = np.zeros_like(a)
+    a[5:10, 5:10, 2:6] = True
+    b[5:10, 6:11, 2:6] = True  # shifted by one voxel along axis 1
+    assert dice(a, b) == pytest.approx(2 * 80 / 200) and iou(a, b) == pytest.approx(80 / 120)
+    assert dice(a, a) == 1.0 and dice(a * 0, a * 0) == 1.0
+    affine = np.diag([0.5, 0.25, 2.0, 1.0])
+    assert hd95_mm(a, b, affine) == pytest.approx(0.25)  # one voxel of 0.25 mm along axis 1
+    assert np.isnan(hd95_mm(a, np.zeros_like(a), affine))
+
+
+def test_arm_metrics_perfect_and_chance():
+    y = np.array([0, 1, 2, 3] * 5)
+    perfect = np.eye(4)[y] * 0.9 + 0.025
+    m = arm_metrics(y, perfect, ["Control", "Sorafenib", "NK", "Combination"])
+    assert m["macro_auroc"] == 1.0 and m["accuracy"] == 1.0 and np.trace(np.array(m["confusion"])) == 20
+    assert all(v["sensitivity"] == 1.0 and v["specificity"] == 1.0 for v in m["per_arm"].values())
+    flat = np.full((20, 4), 0.25)
+    assert arm_metrics(y, flat, ["a", "b", "c", "d"])["macro_auroc"] == 0.5
+
+
+def test_regression_and_bootstrap():
+    truth = np.linspace(0.2, 0.9, 12)
+    r = regression_metrics(truth + 0.05, truth)
+    assert r["rmse"] == pytest.approx(0.05) and r["spearman"] == pytest.approx(1.0)
+    groups = [f"rat{i // 2}" for i in range(12)]
+    lo, hi = bootstrap_ci(groups, lambda idx: float(truth[idx].mean()), n=300)
+    assert lo < truth.mean() < hi
+
+
+@pytest.fixture(scope="module")
+def cv_report(tiny_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(out), "--cv", "2",
+                        "--epochs", "1", "--leaky", "--bootstrap", "100", "--quiet"], capture_output=True, text=True, timeout=900)
+    return out, r
+
+
+def test_cross_validation_report_end_to_end(cv_report):
+    out, r = cv_report
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "report:" in r.stdout and "mean Dice:" in r.stdout
+    for name in ("report.md", "per_scan.csv", "metrics.json", "roc.png", "calibration.png", "dice.png", "histology.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = (out / "per_scan.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8  # every scan scored once, by the fold model that did not train on its rat
+    metrics = json.loads((out / "metrics.json").read_text())
+    folds = metrics["info"]["folds"]
+    assert sorted(r for f in folds for r in f) == sorted({row.split(",")[3] for row in rows[1:]})
+    assert len(folds) == 2 and all(len(f) == 2 for f in folds)
+    for i, fold in enumerate(folds):
+        card = json.loads((out / "cv" / f"fold{i}" / "model.json").read_text())
+        assert set(card["training"]["held_out_rats"]) == set(fold)
+        assert set(fold).isdisjoint(card["training"]["train_rats"] + card["training"]["val_rats"])
+    s = metrics["summary"]
+    assert 0 <= s["segmentation"]["dice_mean"] <= 1 and s["arms"]["n"] == 4
+    assert "size_baseline" in s and "histology" in s and len(s["targets"]) == 6
+    text = (out / "report.md").read_text()
+    assert "rat-grouped 2-fold cross-validation" in text and "LEAKY" in text and "Size criterion" in text and "![ROC" in text
+
+
+def test_a_model_is_not_scored_on_rats_it_trained_on(tiny_study, tmp_path):
+    full = tmp_path / "full"
+    train(TrainConfig([tiny_study], full, epochs=1, batch_size=8, quiet=True))
+    with pytest.raises(InputError, match="was trained on 4 rats of"):
+        evaluate_model(tiny_study, full, device="cpu")
+    fold = tmp_path / "fold"
+    result = train(TrainConfig([tiny_study], fold, epochs=1, batch_size=8, folds=2, fold=0, quiet=True))
+    results, extra = evaluate_model(tiny_study, fold, device="cpu")
+    assert {r.rat for r in results} == set(result.test_rats)
+
+
+def test_evaluate_needs_model_or_cv(tiny_study, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "give either --model MODEL" in r.stderr and r.stderr.count("\n") == 1

@@ -1,0 +1,173 @@
+"""Training on a tiny cohort: a real model comes out, runs resume, corrections win over truth,
+rats never cross a split, two processes train together, and nothing is overwritten."""
+
+import shutil
+import subprocess
+import sys
+import threading
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from napari_hcc.core import bids
+from napari_hcc.core.augment import AugmentConfig, augment
+from napari_hcc.core.checkpoint import load_model
+from napari_hcc.core.inference import Engine
+from napari_hcc.core.losses import LossWeights, multitask_loss
+from napari_hcc.core.model_card import ModelCard
+from napari_hcc.core.slices import model_mask, model_slices
+from napari_hcc.core.splits import rat_folds, validation_rats
+from napari_hcc.core.study import InputError, bids_session
+from napari_hcc.core.training import TrainConfig, train
+from napari_hcc.core.training_data import build_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, quiet=True, version="0.0.1"))
+    return out, result
+
+
+def test_train_writes_a_loadable_model_with_its_card(trained, tiny_study):
+    out, result = trained
+    assert (out / "model.safetensors").is_file() and (out / "model.json").is_file()
+    assert (out / "training" / "history.csv").read_text().startswith("epoch,")
+    model = load_model(out)
+    card = model.card
+    assert card.trained and card.version == "0.0.1" and len(card.training["fingerprint"]) == 64
+    assert set(card.training["train_rats"]).isdisjoint(card.training["val_rats"])
+    assert len(card.training["train_rats"]) + len(card.training["val_rats"]) == 4
+    assert card.training["train_slices_per_second"] > 0 and "val_dice" in card.metrics
+    scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
+    pred = Engine(model, device="cpu").predict(scan)
+    assert pred.mask.shape == scan.shape and pred.arm_probabilities.sum() == pytest.approx(1.0)
+    assert result.epochs_run == 1 and result.slices_per_second > 0
+
+
+def test_a_model_is_never_overwritten(trained, tiny_study):
+    out, _ = trained
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(InputError, match="already holds a model"):
+        train(TrainConfig([tiny_study], out, epochs=1, quiet=True))
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_fine_tuning_makes_a_new_model_and_leaves_the_old_one(trained, tiny_study, tmp_path):
+    out, _ = trained
+    before = (out / "model.safetensors").read_bytes()
+    new = tmp_path / "tuned"
+    train(TrainConfig([tiny_study], new, epochs=1, batch_size=8, init=str(out), quiet=True))
+    assert (out / "model.safetensors").read_bytes() == before
+    card = load_model(new).card
+    assert card.training["init"] == str(out) and "fine-tuned" in card.description
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
+    stop = threading.Event()
+
+    def progress(event):
+        if event["epoch"] == 2:
+            stop.set()
+
+    out = tmp_path / "resumed"
+    first = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, quiet=True, version="r"), progress=progress, stop=stop)
+    assert first.cancelled and not (out / "model.safetensors").exists() and (out / "training" / "state.json").exists()
+    second = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, quiet=True, version="r"))
+    assert not second.cancelled and len(second.history) == 2 and (out / "model.safetensors").exists()
+    straight = tmp_path / "straight"
+    train(TrainConfig([tiny_study], straight, epochs=2, batch_size=8, quiet=True, version="r"))
+    a, b = load_model(out).state, load_model(straight).state
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run must end where an uninterrupted one does"
+
+
+def test_folds_keep_held_out_rats_out_of_training(tiny_study, tmp_path):
+    out = tmp_path / "fold1"
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, folds=2, fold=1, quiet=True))
+    held = set(result.test_rats)
+    assert len(held) == 2 and held.isdisjoint(result.train_rats) and held.isdisjoint(result.val_rats)
+    assert set(load_model(out).card.training["held_out_rats"]) == held
+
+
+def test_corrections_take_precedence_over_truth(tiny_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    truth = bids.truth_mask_path(study, "rat03", "wk2")
+    img = nib.load(truth)
+    corrected = np.zeros(img.shape, np.uint8)
+    corrected[70:90, 70:90, 5:9] = 1
+    for version in (1, 2):
+        path = bids.correction_path(study, "rat03", "wk2", version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(corrected * (version == 2), img.affine, img.header), path)
+    ds = build_dataset([study], ModelCard())
+    item = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk2")
+    assert item.mask_source == "correction" and sum(s.mask_source == "correction" for s in ds.scans) == 1
+    y = ds.y[item.start:item.stop]
+    scan = bids_session(study / "sub-rat03" / "ses-wk2").load()
+    _, geometry = model_slices(scan.channels(), scan.affine, ModelCard())
+    assert y.any() and np.array_equal(y, model_mask(corrected, geometry))  # version 2's box, not version 1, not the truth
+    rat03_wk0 = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk0")
+    assert not rat03_wk0.arm_labelled and item.arm_labelled and item.has_histology
+
+
+def test_two_processes_train_together_with_ddp(tiny_study, tmp_path):
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "napari_hcc", "train",
+                        "--study", str(tiny_study), "--out", str(out), "--epochs", "1", "--batch-size", "4", "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("trained 1 epoch(s)") == 1  # rank 0 reports, rank 1 stays quiet
+    assert load_model(out).card.trained
+
+
+def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path):
+    for args, message in ((["--epochs", "0"], "--epochs must be at least 1"), (["--folds", "2"], "give --folds K and --fold I together")):
+        r = subprocess.run([sys.executable, "-m", "napari_hcc", "train", "--study", str(tiny_study), "--out", str(tmp_path / "x"), *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_augmentation_moves_image_and_mask_together_and_is_seeded():
+    y = torch.zeros(4, 1, 64, 64)
+    y[:, :, 20:40, 10:30] = 1
+    x = y.repeat(1, 3, 1, 1)
+    geometric = AugmentConfig(p_intensity=0.0)
+    xa, ya = augment(x, y, torch.Generator().manual_seed(1), geometric)
+    xb, yb = augment(x, y, torch.Generator().manual_seed(1), geometric)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert set(ya.unique().tolist()) <= {0.0, 1.0}
+    agree = ((xa[:, 0] > 0.5) == (ya[:, 0] > 0.5)).float().mean()
+    assert agree > 0.98
+    assert not torch.equal(ya, y)
+    xi, _ = augment(x, y, torch.Generator().manual_seed(2), AugmentConfig())
+    assert torch.isfinite(xi).all() and not torch.allclose(xi, x)
+
+
+def test_loss_uses_arm_only_after_baseline_and_histology_only_where_measured():
+    torch.manual_seed(0)
+    m, a, b = torch.randn(4, 1, 16, 16), torch.randn(4, 4), torch.randn(4, 2)
+    y = torch.zeros(4, 1, 16, 16)
+    y[:2, :, 4:8, 4:8] = 1
+    none_arm = torch.full((4,), -1)
+    none_bio = torch.full((4, 2), float("nan"))
+    total, parts = multitask_loss(m, a, b, y, none_arm, none_bio, LossWeights())
+    assert parts["arm"] == 0 and parts["bio"] == 0 and torch.isfinite(total)
+    arm = torch.tensor([2, 2, 1, 1])  # slices 2 and 3 have no tumor: their arm does not count
+    _, with_arm = multitask_loss(m, a, b, y, arm, none_bio, LossWeights())
+    expected = torch.nn.functional.cross_entropy(a[:2], arm[:2])
+    assert with_arm["arm"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_rat_folds_partition_rats_and_balance_arms():
+    rat_arm = {f"s/rat{i:02d}": arm for i, arm in enumerate(["Control", "Sorafenib", "NK", "Combination"] * 5)}
+    folds = rat_folds(rat_arm, 5, seed=3)
+    assert sorted(r for f in folds for r in f) == sorted(rat_arm)
+    for f in folds:
+        assert sorted(rat_arm[r] for r in f) == ["Combination", "Control", "NK", "Sorafenib"]
+    val = validation_rats(rat_arm, 0.2, seed=0)
+    assert len(val) == 4 and len({rat_arm[r] for r in val}) == 4
+    with pytest.raises(InputError, match="at least 2 folds"):
+        rat_folds(rat_arm, 1)
