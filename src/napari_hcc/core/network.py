@@ -3,8 +3,10 @@
 Three outputs from one forward pass over a batch of axial slices, channels [T1w, T2w, CE]:
 
 * `mask`: tumor logits, one per pixel (the U-Net++ segmentation head);
-* `arm`: 4 logits for Control, Sorafenib, NK, Combination (smp's classification head on the
-  deepest encoder features, average pooled), i.e. the study's treatment-response target;
+* `arm`: 4 logits for Control, Sorafenib, NK, Combination: smp's classification head (dropout,
+  linear) on the deepest encoder features, the study's treatment-response target. The features are
+  pooled with weights = the predicted tumor fraction of each cell (the paper pooled the whole slice,
+  where liver, gut and muscle drown a small tumor); a tumor-free slice falls back to the plain average;
 * `biomarkers`: 2 logits, viable (H&E) and apoptotic (TUNEL) fraction of the tumor. Histology is a
   property of the tumor, not of the slice, so this head pools the decoder's last feature map
   *inside the predicted tumor* (weights = the tumor probability, held out of the gradient so the
@@ -20,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_ARCHITECTURE = {
@@ -31,6 +34,7 @@ DEFAULT_ARCHITECTURE = {
     "classes": 1,
     "arm_classes": 4,
     "arm_dropout": 0.2,
+    "arm_pooling": "tumor",  # "tumor": tumor-weighted average of the deepest features; "average": the paper's global average
     "biomarkers": 2,
     "biomarker_hidden": 64,
 }
@@ -89,8 +93,16 @@ class HCCNet(nn.Module):
         features = self.net.encoder(x)
         decoded = self.net.decoder(features)
         mask = self.net.segmentation_head(decoded)
-        arm = self.net.classification_head(features[-1])
-        biomarkers = self.biomarkers(decoded, features[-1], mask)
+        deep = features[-1]
+        if self.architecture["arm_pooling"] == "tumor":
+            # fraction of each deep cell that is tumor; a small floor makes a tumor-free slice a plain average
+            weight = F.adaptive_avg_pool2d(torch.sigmoid(mask.detach().float()), deep.shape[-2:]).to(deep.dtype) + 1e-3
+            pooled = (deep * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
+            head = self.net.classification_head  # smp's head after its own pooling: dropout, linear, activation
+            arm = head[4](head[3](head[2](pooled)))
+        else:
+            arm = self.net.classification_head(deep)
+        biomarkers = self.biomarkers(decoded, deep, mask)
         return mask, arm, biomarkers
 
 
