@@ -1,6 +1,7 @@
 """Evaluation: metrics with known answers, the rat-grouped protocols end to end, and the report."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -84,6 +85,11 @@ def test_a_model_is_not_scored_on_rats_it_trained_on(tiny_study, tmp_path):
     result = train(TrainConfig([tiny_study], fold, epochs=1, batch_size=8, folds=2, fold=0, quiet=True))
     results, extra = evaluate_model(tiny_study, fold, device="cpu")
     assert {r.rat for r in results} == set(result.test_rats)
+    # a copy of the study elsewhere (or the same seed simulated again) holds the same rats
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_study, copy)
+    with pytest.raises(InputError, match="trained on the simulated cohort of seed 11"):
+        evaluate_model(copy, full, device="cpu")
 
 
 def test_evaluate_needs_model_or_cv(tiny_study, tmp_path):

@@ -46,11 +46,16 @@ def correction_path(root: Path, subject: str, session: str, version: int) -> Pat
     return anat_dir(root, subject, session, CORRECTIONS_PIPELINE) / f"{prefix(subject, session)}_desc-correction{version:03d}_mask.nii.gz"
 
 
-def latest_correction(root: Path, subject: str, session: str) -> Path | None:
-    """The newest corrected mask of a session, or None (versions are never overwritten)."""
+def correction_versions(root: Path, subject: str, session: str) -> list[int]:
+    """The saved versions of a session's corrected mask, oldest first (versions are never overwritten)."""
     import re
 
     folder = anat_dir(root, subject, session, CORRECTIONS_PIPELINE)
     pattern = re.compile(re.escape(prefix(subject, session)) + r"_desc-correction(\d{3,})_mask\.nii\.gz$")
-    found = [(int(m.group(1)), p) for p in folder.glob("*_mask.nii.gz") if (m := pattern.match(p.name))] if folder.is_dir() else []
-    return max(found)[1] if found else None
+    return sorted(int(m.group(1)) for p in folder.glob("*_mask.nii.gz") if (m := pattern.match(p.name))) if folder.is_dir() else []
+
+
+def latest_correction(root: Path, subject: str, session: str) -> Path | None:
+    """The newest corrected mask of a session, or None."""
+    versions = correction_versions(root, subject, session)
+    return correction_path(root, subject, session, versions[-1]) if versions else None

@@ -247,8 +247,18 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
 
 
 def _trained_on(card, study: Path):
-    """(trained rats, held-out rats) when the model's card says it trained on this study, else None."""
+    """(trained rats, held-out rats) when the model's card says it trained on this study, else None.
+
+    A simulated study counts as the same when it was made with a seed the model trained on (the same
+    seed draws the same rats, wherever the files are)."""
+    from .training_data import simulation_of
+
     studies = {str(Path(s).resolve()) for s in card.training.get("studies", [])}
+    sim = simulation_of(study)
+    seeds = {s.get("seed") for s in card.training.get("simulations", []) if isinstance(s, dict)}
+    if str(study.resolve()) not in studies and sim is not None and sim.get("seed") in seeds:
+        raise InputError(f"model {card.model_id} was trained on the simulated cohort of seed {sim['seed']}, which draws the same rats as "
+                         f"{study}; simulate a fresh cohort with another seed, or use --cv.")
     if str(study.resolve()) not in studies:
         return None
     trained = set(card.training.get("train_rats", [])) | set(card.training.get("val_rats", []))

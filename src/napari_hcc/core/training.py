@@ -421,7 +421,7 @@ def _final_card(card: ModelCard, cfg: TrainConfig, ds, train_rats, val_rats, tes
     new.trained = True
     new.description = f"trained by napari-hcc {__version__} train" + (f", fine-tuned from {cfg.init}" if cfg.init else "")
     new.training = {
-        "studies": ds.sources, "fingerprint": ds.fingerprint, "scans": len(ds.scans),
+        "studies": ds.sources, "simulations": ds.simulations, "fingerprint": ds.fingerprint, "scans": len(ds.scans),
         "mask_sources": {k: sum(s.mask_source == k for s in ds.scans) for k in ("truth", "correction")},
         "train_rats": train_rats, "val_rats": val_rats, "held_out_rats": test_rats,
         "epochs": cfg.epochs, "best_epoch": row["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,

@@ -65,6 +65,7 @@ class SliceDataset:
     scans: list[ScanItem]
     fingerprint: str
     sources: list[str] = field(default_factory=list)
+    simulations: list[dict] = field(default_factory=list)  # code/simulation.json of simulated studies
 
     @property
     def tumor_slices(self) -> np.ndarray:
@@ -86,7 +87,7 @@ class SliceDataset:
             new_scans.append(ScanItem(**{**s.__dict__, "start": n0, "stop": n0 + (s.stop - s.start)}))
         idx = np.concatenate(slices) if slices else np.zeros(0, int)
         scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
-        return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources)
+        return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations)
 
 
 def _weeks(root: Path, subject: str) -> dict[str, int]:
@@ -156,4 +157,16 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
         raise InputError("no session of the given studies has a tumor mask (truth or correction) to learn from.")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
     return SliceDataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), scans, fingerprint,
-                        [str(Path(s).resolve()) for s in studies])
+                        [str(Path(s).resolve()) for s in studies], [sim for s in studies if (sim := simulation_of(s))])
+
+
+def simulation_of(study: str | Path) -> dict | None:
+    """How a simulated study was made (seed, rats per arm, weeks, simulator version), or None."""
+    import json
+
+    path = Path(study) / "code" / "simulation.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {k: meta.get(k) for k in ("simulator_version", "seed", "rats_per_arm", "weeks")}

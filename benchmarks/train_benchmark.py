@@ -1,0 +1,81 @@
+"""Training throughput: slices per second of the real training step (augmentation, forward, multi-task
+loss, backward, AdamW), for each device and precision, on the sample study's slices.
+
+    python benchmarks/train_benchmark.py [--devices cpu cuda] [--steps 20] [--batch-size 16]
+
+Figures go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from napari_hcc.core.augment import augment
+from napari_hcc.core.devices import autocast_dtype, cpu_native_bf16, describe_device, resolve_device
+from napari_hcc.core.losses import LossWeights, multitask_loss
+from napari_hcc.core.model_card import ModelCard
+from napari_hcc.core.network import HCCNet
+from napari_hcc.core.training_data import build_dataset
+from napari_hcc.sample import sample_study
+
+
+def run(device, precision: str, ds, steps: int, batch: int) -> float:
+    torch.manual_seed(0)
+    net = HCCNet().to(device=device, memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    dtype = autocast_dtype(precision)
+    rng = np.random.default_rng(0)
+    times = []
+    for step in range(steps + 3):
+        idx = rng.choice(len(ds.y), batch, replace=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        x = torch.from_numpy(ds.x[idx].astype(np.float32)).to(device)
+        y = torch.from_numpy(ds.y[idx].astype(np.float32))[:, None].to(device)
+        x, y = augment(x, y, gen)
+        arm = torch.full((batch,), 1, device=device)
+        bio = torch.full((batch, 2), 0.5, device=device)
+        with torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False):
+            m, a, b = net(x.contiguous(memory_format=torch.channels_last))
+        loss, _ = multitask_loss(m, a, b, y, arm, bio, LossWeights())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= 3:  # warm-up steps are not counted
+            times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", nargs="+", default=None)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    ds = build_dataset([sample_study()], ModelCard())
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, native CPU bf16: {cpu_native_bf16()}")
+    print(f"{len(ds.y)} slices of 128 x 128 (0.375 mm); batch {args.batch_size}; median of {args.steps} steps\n")
+    print("| device | precision | slices/s |")
+    print("|---|---|---|")
+    for spec in devices:
+        device = resolve_device(spec)
+        precisions = ["fp32"] + (["bf16"] if device.type != "cpu" or cpu_native_bf16() else [])
+        for precision in precisions:
+            rate = run(device, precision, ds, args.steps, args.batch_size)
+            print(f"| {describe_device(device)} | {precision} | {rate:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
