@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--encoder-weights", default=None, help="a local EfficientNet-B0 weight file for the encoder (nothing is downloaded)")
     tr.add_argument("--folds", type=int, default=None, help="rat-grouped folds: train without the rats of --fold")
     tr.add_argument("--fold", type=int, default=None)
-    tr.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better validation loss")
+    tr.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better validation score (Dice + arm AUROC)")
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_train)

@@ -238,12 +238,19 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
     rats = sorted({r.rat for r in results})
     from .splits import rat_folds
 
+    # The size criterion has to be fitted somewhere: rat-grouped CV on this study, repeated with 10
+    # fold draws and averaged, so the baseline does not hang on one lucky or unlucky split.
     arm_of = {r.rat: r.arm for r in results}
-    folds = rat_folds(arm_of, min(5, max(2, min(sum(a == arm for a in arm_of.values()) for arm in set(arm_of.values())))), 0) if len(rats) >= 2 else [rats]
-    fold_of = {rat: k for k, f in enumerate(folds) for rat in f}
+    k = min(5, max(2, min(sum(a == arm for a in arm_of.values()) for arm in set(arm_of.values())))) if len(rats) >= 4 else 2
+    draws = []
+    for seed in range(10):
+        folds = rat_folds(arm_of, k, seed) if len(rats) >= k else [rats]
+        draws.append(size_baseline(results, {rat: i for i, f in enumerate(folds) for rat in f}))
+    keys = set.intersection(*(set(d) for d in draws)) if draws else set()
+    size = {key: np.mean([d[key] for d in draws], axis=0) for key in keys}
     info = {"protocol": "held-out study", "model": loaded.model_id, "study": str(study.resolve()), "device": str(engine.device),
-            "size_baseline_folds": len(folds)}
-    return results, {"info": info, "size": size_baseline(results, fold_of)}
+            "size_baseline": f"rat-grouped {k}-fold CV on this study, 10 fold draws averaged"}
+    return results, {"info": info, "size": size}
 
 
 def _trained_on(card, study: Path):

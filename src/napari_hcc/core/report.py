@@ -134,8 +134,9 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
                   f"accuracy {_f(a['accuracy'])}{_ci(a['accuracy_ci'])}, Brier {_f(a['brier'])}, ECE {_f(a['ece'])}."]
         if "size_baseline" in s:
             b = s["size_baseline"]
-            lines.append(f"Size criterion (truth-mask volume, longest diameter, their change from baseline, week; logistic regression on the same "
-                         f"rat folds): macro AUROC {_f(b['macro_auroc'])}{_ci(b['macro_auroc_ci'])}, accuracy {_f(b['accuracy'])}. "
+            fitted = info.get("size_baseline", "the same rat folds as the network")
+            lines.append(f"Size criterion (truth-mask volume, longest diameter, their change from baseline, week; logistic regression, "
+                         f"{fitted}): macro AUROC {_f(b['macro_auroc'])}{_ci(b['macro_auroc_ci'])}, accuracy {_f(b['accuracy'])}. "
                          f"Network minus size: {_f(b['margin'])}{_ci(b['margin_ci'])}.")
         lines += ["", "| arm | AUROC network | AUROC size | sensitivity | specificity | scans |", "|---|---|---|---|---|---|"]
         for arm in ARMS:
