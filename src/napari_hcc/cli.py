@@ -161,7 +161,13 @@ def _evaluate(args) -> int:
     leaky = ev.evaluate_leaky(args.study, args.cv, args.out, args.device, args.epochs, args.seed, quiet=args.quiet) if args.leaky and args.cv else None
     summary = ev.summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
     extra["info"]["bootstrap"] = args.bootstrap
-    report = ev.write_results(args.out, results, summary, extra["info"], leaky)
+    notes = None
+    if args.notes is not None:
+        try:
+            notes = args.notes.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UsageError(f"notes file {args.notes} could not be read ({type(exc).__name__}).") from None
+    report = ev.write_results(args.out, results, summary, extra["info"], leaky, notes)
     for t in summary["targets"]:
         print(f"{t['metric']}: {t['value']:.3f} (target {t['target']}: {'met' if t['met'] else 'NOT met'})")
     print(f"report: {report}")
@@ -259,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of rats for the 95%% intervals")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--notes", type=Path, default=None, help="a Markdown file added to the report (e.g. why a target was missed)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=_evaluate)
 

@@ -343,7 +343,8 @@ def evaluate_leaky(study: str | Path, k: int, out: str | Path, device: str = "au
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def write_results(out: str | Path, results: list[ScanResult], summary: dict, info: dict, leaky: dict | None = None) -> Path:
+def write_results(out: str | Path, results: list[ScanResult], summary: dict, info: dict, leaky: dict | None = None,
+                  notes: str | None = None) -> Path:
     from .report import write_report
 
     out = Path(out)
@@ -356,7 +357,7 @@ def write_results(out: str | Path, results: list[ScanResult], summary: dict, inf
         w.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in asdict(r).items()})
     write_text(out / "per_scan.csv", buf.getvalue())
     write_text(out / "metrics.json", json.dumps(_jsonable({"info": info, "summary": summary, "leaky": leaky}), indent=2) + "\n")
-    return write_report(out, results, summary, info, leaky)
+    return write_report(out, results, summary, info, leaky, notes)
 
 
 def _jsonable(value):

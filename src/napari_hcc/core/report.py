@@ -106,7 +106,7 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
     return made
 
 
-def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | None = None) -> Path:
+def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | None = None, notes: str | None = None) -> Path:
     plots = _plots(out, results, summary)
     s = summary
     lines = ["# Evaluation report", ""]
@@ -157,6 +157,8 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
                   f"{leaky['protocol']}. Slices of one rat are in training and test at once, so these figures overstate what a new rat would get.", "",
                   f"| tumor slices | mean slice Dice | macro AUROC (slices) | accuracy (slices) |", "|---|---|---|---|",
                   f"| {leaky['tumor_slices']} | {_f(leaky['dice_mean'])} | {_f(leaky['macro_auroc'])} | {_f(leaky['accuracy'])} |"]
+    if notes:
+        lines += ["", notes.strip()]
     lines += ["", "## Plots", ""] + [f"![{cap}]({name})\n\n{cap}.\n" for name, cap in plots]
     lines += ["", "Per-scan figures: `per_scan.csv`; every number of this report: `metrics.json`.", ""]
     path = out / "report.md"
