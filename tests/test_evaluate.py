@@ -48,8 +48,11 @@ def test_regression_and_bootstrap():
 @pytest.fixture(scope="module")
 def cv_report(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
+    notes = out.parent / "notes.md"
+    notes.write_text("## Reading these numbers\n\nOne epoch on four rats: a test of the pipeline.\n")
     r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(out), "--cv", "2",
-                        "--epochs", "1", "--leaky", "--bootstrap", "100", "--quiet"], capture_output=True, text=True, timeout=900)
+                        "--epochs", "1", "--leaky", "--bootstrap", "100", "--quiet", "--notes", str(notes)],
+                       capture_output=True, text=True, timeout=900)
     return out, r
 
 
@@ -73,6 +76,7 @@ def test_cross_validation_report_end_to_end(cv_report):
     assert 0 <= s["segmentation"]["dice_mean"] <= 1 and s["arms"]["n"] == 4
     assert "size_baseline" in s and "histology" in s and len(s["targets"]) == 6
     text = (out / "report.md").read_text()
+    assert "One epoch on four rats: a test of the pipeline." in text
     assert "rat-grouped 2-fold cross-validation" in text and "LEAKY" in text and "Size criterion" in text and "![ROC" in text
 
 
