@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from napari_hcc.core.augment import augment
-from napari_hcc.core.devices import autocast_dtype, cpu_native_bf16, describe_device, resolve_device
+from napari_hcc.core.devices import autocast, cpu_native_bf16, describe_device, resolve_device
 from napari_hcc.core.losses import LossWeights, multitask_loss
 from napari_hcc.core.model_card import ModelCard
 from napari_hcc.core.network import HCCNet
@@ -31,7 +31,6 @@ def run(device, precision: str, ds, steps: int, batch: int) -> float:
     net = HCCNet().to(device=device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    dtype = autocast_dtype(precision)
     rng = np.random.default_rng(0)
     times = []
     for step in range(steps + 3):
@@ -44,7 +43,7 @@ def run(device, precision: str, ds, steps: int, batch: int) -> float:
         x, y = augment(x, y, gen)
         arm = torch.full((batch,), 1, device=device)
         bio = torch.full((batch, 2), 0.5, device=device)
-        with torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False):
+        with autocast(device, precision):
             m, a, b = net(x.contiguous(memory_format=torch.channels_last))
         loss, _ = multitask_loss(m, a, b, y, arm, bio, LossWeights())
         opt.zero_grad()

@@ -6,6 +6,7 @@ Heavy modules (numpy work, torch, napari) are imported inside the commands, so `
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,17 +33,7 @@ def _simulate(args) -> int:
 
 
 def _check(args) -> int:
-    from .core.study import find_scans, load_scan
-
-    if args.t1w or args.t2w or args.ce:
-        missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
-        if missing:
-            raise _UsageError(f"one scan needs all three files; missing {', '.join(missing)}.")
-        scans = [load_scan(args.t1w, args.t2w, args.ce, args.mask, on_mismatch=args.on_mismatch)]
-    elif args.input:
-        scans = [ref.load(args.on_mismatch) for ref in find_scans(args.input)]
-    else:
-        raise _UsageError("give an INPUT folder or --t1w, --t2w and --ce.")
+    scans = [ref.load(args.on_mismatch) for ref in _scan_refs(args, hint="an INPUT folder", mask=args.mask)]
     for scan in scans:
         mask = f", mask {int(scan.mask.sum())} voxels" if scan.mask is not None else ""
         arm = f" [{scan.arm}]" if scan.arm else ""
@@ -54,19 +45,18 @@ def _check(args) -> int:
     return 0
 
 
-def _scan_refs(args, with_truth: bool = True):
+def _scan_refs(args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None):
+    """The scans named on the command line: three files (one scan), or every scan under INPUT."""
     from .core.study import ScanRef, find_scans
 
     if args.t1w or args.t2w or args.ce:
         missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
         if missing:
             raise _UsageError(f"one scan needs all three files; missing {', '.join(missing)}.")
-        if args.input:
-            raise _UsageError("give either INPUT or --t1w/--t2w/--ce, not both.")
-        return [ScanRef(args.t1w, args.t2w, args.ce)]
+        return [ScanRef(args.t1w, args.t2w, args.ce, mask)]
     if args.input:
         return find_scans(args.input, with_truth=with_truth)
-    raise _UsageError("give an INPUT folder (-i) or --t1w, --t2w and --ce.")
+    raise _UsageError(f"give {hint} or --t1w, --t2w and --ce.")
 
 
 def _predict(args) -> int:
@@ -79,6 +69,8 @@ def _predict(args) -> int:
     from .core.inference import Engine
     from .core.postprocess import PostProcess
 
+    if args.input and (args.t1w or args.t2w or args.ce):
+        raise _UsageError("give either INPUT or --t1w/--t2w/--ce, not both.")
     refs = _scan_refs(args, with_truth=False)
     if args.out.exists() and not args.out.is_dir():
         raise _UsageError(f"output {args.out} exists and is not a folder.")
@@ -143,7 +135,7 @@ def _train(args) -> int:
         folds=args.folds, fold=args.fold, patience=args.patience, version=args.version or "", quiet=args.quiet,
     )
     result = train(cfg)
-    if int(__import__("os").environ.get("RANK", 0)) == 0:
+    if int(os.environ.get("RANK", 0)) == 0:
         print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s ({result.slices_per_second:.1f} slices/s); "
               f"best epoch {result.best_epoch}{' (early stop)' if result.stopped_early else ''}; model in {result.model_dir}")
     return 0

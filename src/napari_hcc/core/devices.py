@@ -93,6 +93,16 @@ def autocast_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
+def autocast(device, precision: str):
+    """Mixed precision for bf16/fp16 on this device; a no-op context for fp32."""
+    import contextlib
+
+    import torch
+
+    dtype = autocast_dtype(precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """A CUDA/MPS/CPU allocation failure (as opposed to any other runtime error)."""
     import torch

@@ -65,15 +65,10 @@ class ScanResult:
         return np.array([self.p_control, self.p_sorafenib, self.p_nk, self.p_combination])
 
 
-def _weeks(root: Path, subject: str) -> dict[str, int]:
-    from .training_data import _weeks as weeks
-
-    return weeks(root, subject)
-
-
 def score_scans(engine, root: Path, refs, fold: int = 0, progress=None) -> list[ScanResult]:
     """Predict each scan with the engine and score it against its reference mask."""
     from .measure import longest_axial_diameter_mm, volume_mm3
+    from .training_data import session_week
 
     participants = read_participants(root)
     results = []
@@ -88,7 +83,7 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress=None) -> list[
         seconds = time.perf_counter() - t
         row = participants.get(ref.subject, {})
         at_histology = row.get("histology_session", "").removeprefix("ses-") == ref.session
-        week = _weeks(root, ref.subject).get(ref.session)
+        week = session_week(root, ref.subject, ref.session)
         p = pred.arm_probability
         results.append(ScanResult(
             fold, ref.subject, ref.session, f"{root.name}/{ref.subject}", week, row.get("arm") or ref.arm,
@@ -115,15 +110,17 @@ def size_baseline(results: list[ScanResult], fold_of_rat: dict[str, int]) -> dic
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from .size_baseline import SizeRecord, feature_row
+
+    def truth_size(r: ScanResult) -> SizeRecord:
+        return SizeRecord(r.rat, r.arm, r.week, r.volume_truth_mm3, r.diameter_truth_mm)
+
     base = {r.rat: r for r in results if r.week == 0}
     rows = []
     for r in results:
         if not r.week or r.rat not in base or r.arm not in ARMS:
             continue
-        b = base[r.rat]
-        rows.append(((r.rat, r.session), fold_of_rat[r.rat], ARMS.index(r.arm), [
-            np.log1p(r.volume_truth_mm3), np.log1p(r.volume_truth_mm3) - np.log1p(b.volume_truth_mm3),
-            r.diameter_truth_mm, r.diameter_truth_mm - b.diameter_truth_mm, r.week]))
+        rows.append(((r.rat, r.session), fold_of_rat[r.rat], ARMS.index(r.arm), feature_row(truth_size(r), truth_size(base[r.rat]))))
     out = {}
     for fold in sorted({f for _, f, _, _ in rows}):
         train = [(y, x) for _, f, y, x in rows if f != fold]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checkpoint import LoadedModel
-from .devices import autocast_dtype, choose_precision, describe_device, is_out_of_memory, resolve_device
+from .devices import autocast, choose_precision, describe_device, is_out_of_memory, resolve_device
 from .measure import longest_axial_diameter_mm, volume_mm3
 from .orientation import to_display
 from .postprocess import PostProcess
@@ -164,9 +164,7 @@ class Engine:
         """One batch through the network: (mask logits, arm logits, biomarker logits) as float32."""
         import torch
 
-        dtype = autocast_dtype(self.precision)
-        cast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with torch.inference_mode(), cast:
+        with torch.inference_mode(), autocast(self.device, self.precision):
             mask, arm, bio = self.net(x)
         return mask.float(), arm.float(), bio.float()
 

@@ -45,21 +45,11 @@ class PostProcess:
 
     def apply(self, probability: np.ndarray, affine: np.ndarray) -> np.ndarray:
         """Probability on a voxel grid -> uint8 mask on the same grid."""
-        from scipy import ndimage
+        from .mask_edit import fill_holes, remove_small_islands
 
-        mask = probability >= self.threshold
+        mask = (probability >= self.threshold).astype(np.uint8)
         if self.min_component_mm3 > 0 and mask.any():
-            labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-            voxel_mm3 = float(np.prod(spacing(affine)))
-            sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_mm3
-            keep = sizes >= self.min_component_mm3
-            keep[0] = False
-            mask = keep[labels]
+            mask = remove_small_islands(mask, float(np.prod(spacing(affine))), self.min_component_mm3)
         if self.fill_holes and mask.any():
-            axis = slice_axis(affine)
-            structure = np.zeros((3, 3, 3), dtype=bool)
-            index = [slice(None)] * 3
-            index[axis] = 1
-            structure[tuple(index)] = ndimage.generate_binary_structure(2, 1)
-            mask = ndimage.binary_fill_holes(mask, structure=structure)
-        return mask.astype(np.uint8)
+            mask = fill_holes(mask, axis=slice_axis(affine))
+        return mask

@@ -155,7 +155,7 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
     if leaky:
         lines += ["", "## The paper's protocol (LEAKY, for comparison only)", "",
                   f"{leaky['protocol']}. Slices of one rat are in training and test at once, so these figures overstate what a new rat would get.", "",
-                  f"| tumor slices | mean slice Dice | macro AUROC (slices) | accuracy (slices) |", "|---|---|---|---|",
+                  "| tumor slices | mean slice Dice | macro AUROC (slices) | accuracy (slices) |", "|---|---|---|---|",
                   f"| {leaky['tumor_slices']} | {_f(leaky['dice_mean'])} | {_f(leaky['macro_auroc'])} | {_f(leaky['accuracy'])} |"]
     if notes:
         lines += ["", notes.strip()]

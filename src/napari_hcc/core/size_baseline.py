@@ -25,6 +25,14 @@ class SizeRecord:
     diameter_mm: float | None = None
 
 
+def feature_row(r: SizeRecord, baseline: SizeRecord) -> list[float]:
+    """Log volume, its change from baseline, the week, and (where known) the diameter and its change."""
+    row = [np.log1p(r.volume_mm3), np.log1p(r.volume_mm3) - np.log1p(baseline.volume_mm3), r.week]
+    if r.diameter_mm is not None and baseline.diameter_mm is not None:
+        row += [r.diameter_mm, r.diameter_mm - baseline.diameter_mm]
+    return row
+
+
 def features(records: Sequence[SizeRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X, y, groups) over post-baseline scans; a rat's baseline is its week-0 record."""
     base = {r.rat: r for r in records if r.week == 0}
@@ -32,11 +40,7 @@ def features(records: Sequence[SizeRecord]) -> tuple[np.ndarray, np.ndarray, np.
     for r in records:
         if r.week == 0 or r.rat not in base:
             continue
-        b = base[r.rat]
-        row = [np.log1p(r.volume_mm3), np.log1p(r.volume_mm3) - np.log1p(b.volume_mm3), r.week]
-        if r.diameter_mm is not None and b.diameter_mm is not None:
-            row += [r.diameter_mm, r.diameter_mm - b.diameter_mm]
-        X.append(row)
+        X.append(feature_row(r, base[r.rat]))
         y.append(ARMS.index(r.arm))
         groups.append(r.rat)
     return np.asarray(X, dtype=float), np.asarray(y), np.asarray(groups)

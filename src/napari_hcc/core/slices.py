@@ -55,15 +55,13 @@ class SliceGeometry:
 
     def display_slice_to_source_index(self) -> np.ndarray:
         """For each display slice (S axis, inferior to superior), its index along the source slice axis."""
-        idx = np.zeros(self.source_shape, dtype=np.int32)
         from .orientation import slice_axis
 
         axis = slice_axis(self.source_affine)
         shape = [1, 1, 1]
         shape[axis] = self.source_shape[axis]
-        idx[...] = np.arange(self.source_shape[axis]).reshape(shape)
-        disp, _ = to_display(idx, self.source_affine)
-        return disp[:, 0, 0].copy()
+        line, _ = to_display(np.arange(self.source_shape[axis]).reshape(shape), self.source_affine)
+        return line.ravel().copy()
 
 
 def normalise(volume: np.ndarray, low: float, high: float, clip: tuple[float, float]) -> np.ndarray:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -23,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -192,11 +193,11 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
     """Loss and per-scan metrics on un-augmented slices, aggregated like inference does."""
     import torch
 
-    from .devices import autocast_dtype
+    from .devices import autocast
     from .inference import aggregate_scan
+    from .metrics import dice
 
     net.eval()
-    dtype = autocast_dtype(precision)
     losses, dices, arm_true, arm_prob, bio_err = [], [], [], [], []
     with torch.no_grad():
         for i in scan_ids:
@@ -208,8 +209,7 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
                 x = torch.from_numpy(ds.x[part].astype(np.float32)).to(device).contiguous(memory_format=torch.channels_last)
                 y = torch.from_numpy(ds.y[part].astype(np.float32))[:, None].to(device)
                 arm, bio = _targets(ds, part)
-                ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else _null()
-                with ctx:
+                with autocast(device, precision):
                     m, a, b = net(x)
                 loss, _ = multitask_loss(m, a, b, y, torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device), weights)
                 losses.append((float(loss), len(part)))
@@ -218,9 +218,7 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
                 bios.append(torch.sigmoid(b.float()).cpu().numpy())
             prob = np.concatenate(probs)
             mask = prob >= 0.5
-            truth = ds.y[idx] > 0
-            denom = mask.sum() + truth.sum()
-            dices.append(1.0 if denom == 0 else 2 * float((mask & truth).sum()) / float(denom))
+            dices.append(dice(mask, ds.y[idx]))
             agg = aggregate_scan(prob, mask, np.concatenate(arms)[None], np.concatenate(bios)[None])
             if s.arm_labelled:
                 arm_true.append(s.arm_index)
@@ -241,14 +239,6 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
     return out
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
 # -- the loop ------------------------------------------------------------------------------------
 
 
@@ -256,7 +246,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
     import torch
     from tqdm import tqdm
 
-    from .devices import autocast_dtype, choose_precision
+    from .devices import autocast, choose_precision
     from .network import HCCNet, load_encoder_weights
     from .training_data import build_dataset
 
@@ -275,7 +265,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
     started = time.perf_counter()
 
     base = load_model(cfg.init) if cfg.init else None
-    card = ModelCard(**{k: v for k, v in asdict(base.card).items() if k in ModelCard.__dataclass_fields__}) if base else ModelCard()
+    card = copy.deepcopy(base.card) if base else ModelCard()
     card.name = cfg.name if not base else card.name
     card.trained, card.metrics, card.weights, card.created = True, {}, {}, ""
 
@@ -307,7 +297,6 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
     net = net.to(device=device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
-    dtype = autocast_dtype(precision)
 
     per_epoch = len(epoch_indices(train_slices, tumor, cfg.tumor_free_share, cfg.seed, 0))
     steps_per_epoch = max(1, math.ceil(per_epoch / (cfg.batch_size * world)))
@@ -348,8 +337,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
             arm, bio = _targets(ds, part)
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(epoch * steps_per_epoch + step, total_steps, warmup, cfg.lr)
-            ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else _null()
-            with ctx:
+            with autocast(device, precision):
                 m, a, b = model(x.contiguous(memory_format=torch.channels_last))
             loss, parts = multitask_loss(m, a, b, y, torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device), cfg.loss)
             optimizer.zero_grad(set_to_none=True)
@@ -430,7 +418,7 @@ def selection_score(row: dict) -> float:
 def _final_card(card: ModelCard, cfg: TrainConfig, ds, train_rats, val_rats, test_rats, row: dict, precision: str, device) -> ModelCard:
     from .. import __version__
 
-    new = ModelCard(**{k: v for k, v in asdict(card).items() if k in ModelCard.__dataclass_fields__})
+    new = copy.deepcopy(card)
     new.version = cfg.version or time.strftime("%Y.%m.%d-%H%M%S", time.gmtime())
     new.trained = True
     new.description = f"trained by napari-hcc {__version__} train" + (f", fine-tuned from {cfg.init}" if cfg.init else "")

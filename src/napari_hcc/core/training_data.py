@@ -90,12 +90,17 @@ class SliceDataset:
         return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations)
 
 
-def _weeks(root: Path, subject: str) -> dict[str, int]:
-    path = root / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["session_id"].removeprefix("ses-"): int(row["week"]) for row in csv.DictReader(fh, delimiter="\t") if row.get("week")}
+def session_week(root: Path, subject: str, session: str) -> int | None:
+    """The week of a session: the `week` column of the subject's sessions.tsv, else a `wkN` label."""
+    path = Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                if row["session_id"].removeprefix("ses-") == session and row.get("week"):
+                    return int(row["week"])
+    if session.startswith("wk") and session[2:].isdigit():
+        return int(session[2:])
+    return None
 
 
 def _float(value) -> float | None:
@@ -136,9 +141,7 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
         y = model_mask(mask.data > 0, geometry)
         row = participants.get(ref.subject, {})
         histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
-        week = _weeks(root, ref.subject).get(ref.session)
-        if week is None and ref.session.startswith("wk") and ref.session[2:].isdigit():
-            week = int(ref.session[2:])
+        week = session_week(root, ref.subject, ref.session)
         scans.append(ScanItem(
             root, ref.subject, ref.session, week, row.get("arm") or ref.arm,
             _float(row.get("histology_viability")) if histology_here else None,

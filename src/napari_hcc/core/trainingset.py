@@ -52,18 +52,13 @@ def list_corrections(root: str | Path, subject: str, session: str) -> list[Corre
     return out
 
 
-def _sha256(path: Path) -> str:
-    from .checkpoint import sha256_file
-
-    return sha256_file(path)
-
-
 def save_correction(root: str | Path, subject: str, session: str, corrected: np.ndarray, prediction: np.ndarray | None = None,
                     model_id: str | None = None, annotator: str | None = None, note: str = "", allow_empty: bool = False,
                     lock_timeout: float = 60.0) -> CorrectionRecord:
     """Add a new version of a session's corrected mask (source-grid arrays, same shape as the T1w)."""
     from filelock import FileLock, Timeout
 
+    from .checkpoint import sha256_file
     from .metrics import dice
 
     root = Path(root)
@@ -103,7 +98,7 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
                 "version": version, "previous_version": versions[-1] if versions else None,
                 "annotator": annotator or getpass.getuser(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "model": model_id, "note": note,
-                "sources": {k: {"path": str(p.relative_to(root)), "sha256": _sha256(p)} for k, p in sources.items() if p.exists()},
+                "sources": {k: {"path": str(p.relative_to(root)), "sha256": sha256_file(p)} for k, p in sources.items() if p.exists()},
                 "voxels": int(corrected.sum()), **changed,
                 "prediction": pred_path.name if pred_path else None,
             }
