@@ -1,22 +1,39 @@
 """Screenshot of napari-hcc for the docs: `xvfb-run -a python scripts/screenshot.py OUT.png`.
 
-Opens napari as `napari-hcc view` does (sample study, Study browser docked, tumor slice shown) and
-saves the whole window.
+Opens napari as `napari-hcc view` does (sample study, HCC Review and Study browser docked, the
+model run on the sample scan), waits for the result, and saves the whole window.
 """
 
 import sys
+import time
 from pathlib import Path
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_hcc.gui.launch import open_viewer
 
 
 def main(out: str) -> None:
-    viewer, _ = open_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 860)
+    viewer, review = open_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1500, 1000)
+    dock = viewer.window._dock_widgets["HCC Review (napari-hcc)"]
+    window.resizeDocks([dock], [520], Qt.Orientation.Horizontal)
+    app = QApplication.instance()
+    deadline = time.time() + 120
+    while (review.worker is not None or review.session.prediction is None) and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    if review.session.prediction is None:
+        raise SystemExit(f"the model gave no result: {review.status.text()}")
     for _ in range(20):
-        QApplication.processEvents()
+        app.processEvents()
+        time.sleep(0.01)
+    viewer.reset_view()
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(out, canvas_only=False)
     viewer.close()

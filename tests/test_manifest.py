@@ -15,7 +15,7 @@ def test_npe2_validate():
 def test_manifest_contributions_resolve():
     pm = PluginManifest.from_distribution("napari-hcc")
     assert {s.key for s in pm.contributions.sample_data} == {"rat_control", "rat_sorafenib", "rat_nk", "rat_combination"}
-    assert [w.display_name for w in pm.contributions.widgets] == ["Study browser"]
+    assert [w.display_name for w in pm.contributions.widgets] == ["HCC Review", "Study browser"]
     for cmd in pm.contributions.commands:
         module, _, attr = cmd.python_name.partition(":")
         assert hasattr(__import__(module, fromlist=[attr]), attr), cmd.python_name

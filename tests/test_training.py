@@ -98,17 +98,19 @@ def test_corrections_take_precedence_over_truth(tiny_study, tmp_path):
     img = nib.load(truth)
     corrected = np.zeros(img.shape, np.uint8)
     corrected[70:90, 70:90, 5:9] = 1
-    for version in (1, 2):
-        path = bids.correction_path(study, "rat03", "wk2", version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(corrected * (version == 2), img.affine, img.header), path)
+    from napari_hcc.core.trainingset import save_correction
+
+    save_correction(study, "rat03", "wk2", corrected * 0, allow_empty=True)
+    save_correction(study, "rat03", "wk2", corrected)
+    # A third save killed before its sidecar: not a correction, so not learned from.
+    nib.save(nib.Nifti1Image(1 - corrected, img.affine, img.header), bids.correction_path(study, "rat03", "wk2", 3))
     ds = build_dataset([study], ModelCard())
     item = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk2")
     assert item.mask_source == "correction" and sum(s.mask_source == "correction" for s in ds.scans) == 1
     y = ds.y[item.start:item.stop]
     scan = bids_session(study / "sub-rat03" / "ses-wk2").load()
     _, geometry = model_slices(scan.channels(), scan.affine, ModelCard())
-    assert y.any() and np.array_equal(y, model_mask(corrected, geometry))  # version 2's box, not version 1, not the truth
+    assert y.any() and np.array_equal(y, model_mask(corrected, geometry))  # version 2's box: not 1, not the half-saved 3, not the truth
     rat03_wk0 = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk0")
     assert not rat03_wk0.arm_labelled and item.arm_labelled and item.has_histology
 

@@ -132,7 +132,7 @@ def _train(args) -> int:
     cfg = TrainConfig(
         studies=args.study, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, precision=args.precision, init=args.init, encoder_weights=args.encoder_weights,
-        folds=args.folds, fold=args.fold, patience=args.patience, version=args.version or "", quiet=args.quiet,
+        corrections_only=args.corrections_only, folds=args.folds, fold=args.fold, patience=args.patience, version=args.version or "", quiet=args.quiet,
     )
     result = train(cfg)
     if int(os.environ.get("RANK", 0)) == 0:
@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     tr.add_argument("--init", default=None, help="fine-tune from this model (folder or .safetensors)")
+    tr.add_argument("--corrections-only", action="store_true",
+                    help="learn only from sessions with a reviewer's saved correction (fine-tuning with --init)")
     tr.add_argument("--encoder-weights", default=None, help="a local EfficientNet-B0 weight file for the encoder (nothing is downloaded)")
     tr.add_argument("--folds", type=int, default=None, help="rat-grouped folds: train without the rats of --fold")
     tr.add_argument("--fold", type=int, default=None)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.orientation import split_scale, to_display
-from .core.study import Scan
+from .core.orientation import affine_from_napari, from_display, split_scale, to_display
+from .core.study import InputError, Scan, describe_grid, same_grid
 
 META_KEY = "napari_hcc"
 #: How each sequence is shown: fused as colour channels over a grey T1w, each one toggleable.
@@ -94,3 +94,78 @@ def looks_like_labels(vol) -> bool:
         return False
     values = np.unique(vol.data[:: max(1, vol.data.shape[0] // 64)])
     return bool(np.allclose(values, np.round(values)) and len(values) <= 256)
+
+
+# -- and back: layers -> a Scan for the model ------------------------------------------------------
+
+
+def _matrix(affine) -> np.ndarray | None:
+    if affine is None:
+        return None
+    return np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
+
+
+def layer_source(layer) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A layer's voxels on its source grid, that grid's affine, and its geometry record.
+
+    Layers opened by napari-hcc carry their source grid in metadata; other layers (an array added
+    from the console, another reader) are taken as they are shown, with their napari scale/affine.
+    """
+    data = np.asarray(layer.data)
+    if data.ndim != 3:
+        raise InputError(f"layer '{layer.name}' is {data.ndim}-D; a 3-D volume is needed.")
+    source = (getattr(layer, "metadata", None) or {}).get(META_KEY, {}).get("source")
+    if source:
+        affine = np.asarray(source["affine"], dtype=float)
+        try:
+            return from_display(data, affine, tuple(source["shape"])), affine, source
+        except ValueError as exc:
+            raise InputError(f"layer '{layer.name}' no longer matches its source grid: {exc}") from None
+    affine = affine_from_napari(layer.scale, _matrix(getattr(layer, "affine", None)), getattr(layer, "translate", None))
+    return data, affine, source_geometry(data.shape, affine)
+
+
+def layer_scan_meta(layer) -> dict:
+    return (getattr(layer, "metadata", None) or {}).get(META_KEY, {}).get("scan") or {}
+
+
+def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
+    """The three sequence layers as a core Scan (source grid), and the grid record for new layers.
+
+    Refuses, in one sentence, layers on different voxel grids and layers from different scans.
+    """
+    layers = {"T1w": t1w, "T2w": t2w, "CE": ce}
+    for role, layer in layers.items():
+        if layer is None:
+            raise InputError(f"choose the {role} image layer first.")
+    if len({id(v) for v in layers.values()}) < 3:
+        raise InputError("the T1w, T2w and CE choices must be three different layers.")
+    metas = {role: layer_scan_meta(layer) for role, layer in layers.items()}
+    ids = {(m.get("subject"), m.get("session")) for m in metas.values() if m.get("subject")}
+    if len(ids) > 1:
+        shown = ", ".join(f"{layers[r].name} = sub-{m.get('subject')} ses-{m.get('session')}" for r, m in metas.items() if m)
+        raise InputError(f"the three layers come from different scans ({shown}); choose one scan's T1w, T2w and CE.")
+    volumes = {role: layer_source(layer) for role, layer in layers.items()}
+    ref_data, ref_affine, geometry = volumes["T1w"]
+    for role in ("T2w", "CE"):
+        data, affine, _ = volumes[role]
+        if not same_grid(data.shape, affine, ref_data.shape, ref_affine):
+            a, b = describe_grid(data.shape, affine), describe_grid(ref_data.shape, ref_affine)
+            if a == b:
+                shift = float(np.linalg.norm(np.asarray(affine)[:3, 3] - np.asarray(ref_affine)[:3, 3]))
+                a += f", shifted {shift:.1f} mm"
+            raise InputError(f"layer '{layers[role].name}' ({a}) is not on the grid of "
+                             f"'{t1w.name}' ({b}); resample it onto the T1w first.")
+    meta = metas["T1w"] or next((m for m in metas.values() if m), {})
+    header = geometry.get("header")
+    if isinstance(header, bytes | bytearray):
+        import nibabel as nib
+
+        header = nib.Nifti1Header(binaryblock=header)
+    scan = Scan(
+        t1w=ref_data.astype(np.float32, copy=False), t2w=volumes["T2w"][0].astype(np.float32, copy=False),
+        ce=volumes["CE"][0].astype(np.float32, copy=False), affine=ref_affine, header=header,
+        subject=meta.get("subject"), session=meta.get("session"), arm=meta.get("arm"),
+        paths={k: Path(v) for k, v in (meta.get("paths") or {}).items()},
+    )
+    return scan, geometry

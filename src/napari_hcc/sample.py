@@ -24,6 +24,31 @@ def sample_study() -> Path:
     raise FileNotFoundError("the napari-hcc sample study is missing from this installation; reinstall the package.")
 
 
+def study_for_corrections(root: str | Path) -> Path:
+    """Where a study's corrections are saved: the study itself, except for the sample study, which
+    ships inside the package (or the repository); its corrections go to a working copy in the user's
+    data folder, made on first use, so that the installation stays untouched."""
+    import os
+    import shutil
+
+    root = Path(root)
+    try:
+        is_sample = root.resolve() == sample_study().resolve()
+    except FileNotFoundError:
+        is_sample = False
+    if not is_sample:
+        return root
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    copy = base / "napari-hcc" / "sample-study"
+    if not (copy / "participants.tsv").exists():
+        tmp = copy.with_name(copy.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(root, tmp, ignore=shutil.ignore_patterns("corrections"))
+        shutil.rmtree(copy, ignore_errors=True)
+        tmp.rename(copy)
+    return copy
+
+
 def sample_scan_ref(arm: str = "Control", session: str = "wk2"):
     refs = [r for r in find_scans(sample_study()) if r.arm == arm and r.session == session]
     if not refs:

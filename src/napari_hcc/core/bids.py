@@ -46,16 +46,38 @@ def correction_path(root: Path, subject: str, session: str, version: int) -> Pat
     return anat_dir(root, subject, session, CORRECTIONS_PIPELINE) / f"{prefix(subject, session)}_desc-correction{version:03d}_mask.nii.gz"
 
 
-def correction_versions(root: Path, subject: str, session: str) -> list[int]:
-    """The saved versions of a session's corrected mask, oldest first (versions are never overwritten)."""
+def _versions_in(root: Path, subject: str, session: str, kinds: str) -> dict[int, set[str]]:
+    """Version number -> the kinds of file present ("correction", "prediction", "json")."""
     import re
 
     folder = anat_dir(root, subject, session, CORRECTIONS_PIPELINE)
-    pattern = re.compile(re.escape(prefix(subject, session)) + r"_desc-correction(\d{3,})_mask\.nii\.gz$")
-    return sorted(int(m.group(1)) for p in folder.glob("*_mask.nii.gz") if (m := pattern.match(p.name))) if folder.is_dir() else []
+    if not folder.is_dir():
+        return {}
+    pattern = re.compile(re.escape(prefix(subject, session)) + rf"_desc-({kinds})(\d{{3,}})_mask\.(nii\.gz|json)$")
+    found: dict[int, set[str]] = {}
+    for p in folder.iterdir():
+        if m := pattern.match(p.name):
+            found.setdefault(int(m.group(2)), set()).add("json" if m.group(3) == "json" else m.group(1))
+    return found
+
+
+def correction_versions(root: Path, subject: str, session: str) -> list[int]:
+    """The complete saved versions of a session's corrected mask, oldest first.
+
+    A version is complete when its mask and its JSON sidecar (written last) are both there; a save
+    killed half-way leaves no complete version behind and is ignored. Versions are never overwritten.
+    """
+    found = _versions_in(root, subject, session, "correction")
+    return sorted(v for v, kinds in found.items() if {"correction", "json"} <= kinds)
+
+
+def next_correction_version(root: Path, subject: str, session: str) -> int:
+    """The number a new save takes: above every version any file already uses, complete or not."""
+    found = _versions_in(root, subject, session, "correction|prediction")
+    return max(found, default=0) + 1
 
 
 def latest_correction(root: Path, subject: str, session: str) -> Path | None:
-    """The newest corrected mask of a session, or None."""
+    """The newest complete corrected mask of a session, or None."""
     versions = correction_versions(root, subject, session)
     return correction_path(root, subject, session, versions[-1]) if versions else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -183,8 +183,9 @@ class Engine:
         out = [torch.stack(v) for v in (masks, arms, bios)]
         return [t.cpu() for t in out]
 
-    def _run_all(self, x: np.ndarray, flips, progress: ProgressFn | None, cancel) -> list:
-        """All slices in batches with the out-of-memory fallback; lists of per-flip CPU tensors."""
+    def _run_all(self, x: np.ndarray, flips, cancel):
+        """All slices in batches with the out-of-memory fallback. A generator: yields (done, total)
+        after each batch and returns the per-flip CPU tensors (masks, arms, biomarkers)."""
         import torch
 
         n = len(x)
@@ -217,14 +218,26 @@ class Engine:
                 continue
             start = stop
             done += 1
-            if progress is not None:
-                progress(done, total)
+            yield done, total
         return [torch.cat([r[i] for r in results], dim=1) for i in range(3)]
 
     # -- one scan --------------------------------------------------------------------------------
 
     def predict(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None,
                 progress: ProgressFn | None = None, cancel=None, keep_probability: bool = True) -> Prediction:
+        steps = self.steps(scan, tta=tta, postprocess=postprocess, cancel=cancel, keep_probability=keep_probability)
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if progress is not None:
+                progress(done, total)
+
+    def steps(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None, cancel=None,
+              keep_probability: bool = True) -> Generator[tuple[int, int], None, Prediction]:
+        """`predict` as a generator (for a napari thread_worker): yields (batches done, total) and
+        returns the Prediction. Closing the generator between batches stops the work."""
         import torch
 
         t0 = time.perf_counter()
@@ -233,7 +246,7 @@ class Engine:
         x, geometry = model_slices(scan.channels(), scan.affine, self.card)
         t1 = time.perf_counter()
         flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
-        masks, arms, bios = self._run_all(x, flips, progress, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
+        masks, arms, bios = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import save_nifti
-from .orientation import RAS_TO_WORLD, from_display
+from .orientation import affine_from_napari, from_display
 from .study import InputError
 
 
@@ -49,9 +49,6 @@ def save_mask_like_source(display_data: np.ndarray, path, source: dict | None, s
             raise InputError(f"cannot write {path.name}: {exc}") from None
         img = mask_image(voxels, affine, source.get("header"))
     else:
-        world = np.asarray(unit_affine if unit_affine is not None else np.eye(4), dtype=float) @ np.diag(list(scale or (1, 1, 1)) + [1.0])
-        if translate is not None:
-            world[:3, 3] += np.asarray(unit_affine if unit_affine is not None else np.eye(4))[:3, :3] @ np.asarray(translate, dtype=float)
-        img = mask_image(data, np.linalg.inv(RAS_TO_WORLD) @ world)
+        img = mask_image(data, affine_from_napari(scale, unit_affine, translate))
     save_nifti(img, path)
     return path

@@ -64,3 +64,13 @@ def split_scale(world_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unit = world_affine.copy()
     unit[:3, :3] = world_affine[:3, :3] / scale
     return scale, unit
+
+
+def affine_from_napari(scale, unit_affine=None, translate=None) -> np.ndarray:
+    """The NIfTI (RAS+) affine of a display-frame array shown in napari with this scale, affine
+    and translate: the way back for layers that carry no recorded source grid."""
+    unit = np.asarray(unit_affine if unit_affine is not None else np.eye(4), dtype=float)
+    world = unit @ np.diag([float(v) for v in (scale if scale is not None else (1, 1, 1))] + [1.0])
+    if translate is not None:
+        world[:3, 3] += unit[:3, :3] @ np.asarray(translate, dtype=float)
+    return np.linalg.inv(RAS_TO_WORLD) @ world

@@ -62,6 +62,7 @@ class TrainConfig:
     name: str = "hcc-unetpp-effb0"
     version: str = ""
     exclude_rats: list[str] = field(default_factory=list)  # e.g. an evaluation fold, given in-process
+    corrections_only: bool = False  # learn only from sessions with a reviewer's saved correction
     leaky_folds: int | None = None  # the paper's slice-level K-fold (evaluation --leaky only)
     leaky_fold: int | None = None
     quiet: bool = False
@@ -269,7 +270,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
     card.name = cfg.name if not base else card.name
     card.trained, card.metrics, card.weights, card.created = True, {}, {}, ""
 
-    ds = build_dataset(cfg.studies, card)
+    ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only)
     rat_arm = ds.rat_arm()
     test_rats = sorted(set(cfg.exclude_rats) & set(rat_arm))
     if cfg.folds is not None:
@@ -428,7 +429,7 @@ def _final_card(card: ModelCard, cfg: TrainConfig, ds, train_rats, val_rats, tes
         "train_rats": train_rats, "val_rats": val_rats, "held_out_rats": test_rats,
         "epochs": cfg.epochs, "best_epoch": row["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
         "seed": cfg.seed, "precision": precision, "device": str(device), "tumor_free_share": cfg.tumor_free_share,
-        "folds": cfg.folds, "fold": cfg.fold, "init": cfg.init, "loss_weights": cfg.loss.as_dict(), "augment": cfg.augment.as_dict(),
+        "folds": cfg.folds, "fold": cfg.fold, "init": cfg.init, "corrections_only": cfg.corrections_only, "loss_weights": cfg.loss.as_dict(), "augment": cfg.augment.as_dict(),
     }
     new.metrics = {k: round(v, 5) for k, v in row.items() if k.startswith("val_")}
     return new

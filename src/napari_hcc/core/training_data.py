@@ -110,8 +110,10 @@ def _float(value) -> float | None:
         return None
 
 
-def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None) -> SliceDataset:
-    """Load every session of the studies that has a tumor mask (correction or truth)."""
+def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None,
+                  corrections_only: bool = False) -> SliceDataset:
+    """Load every session of the studies that has a tumor mask (correction or truth); with
+    `corrections_only`, only the sessions a reviewer corrected (fine-tuning from corrections)."""
     from .slices import model_mask, model_slices
 
     xs, ys, owners, scans, digests = [], [], [], [], []
@@ -130,7 +132,7 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
     total = 0
     for n, (root, participants, ref) in enumerate(refs):
         correction = bids.latest_correction(root, ref.subject, ref.session)
-        mask_path = correction or ref.mask
+        mask_path = correction or (None if corrections_only else ref.mask)
         if mask_path is None:
             continue  # a session nobody has outlined cannot teach the mask
         scan = ref.load()
@@ -157,7 +159,8 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
         if progress is not None:
             progress(n + 1, len(refs))
     if not scans:
-        raise InputError("no session of the given studies has a tumor mask (truth or correction) to learn from.")
+        what = "a saved correction" if corrections_only else "a tumor mask (truth or correction)"
+        raise InputError(f"no session of the given studies has {what} to learn from.")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
     return SliceDataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), scans, fingerprint,
                         [str(Path(s).resolve()) for s in studies], [sim for s in studies if (sim := simulation_of(s))])

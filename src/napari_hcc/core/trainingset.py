@@ -9,7 +9,9 @@ For a session `sub-X/ses-Y` of a study, each save adds version N under
   images, Dice between prediction and correction, voxels added and removed).
 
 Writes are atomic (temporary file, fsync, rename; `overwrite=False`), and a file lock serialises
-saves, so two annotators saving at once get versions N and N+1 and both keep their work. Training
+saves, so two annotators saving at once get versions N and N+1 and both keep their work. The sidecar
+is written last: a save killed half-way leaves no complete version (`bids.correction_versions`
+ignores it), never a damaged one, and the next save takes the next free number. Training
 (`training_data.build_dataset`) uses the newest version.
 """
 
@@ -80,8 +82,9 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
     sources = {key: bids.image_path(root, subject, session, key) for key in bids.SEQUENCES}
     try:
         with FileLock(str(folder / LOCK_NAME), timeout=lock_timeout):
+            _remove_stale_temporaries(folder)
             versions = bids.correction_versions(root, subject, session)
-            version = (versions[-1] + 1) if versions else 1
+            version = bids.next_correction_version(root, subject, session)
             mask_path = bids.correction_path(root, subject, session, version)
             pred_path = None
             if prediction is not None:
@@ -113,6 +116,13 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
     if not same_grid(check.shape, check.affine, t1w.data.shape, t1w.affine):
         raise InputError(f"internal error: {mask_path} was not written on the T1w grid.")
     return CorrectionRecord(version, mask_path, pred_path, sidecar, provenance)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Hidden temporary files left by a save that was killed: every saver holds the lock, so while
+    we hold it no temporary file here belongs to a save in progress."""
+    for tmp in folder.glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
 
 
 def _save_new(img, path: Path) -> None:

@@ -1,25 +1,31 @@
-"""`napari-hcc view`: napari with the plugin docked and a scan loaded."""
+"""`napari-hcc view`: napari with the plugin docked, a scan loaded and the model running on it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def open_viewer(path: str | Path | None = None, show: bool = True):
-    """A viewer with the Study browser docked and the first scan of `path` (default: the sample)."""
+def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = True):
+    """A viewer with HCC Review and the Study browser docked (tabbed) and the first scan of `path`
+    (default: the sample) open; with `run`, the model starts on it at once (in the background)."""
     import napari
 
     from ..sample import sample_study
+    from .review_widget import ReviewWidget
     from .study_browser import StudyBrowser
 
     viewer = napari.Viewer(title="napari-hcc", show=show)
     browser = StudyBrowser(viewer, path if path is not None else sample_study())
+    review = ReviewWidget(viewer)
     viewer.window.add_dock_widget(browser, name="Study browser (napari-hcc)", area="right")
+    viewer.window.add_dock_widget(review, name="HCC Review (napari-hcc)", area="right", tabify=True)
     if path is None:
         browser.open_scan("rat01", "wk2")
     else:
         browser.open_row(0)
-    return viewer, browser
+    if run:
+        review.run()
+    return viewer, review
 
 
 def launch(path: str | Path | None = None) -> int:

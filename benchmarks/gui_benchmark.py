@@ -1,0 +1,92 @@
+"""Responsiveness of the HCC Review widget: `xvfb-run -a python benchmarks/gui_benchmark.py [--runs 5]`.
+
+Opens napari (a real window under Xvfb), the sample scan and the widget, waits for the model to be
+loaded in the background, then presses Run several times and measures:
+
+* Run -> mask on screen: from the click to the first canvas redraw after the "tumor" layer appears;
+* the longest stall of the Qt event loop during the run: a 5 ms QTimer records when it fires, and
+  the longest gap between two firings (from the click to half a second after the result) is the
+  longest time the viewer could not react to the mouse.
+
+Prints one Markdown table row per setting (TTA off and on) for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open_sample("napari-hcc", "rat_control")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-hcc", "HCC Review")
+    app = QApplication.instance()
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.001)
+
+    load_start = time.perf_counter()
+    while not widget.session.engines:  # the background warm-up: torch import and model load
+        spin(0.01)
+    print(f"model ready in the background {time.perf_counter() - load_start:.2f} s after docking")
+
+    ticks: list[float] = []
+    timer = QTimer(interval=5, timeout=lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    drawn: list[float] = []
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    canvas.events.draw.connect(lambda _e: drawn.append(time.perf_counter()))
+
+    rows = []
+    for tta in (False, True):
+        widget.tta_box.setChecked(tta)
+        to_screen, stalls, compute = [], [], []
+        for _ in range(args.runs + 1):  # the first run of each setting warms the caches and is not counted
+            spin(0.3)
+            ticks.clear()
+            drawn.clear()
+            inserted: list[float] = []
+            hook = viewer.layers.events.inserted.connect(lambda e: inserted.append(time.perf_counter()) if e.value.name == "tumor" else None)
+            t0 = time.perf_counter()
+            widget.run()
+            while widget.worker is not None:
+                spin(0.002)
+            spin(0.5)
+            viewer.layers.events.inserted.disconnect(hook)
+            t_layer = inserted[0]
+            t_draw = next((t for t in drawn if t >= t_layer), float("nan"))
+            gaps = np.diff([t0] + [t for t in ticks if t >= t0])
+            to_screen.append(t_draw - t0)
+            stalls.append(float(gaps.max()) if len(gaps) else float("nan"))
+            compute.append(widget.session.prediction.timings["total"])
+        to_screen, stalls, compute = to_screen[1:], stalls[1:], compute[1:]
+        rows.append((tta, statistics.median(to_screen), max(to_screen), statistics.median(stalls), max(stalls), statistics.median(compute)))
+
+    timer.stop()
+    engine = next(iter(widget.session.engines.values()))
+    print(f"device: {engine.device_name}, precision {engine.precision}; {args.runs} runs each")
+    print("| TTA | Run -> mask on screen, median (max) | longest event-loop stall, median (max) | inference alone (median) |")
+    print("|---|---|---|---|")
+    for tta, med, worst, stall_med, stall_max, comp in rows:
+        print(f"| {'on' if tta else 'off'} | {med * 1000:.0f} ms ({worst * 1000:.0f} ms) | {stall_med * 1000:.0f} ms ({stall_max * 1000:.0f} ms) | {comp * 1000:.0f} ms |")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Pick the T1w, T2w and CE image layers; filled in by itself from layer metadata and names."""
+
+from __future__ import annotations
+
+import re
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QComboBox, QFormLayout, QWidget
+
+from ..layers import META_KEY
+
+ROLES = ("T1w", "T2w", "CE")
+#: name patterns, tried after the metadata role; CE first so that "T1 post-Gd" is not taken as T1w
+NAME_PATTERNS = {
+    "CE": re.compile(r"(^|[^a-z])(ce|gd|contrast|post|t1c|t1ce|t1\+c|dce)([^a-z]|$)", re.I),
+    "T2w": re.compile(r"t2", re.I),
+    "T1w": re.compile(r"t1", re.I),
+}
+
+
+def guess_roles(layers) -> dict[str, object]:
+    """role -> layer: napari-hcc's own metadata first, then the layer names."""
+    images = [lyr for lyr in layers if type(lyr).__name__ == "Image" and getattr(lyr.data, "ndim", 0) == 3]
+    chosen: dict[str, object] = {}
+    for role in ROLES:
+        for lyr in reversed(images):  # the newest scan's layer when several are open
+            if (lyr.metadata.get(META_KEY) or {}).get("role") == role:
+                chosen[role] = lyr
+                break
+    for role in ("CE", "T2w", "T1w"):
+        if role in chosen:
+            continue
+        for lyr in images:
+            if lyr not in chosen.values() and NAME_PATTERNS[role].search(lyr.name):
+                chosen[role] = lyr
+                break
+    return chosen
+
+
+class LayerPicker(QWidget):
+    changed = Signal()
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.boxes = {role: QComboBox() for role in ROLES}
+        for box in self.boxes.values():
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        for role, box in self.boxes.items():
+            box.currentIndexChanged.connect(lambda _i: self.changed.emit())
+            form.addRow(role, box)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(lambda _e: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-list the image layers; keep the user's choices when still there, else guess."""
+        names = [lyr.name for lyr in self.viewer.layers if type(lyr).__name__ == "Image"]
+        guess = guess_roles(self.viewer.layers)
+        for role, box in self.boxes.items():
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            keep = current if current in names and not self._guess_is_newer(role, guess) else None
+            pick = keep or (guess[role].name if role in guess else "")
+            box.setCurrentIndex(names.index(pick) if pick in names else -1)
+            box.blockSignals(False)
+        self.changed.emit()
+
+    def _guess_is_newer(self, role: str, guess: dict) -> bool:
+        """A freshly opened scan (napari-hcc metadata) replaces the previous choice."""
+        layer = guess.get(role)
+        return layer is not None and (layer.metadata.get(META_KEY) or {}).get("role") == role
+
+    def layer(self, role: str):
+        name = self.boxes[role].currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def layers(self) -> tuple:
+        return tuple(self.layer(role) for role in ROLES)

@@ -1,0 +1,189 @@
+"""The treatment-response panel: what the model says about one scan, and the subject's weekly course.
+
+Arm probabilities as bars, the response probability (1 - P(Control)) against a threshold, the
+viability and apoptosis estimates, tumor volume and longest diameter (re-measured when the mask is
+edited), the uncertainty, the model, a per-slice plot and a weekly plot (matplotlib in Qt).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+        QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+ARM_NAMES = {"Control": "Control", "Sorafenib": "Sorafenib", "NK": "NK cells", "Combination": "Combination"}
+
+
+def _fmt(value: float, spec: str = ".2f", unit: str = "") -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:{spec}}{unit}"
+
+
+class _Plot(FigureCanvasQTAgg):
+    def __init__(self, colors: dict, height: float = 1.5):
+        fig = Figure(figsize=(3.6, height), dpi=90, layout="constrained")
+        super().__init__(fig)
+        self.colors = colors
+        fig.patch.set_facecolor(colors["background"])
+        self.ax = fig.add_subplot(111)
+        self.ax2 = self.ax.twinx()
+        self.setMinimumHeight(int(height * 80))
+        self.setMinimumWidth(180)
+        self.clear()
+
+    def clear(self) -> None:
+        """Empty axes in the viewer's theme colours."""
+        for ax in (self.ax, self.ax2):
+            ax.clear()
+            ax.set_facecolor(self.colors["background"])
+            ax.tick_params(labelsize=6, colors=self.colors["text"])
+            ax.yaxis.label.set_color(self.colors["text"])
+            ax.xaxis.label.set_color(self.colors["text"])
+            for spine in ax.spines.values():
+                spine.set_color(self.colors["text"])
+        self.ax2.patch.set_visible(False)
+
+
+def theme_colors(theme_name: str | None) -> dict:
+    """Background and text colours of a napari theme (light defaults outside napari)."""
+    try:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(theme_name or "dark")
+        return {"background": theme.foreground.as_hex(), "text": theme.text.as_hex()}
+    except Exception:  # noqa: BLE001 - any theme problem: plain colours
+        return {"background": "#ffffff", "text": "#222222"}
+
+
+class ResponsePanel(QWidget):
+    def __init__(self, colors: dict | None = None, parent=None):
+        super().__init__(parent)
+        colors = colors or theme_colors(None)
+        self.prediction = None
+        self.weeks: list = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        self.model_label = QLabel("no result yet: press Run")
+        self.model_label.setWordWrap(True)
+        layout.addWidget(self.model_label)
+
+        bars = QGridLayout()
+        self.arm_bars: dict[str, QProgressBar] = {}
+        self.arm_labels: dict[str, QLabel] = {}
+        for row, arm in enumerate(ARM_NAMES):
+            name = QLabel(ARM_NAMES[arm])
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setFormat("–")
+            bar.setTextVisible(True)
+            bars.addWidget(name, row, 0)
+            bars.addWidget(bar, row, 1)
+            self.arm_bars[arm], self.arm_labels[arm] = bar, name
+        layout.addLayout(bars)
+
+        form = QFormLayout()
+        self.response_label = QLabel("–")
+        self.response_label.setWordWrap(True)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.05, 0.95)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.5)
+        self.threshold.setToolTip("the response probability at or above which the scan reads as a responder")
+        self.threshold.valueChanged.connect(lambda _v: self._show_response())
+        form.addRow("Response", self.response_label)
+        form.addRow("Responder if ≥", self.threshold)
+        self.viability_label = QLabel("–")
+        self.apoptosis_label = QLabel("–")
+        self.volume_label = QLabel("–")
+        self.diameter_label = QLabel("–")
+        self.uncertainty_label = QLabel("–")
+        self.uncertainty_label.setWordWrap(True)
+        form.addRow("Viability (H&&E)", self.viability_label)
+        form.addRow("Apoptosis (TUNEL)", self.apoptosis_label)
+        form.addRow("Tumor volume", self.volume_label)
+        form.addRow("Longest diameter", self.diameter_label)
+        form.addRow("Uncertainty", self.uncertainty_label)
+        layout.addLayout(form)
+
+        self.slice_plot = _Plot(colors)
+        self.week_plot = _Plot(colors)
+        layout.addWidget(QLabel("Per slice: tumor probability and area"))
+        layout.addWidget(self.slice_plot)
+        self.week_title = QLabel("Weekly course: tumor volume and response")
+        layout.addWidget(self.week_title)
+        layout.addWidget(self.week_plot)
+
+    # -- one scan --------------------------------------------------------------------------------
+
+    def show_prediction(self, prediction, model_text: str) -> None:
+        self.prediction = prediction
+        self.model_label.setText(model_text)
+        best = prediction.predicted_arm
+        for arm, bar in self.arm_bars.items():
+            p = prediction.arm_probability.get(arm, float("nan"))
+            bar.setValue(int(round(1000 * p)) if np.isfinite(p) else 0)
+            bar.setFormat(f"{100 * p:.1f} %")
+            font = self.arm_labels[arm].font()
+            font.setBold(arm == best)
+            self.arm_labels[arm].setFont(font)
+        self._show_response()
+        self.viability_label.setText(_fmt(prediction.viability, ".2f") + " viable fraction")
+        self.apoptosis_label.setText(_fmt(prediction.apoptosis, ".3f") + " apoptotic fraction")
+        self.show_measurements(prediction.tumor_volume_mm3, prediction.longest_diameter_mm, edited=False)
+        spread = ", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.arms, prediction.arm_uncertainty)) if prediction.tta else ""
+        self.uncertainty_label.setText(f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else ""))
+        self._plot_slices(prediction)
+
+    def _show_response(self) -> None:
+        if self.prediction is None:
+            return
+        r = self.prediction.response_probability
+        verdict = "responder" if r >= self.threshold.value() else "non-responder"
+        self.response_label.setText(f"1 − P(Control) = <b>{r:.2f}</b>: {verdict}")
+
+    def show_measurements(self, volume_mm3: float, diameter_mm: float, edited: bool) -> None:
+        tag = " (edited)" if edited else ""
+        self.volume_label.setText(_fmt(volume_mm3, ".1f", " mm³") + tag)
+        self.diameter_label.setText(_fmt(diameter_mm, ".1f", " mm") + tag)
+
+    def _plot_slices(self, p) -> None:
+        plot = self.slice_plot
+        plot.clear()
+        k = np.arange(len(p.slice_tumor_probability))
+        plot.ax.bar(k, p.slice_tumor_area_mm2, color="#7fa6e0", alpha=0.7)
+        plot.ax.set_ylabel("area mm²", fontsize=7, color="#7fa6e0")
+        plot.ax.set_xlabel("slice (inferior → superior)", fontsize=7)
+        plot.ax2.plot(k, p.slice_tumor_probability, color="#dd8452", marker=".", lw=1)
+        plot.ax2.set_ylim(0, 1.02)
+        plot.ax2.set_ylabel("max P(tumor)", fontsize=7, color="#dd8452")
+        plot.draw_idle()
+
+    # -- the subject's weeks ---------------------------------------------------------------------
+
+    def set_weeks(self, rows: list[tuple[str, float, float]]) -> None:
+        """rows: (session label, tumor volume mm3, response probability), in week order."""
+        self.weeks = rows
+        plot = self.week_plot
+        plot.clear()
+        if len(rows) < 2:
+            self.week_title.setText("Weekly course: one session only")
+            plot.draw_idle()
+            return
+        self.week_title.setText(f"Weekly course: {len(rows)} sessions")
+        x = np.arange(len(rows))
+        plot.ax.plot(x, [r[1] for r in rows], color="#7fa6e0", marker="o", lw=1.2)
+        plot.ax.set_ylabel("volume mm³", fontsize=7, color="#7fa6e0")
+        plot.ax2.plot(x, [r[2] for r in rows], color="#c44e52", marker="s", lw=1.2)
+        plot.ax2.set_ylim(0, 1.02)
+        plot.ax2.set_ylabel("P(response)", fontsize=7, color="#c44e52")
+        plot.ax.set_xticks(x, [r[0] for r in rows])
+        plot.draw_idle()

@@ -1,0 +1,84 @@
+"""Background work for the review widget: plain generators around the core, run by napari's
+`thread_worker`. Each yields small tagged tuples that the widget turns into layers and labels on
+the main thread; none of them touches Qt or napari objects.
+
+    ("status", text)              a line for the status label
+    ("engine", engine)            the model placed on its device (kept for the next run)
+    ("progress", done, total)     batches done
+    ("prediction", prediction)    the scan's result: the mask goes on screen now
+    ("summary", ScanSummary)      another scan's numbers (weekly course, reading order)
+    ("cancelled",)                the reader pressed Cancel
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from ..core.inference import Cancelled, Engine
+from ..core.review_queue import summarize_scans
+from ..core.study import Scan, ScanRef
+
+
+_ENGINE_LOCK = threading.Lock()
+
+
+def get_engine(cache: dict, model_spec, device: str) -> Engine:
+    """One Engine per (model, device), built on first use (loading and placing the model).
+    Thread-safe: the widget warms the cache up in the background while the reader looks around."""
+    from ..core.checkpoint import load_model
+    from .triton_guard import keep_triton_out
+
+    keep_triton_out()
+    key = (str(model_spec) if model_spec is not None else None, device)
+    with _ENGINE_LOCK:
+        if key not in cache:
+            cache.clear()  # one model in memory at a time
+            cache[key] = Engine(load_model(model_spec), device=device)
+        return cache[key]
+
+
+def warm_up(cache: dict, model_spec, device: str) -> None:
+    """Import torch and place the model before the first Run (errors wait for Run to report them)."""
+    try:
+        get_engine(cache, model_spec, device)
+    except Exception:  # noqa: BLE001 - Run reports the same problem in one sentence
+        pass
+
+
+def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, cancel,
+                 siblings: list[ScanRef] = ()) -> Iterator[tuple]:
+    """Predict one scan, then (for the weekly plot) the subject's other sessions."""
+    yield ("status", "loading the model…")
+    engine = get_engine(cache, model_spec, device)
+    yield ("engine", engine)
+    yield ("status", f"predicting on {engine.device_name}…")
+    try:
+        prediction = yield from _tagged(engine.steps(scan, tta=tta, cancel=cancel))
+    except Cancelled:
+        yield ("cancelled",)
+        return
+    yield ("prediction", prediction)
+    for summary in summarize_scans(siblings, engine, cancel):
+        yield ("summary", summary)
+
+
+def summarize(cache: dict, model_spec, device: str, refs: list[ScanRef], cancel, corrections_root=None) -> Iterator[tuple]:
+    """The scan-level numbers of a whole study (for 'Next scan'), one scan at a time."""
+    engine = get_engine(cache, model_spec, device)
+    yield ("engine", engine)
+    for n, summary in enumerate(summarize_scans(refs, engine, cancel, corrections_root), start=1):
+        yield ("summary", summary)
+        yield ("progress", n, len(refs))
+    if cancel.is_set():
+        yield ("cancelled",)
+
+
+def _tagged(steps):
+    """Re-tag the core generator's (done, total) as progress messages; return its value."""
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield ("progress", done, total)

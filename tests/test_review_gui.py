@@ -1,0 +1,259 @@
+"""The HCC Review dock widget driven as a reader would: Run, read the panel, edit, save, cancel,
+recover after a crash, walk the study, fine-tune. napari under Xvfb with real OpenGL (Mesa)."""
+
+import hashlib
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def user_folders(tmp_path, monkeypatch):
+    """Models, recovery files and the sample's working copy go to a temporary home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NAPARI_HCC_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("NAPARI_HCC_RECOVERY", str(tmp_path / "recovery"))
+    return tmp_path
+
+
+def click(qtbot, button):
+    from qtpy.QtCore import Qt
+
+    assert button.isEnabled(), button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def wait_done(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def docked(viewer, sample="rat_control"):
+    viewer.open_sample("napari-hcc", sample)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-hcc", "HCC Review")
+    return widget
+
+
+def run(qtbot, widget):
+    click(qtbot, widget.run_button)
+    wait_done(qtbot, widget)
+    assert widget.session.prediction is not None, widget.status.text()
+    return widget.viewer.layers["tumor"]
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def corrections_dir(user_folders, subject="rat01", session="wk2"):
+    return user_folders / "home" / "napari-hcc" / "sample-study" / "derivatives" / "corrections" / f"sub-{subject}" / f"ses-{session}" / "anat"
+
+
+def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
+    from napari_hcc.core.metrics import dice
+
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    assert [widget.picker.boxes[r].currentText() for r in ("T1w", "T2w", "CE")] == ["T1w", "T2w", "CE"]
+    labels = run(qtbot, widget)
+    t1w = viewer.layers["T1w"]
+    # On the source grid, shown exactly over the images.
+    assert labels.data.shape == t1w.data.shape == (15, 160, 160)
+    assert np.allclose(labels.scale, t1w.scale) and np.allclose(labels.affine.affine_matrix, t1w.affine.affine_matrix)
+    assert dice(labels.data > 0, viewer.layers["tumor (truth)"].data > 0) > 0.85
+    # The panel shows the prediction's numbers.
+    p = widget.session.prediction
+    bars = [widget.panel.arm_bars[a].value() for a in ("Control", "Sorafenib", "NK", "Combination")]
+    assert abs(sum(bars) - 1000) <= 3 and bars[0] == max(bars)  # a Control rat: Control most likely
+    volume = float((labels.data > 0).sum() * np.prod(t1w.scale))
+    assert widget.panel.volume_label.text().startswith(f"{volume:.1f} mm³") and volume == pytest.approx(p.tumor_volume_mm3)
+    assert f"{p.response_probability:.2f}" in widget.panel.response_label.text()
+    assert "non-responder" in widget.panel.response_label.text()
+    assert "Running on cpu" in widget.device_note.text()
+    # Uncertain slices, least certain first; clicking one goes there.
+    items = [widget.uncertain_list.item(i) for i in range(widget.uncertain_list.count())]
+    assert items
+    values = [p.slice_uncertainty[int(it.text().split()[1].rstrip(":"))] for it in items]
+    assert values == sorted(values, reverse=True)
+    widget._go_to_slice(items[0])
+    assert int(round(labels.world_to_data(viewer.dims.point)[0])) == int(items[0].text().split()[1].rstrip(":"))
+    # An edit re-measures the tumor.
+    labels.paint((7, 20, 20), 1)
+    qtbot.waitUntil(lambda: "(edited)" in widget.panel.volume_label.text(), timeout=5000)
+    edited = float((labels.data > 0).sum() * np.prod(t1w.scale))
+    assert edited > volume and widget.panel.volume_label.text().startswith(f"{edited:.1f}")
+
+
+def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, qtbot, user_folders):
+    from napari_hcc.sample import sample_scan_ref
+
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    labels = run(qtbot, widget)
+    labels.paint((7, 20, 20), 1)
+    record = widget.save_correction()
+    folder = corrections_dir(user_folders)
+    v1 = folder / "sub-rat01_ses-wk2_desc-correction001_mask.nii.gz"
+    assert record.mask == v1 and v1.exists() and (folder / "sub-rat01_ses-wk2_desc-prediction001_mask.nii.gz").exists()
+    side = json.loads((folder / "sub-rat01_ses-wk2_desc-correction001_mask.json").read_text())
+    assert side["version"] == 1 and side["model"].startswith("hcc-unetpp-effb0@")
+    assert set(side["sources"]) == {"T1w", "T2w", "CE"} and all(len(s["sha256"]) == 64 for s in side["sources"].values())
+    assert side["voxels_added"] > 0 and side["voxels_removed"] == 0 and 0.9 < side["dice_prediction_vs_correction"] < 1
+    src = nib.load(sample_scan_ref("Control").t1w)
+    saved = nib.load(v1)
+    assert saved.shape == src.shape and np.array_equal(saved.affine, src.affine)
+    assert int(np.asarray(saved.dataobj).sum()) == int((labels.data > 0).sum())
+    first = sha(v1)
+    labels.paint((7, 140, 140), 1)
+    widget.save_correction()
+    v2 = folder / "sub-rat01_ses-wk2_desc-correction002_mask.nii.gz"
+    assert v2.exists() and sha(v1) == first
+    assert json.loads((folder / "sub-rat01_ses-wk2_desc-correction002_mask.json").read_text())["previous_version"] == 1
+    assert int(np.asarray(nib.load(v2).dataobj).sum()) > int(np.asarray(nib.load(v1).dataobj).sum())
+    assert "version 2" in widget.status.text()
+    # The installed sample study is untouched: corrections went to the user's working copy.
+    assert not (sample_scan_ref("Control").t1w.parents[3] / "derivatives" / "corrections").exists()
+
+
+def test_an_empty_mask_is_saved_only_after_confirmation(make_napari_viewer, qtbot, user_folders):
+    from napari_hcc.gui import mask_tools
+
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    labels = run(qtbot, widget)
+    mask_tools.apply_mask(labels, np.zeros_like(labels.data))
+    asked = []
+    widget._confirm = lambda q: asked.append(q) or False
+    assert widget.save_correction() is None and asked and "empty" in asked[0]
+    assert not corrections_dir(user_folders).exists() or not any(corrections_dir(user_folders).glob("*.nii.gz"))
+    widget._confirm = lambda q: True
+    record = widget.save_correction()
+    assert record.version == 1 and record.provenance["voxels"] == 0
+
+
+def test_helpers_edit_the_mask_and_undo_in_one_step(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    labels = run(qtbot, widget)
+    base = labels.data.copy()
+    # Interpolate between two drawn slices.
+    labels.brush_size = 6
+    labels.paint((1, 30, 30), 1)
+    labels.paint((5, 30, 30), 1)
+    drawn = labels.data.copy()
+    click(qtbot, next(b for b in widget.findChildren(type(widget.run_button)) if b.text() == "Interpolate"))
+    assert all(labels.data[k, 30, 30] for k in (2, 3, 4)) and not drawn[3, 30, 30]
+    labels.undo()
+    assert np.array_equal(labels.data, drawn)
+    # Remove a small island.
+    labels.brush_size = 2
+    labels.paint((7, 150, 10), 1)
+    assert labels.data[7, 150, 10]
+    widget.island_mm3.setValue(5.0)
+    widget.remove_islands()
+    assert not labels.data[7, 150, 10]
+    labels.undo()
+    assert labels.data[7, 150, 10]
+    # Fill a hole punched into the tumor.
+    k = int(np.argmax((base > 0).reshape(15, -1).sum(1)))
+    r, c = np.argwhere(base[k] > 0).mean(0).round().astype(int)
+    labels.brush_size = 3
+    labels.paint((k, r, c), 0)
+    assert not labels.data[k, r, c]
+    widget.fill_holes()
+    assert labels.data[k, r, c]
+    labels.undo()
+    assert not labels.data[k, r, c]
+
+
+def test_cancel_stops_the_run_and_changes_nothing(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    widget.tta_box.setChecked(True)
+    click(qtbot, widget.run_button)
+    click(qtbot, widget.cancel_button)
+    wait_done(qtbot, widget)
+    assert "tumor" not in viewer.layers and widget.session.prediction is None
+    assert "cancelled" in widget.status.text()
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+    run(qtbot, widget)  # and the next run works
+    assert "tumor" in viewer.layers
+
+
+def test_unsaved_edits_are_offered_back_after_a_crash(make_napari_viewer, qtbot, user_folders):
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    labels = run(qtbot, widget)
+    labels.paint((7, 20, 20), 1)
+    edited = labels.data.copy()
+    qtbot.waitUntil(lambda: any((user_folders / "recovery").glob("*.npz")), timeout=5000)
+    # "Reopen" the scan in a new session: the widget offers the edits back.
+    viewer2 = make_napari_viewer(show=True)
+    widget2 = docked(viewer2)
+    qtbot.waitUntil(lambda: widget2.banner.isVisible(), timeout=5000)
+    widget2.restore_recovery()
+    assert np.array_equal(viewer2.layers["tumor"].data, edited)
+    assert not widget2.banner.isVisible()
+    # After a save the recovery file is gone.
+    widget2.save_correction()
+    assert not any((user_folders / "recovery").glob("*.npz"))
+
+
+def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot):
+    from napari_hcc.core.checkpoint import load_model
+    from napari_hcc.core.inference import Engine
+    from napari_hcc.core.review_queue import review_order, summarize_scans
+    from napari_hcc.core.study import find_scans
+    from napari_hcc.sample import sample_study
+
+    expected = [(s.ref.subject, s.ref.session) for s in
+                review_order(list(summarize_scans(find_scans(sample_study(), with_truth=False), Engine(load_model(None)))))]
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)  # sub-rat01 ses-wk2
+    run(qtbot, widget)
+    seen = [("rat01", "wk2")]
+    for _ in range(2):
+        click(qtbot, widget.next_button)
+        qtbot.waitUntil(lambda: widget.worker is None and widget.session.order is not None
+                        and (widget.session.scan.subject, widget.session.scan.session) != seen[-1]
+                        and widget.session.prediction is not None, timeout=120_000)
+        meta = viewer.layers["T1w"].metadata["napari_hcc"]["scan"]
+        seen.append((meta["subject"], meta["session"]))
+        assert "tumor" in viewer.layers and len(viewer.layers) == 5  # the previous scan's layers are gone
+    walk = [k for k in expected if k != ("rat01", "wk2")][:2]
+    assert seen[1:] == walk
+
+
+def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbot, user_folders):
+    from napari_hcc.core.checkpoint import default_model_folder
+    from napari_hcc.gui.scan_layers import show_scan
+    from napari_hcc.sample import sample_scan_ref
+
+    shipped = default_model_folder() / "model.safetensors"
+    before = sha(shipped)
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    run(qtbot, widget).paint((7, 20, 20), 1)
+    widget.save_correction()
+    show_scan(viewer, sample_scan_ref("Sorafenib").load())
+    run(qtbot, widget)
+    widget.save_correction()
+    panel = widget.finetune
+    panel.epochs.setValue(1)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=300_000)
+    result = panel.result
+    assert result is not None and not result.cancelled, panel.status.text()
+    assert result.model_dir.parent == user_folders / "models" and (result.model_dir / "model.safetensors").exists()
+    assert result.independent and len(result.held_out_scans) == 1 and len(result.trained_scans) == 1
+    assert f"{result.mean_before:.3f} before → {result.mean_after:.3f} after" in panel.status.text()
+    assert json.loads((result.model_dir / "finetune.json").read_text())["dice_after"] == result.dice_after
+    assert sha(shipped) == before  # the shipped model is never overwritten
+    click(qtbot, panel.use_button)
+    assert widget.session.model_spec == str(result.model_dir)
+    labels = run(qtbot, widget)
+    assert widget.session.prediction.model_id == result.new_model and labels.data.any()
