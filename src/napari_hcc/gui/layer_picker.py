@@ -20,7 +20,9 @@ NAME_PATTERNS = {
 
 def guess_roles(layers) -> dict[str, object]:
     """role -> layer: napari-hcc's own metadata first, then the layer names."""
-    images = [lyr for lyr in layers if type(lyr).__name__ == "Image" and getattr(lyr.data, "ndim", 0) == 3]
+    from napari.layers import Image
+
+    images = [lyr for lyr in layers if isinstance(lyr, Image) and getattr(lyr.data, "ndim", 0) == 3]
     chosen: dict[str, object] = {}
     for role in ROLES:
         for lyr in reversed(images):  # the newest scan's layer when several are open
@@ -58,7 +60,9 @@ class LayerPicker(QWidget):
 
     def refresh(self) -> None:
         """Re-list the image layers; keep the user's choices when still there, else guess."""
-        names = [lyr.name for lyr in self.viewer.layers if type(lyr).__name__ == "Image"]
+        from napari.layers import Image
+
+        names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]  # napari hands plugins proxies: isinstance, not type()
         guess = guess_roles(self.viewer.layers)
         for role, box in self.boxes.items():
             current = box.currentText()

@@ -29,7 +29,8 @@ def _fmt(value: float, spec: str = ".2f", unit: str = "") -> str:
 
 class _Plot(FigureCanvasQTAgg):
     def __init__(self, colors: dict, height: float = 1.5):
-        fig = Figure(figsize=(3.6, height), dpi=90, layout="constrained")
+        fig = Figure(figsize=(3.6, height), dpi=90)
+        fig.subplots_adjust(left=0.15, right=0.85, bottom=0.24, top=0.95)  # fixed: a layout engine triples the draw time
         super().__init__(fig)
         self.colors = colors
         fig.patch.set_facecolor(colors["background"])
