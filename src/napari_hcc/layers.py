@@ -16,6 +16,8 @@ from .core.orientation import affine_from_napari, from_display, split_scale, to_
 from .core.study import InputError, Scan, describe_grid, same_grid
 
 META_KEY = "napari_hcc"
+#: the three sequences of a scan, in the model's channel order; also the keys of `Scan.paths`
+SEQUENCE_ROLES = ("T1w", "T2w", "CE")
 #: How each sequence is shown: fused as colour channels over a grey T1w, each one toggleable.
 STYLE = {
     "T1w": {"colormap": "gray", "blending": "translucent_no_depth", "opacity": 1.0},

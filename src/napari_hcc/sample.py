@@ -28,8 +28,9 @@ def study_for_corrections(root: str | Path) -> Path:
     """Where a study's corrections are saved: the study itself, except for the sample study, which
     ships inside the package (or the repository); its corrections go to a working copy in the user's
     data folder, made on first use, so that the installation stays untouched."""
-    import os
     import shutil
+
+    from .core.user_data import user_data_folder
 
     root = Path(root)
     try:
@@ -38,8 +39,7 @@ def study_for_corrections(root: str | Path) -> Path:
         is_sample = False
     if not is_sample:
         return root
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    copy = base / "napari-hcc" / "sample-study"
+    copy = user_data_folder() / "sample-study"
     if not (copy / "participants.tsv").exists():
         tmp = copy.with_name(copy.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)

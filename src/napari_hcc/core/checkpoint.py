@@ -189,8 +189,9 @@ def user_models_folder() -> Path:
     env = os.environ.get("NAPARI_HCC_MODELS")
     if env:
         return Path(env)
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "napari-hcc" / "models"
+    from .user_data import user_data_folder
+
+    return user_data_folder() / "models"
 
 
 def list_models() -> list[tuple[str, Path | None, ModelCard | None, str]]:

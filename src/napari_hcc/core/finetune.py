@@ -89,18 +89,21 @@ def _base_spec(base: str | Path | None) -> str:
     return str(folder)
 
 
-def dice_on(refs, model, device: str = "auto") -> dict[str, float]:
-    """Dice of a model's masks against each scan's newest saved correction."""
+def dice_on(refs, models: list, device: str = "auto") -> list[dict[str, float]]:
+    """Dice of each model's masks against each scan's newest saved correction (one dict per model);
+    every scan and correction is read once, whatever the number of models."""
     from .batch_predict import ref_label
     from .inference import Engine
     from .metrics import dice
     from .review_queue import study_root
 
-    engine = Engine(model, device=device)
-    out = {}
+    engines = [Engine(model, device=device) for model in models]
+    out: list[dict[str, float]] = [{} for _ in models]
     for ref in refs:
         truth = load_volume(bids.latest_correction(study_root(ref), ref.subject, ref.session), "mask").data > 0
-        out[ref_label(ref)] = round(float(dice(engine.predict(ref.load(), keep_probability=False).mask > 0, truth)), 4)
+        scan = ref.load()
+        for scores, engine in zip(out, engines):
+            scores[ref_label(ref)] = round(float(dice(engine.predict(scan, keep_probability=False).mask > 0, truth)), 4)
     return out
 
 
@@ -135,8 +138,7 @@ def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path
     new_model = load_model(out)
     if progress is not None:
         progress({"phase": "scoring", "scans": len(test_refs)})
-    result.dice_before = dice_on(test_refs, base_model, device)
-    result.dice_after = dice_on(test_refs, new_model, device)
+    result.dice_before, result.dice_after = dice_on(test_refs, [base_model, new_model], device)
     result.model_dir, result.new_model = out, new_model.model_id
     result.seconds = time.perf_counter() - started
     record = {"base_model": result.base_model, "new_model": result.new_model, "study": str(root.resolve()),

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .user_data import user_data_folder
 
 
 def recovery_folder() -> Path:
     env = os.environ.get("NAPARI_HCC_RECOVERY")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "napari-hcc" / "recovery"
+    return user_data_folder() / "recovery"
 
 
 def scan_key(paths: dict[str, str | Path] | None = None, arrays: list[np.ndarray] | None = None) -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 from ..core import recovery
 from ..core.review_queue import ScanSummary, review_order, siblings, study_root_of
 from ..core.study import Scan, ScanRef, find_scans
-from ..layers import layer_scan_meta
-
-SEQUENCE_KEYS = ("T1w", "T2w", "CE")
+from ..layers import SEQUENCE_ROLES, layer_scan_meta
 
 
 class ReviewSession:
@@ -27,6 +25,7 @@ class ReviewSession:
         self.order: list[ScanSummary] | None = None
         self._ranking: list[ScanSummary] | None = None
         self.visited: set[tuple] = set()
+        self._keys: dict[tuple, str] = {}
 
     # -- the scan --------------------------------------------------------------------------------
 
@@ -51,14 +50,18 @@ class ReviewSession:
     def engine_card(self):
         return next(iter(self.engines.values())).card
 
-    @staticmethod
-    def key_for(t1w_layer) -> str | None:
-        """The recovery key of the scan a T1w layer came from (its files' hashes), if it came from files."""
+    def key_for(self, t1w_layer) -> str | None:
+        """The recovery key of the scan a T1w layer came from (its files' hashes), if it came from files.
+        Hashing three volumes is not free and runs on the Qt thread at every Run and scan change, so
+        the key is kept per (file, size, modification time)."""
         paths = (layer_scan_meta(t1w_layer) if t1w_layer is not None else {}).get("paths") or {}
-        files = {k: paths[k] for k in SEQUENCE_KEYS if k in paths}
+        files = {k: paths[k] for k in SEQUENCE_ROLES if k in paths}
         if len(files) != 3 or not all(Path(p).is_file() for p in files.values()):
             return None
-        return recovery.scan_key(files)
+        stamp = tuple((k, str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for k, p in sorted(files.items()))
+        if stamp not in self._keys:
+            self._keys[stamp] = recovery.scan_key(files)
+        return self._keys[stamp]
 
     def pending_recovery(self, t1w_layer):
         """An unsaved-edits file for the scan in view, unless the reader already dealt with it."""
@@ -155,6 +158,6 @@ class ReviewSession:
         if self.order is None or self.scan is None:
             return
         for s in self.order:
-            if (s.ref.subject, s.ref.session) == (self.scan.subject, self.scan.session):
+            if self._key(s) == (self.scan.subject, self.scan.session):
                 s.reviewed = True
 

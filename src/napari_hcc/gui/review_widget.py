@@ -46,7 +46,7 @@ from .review_session import ReviewSession
 TUMOR_LAYER = "tumor"
 PROBABILITY_LAYER = "tumor probability"
 DEVICES = ("auto", "cuda", "mps", "cpu")
-SHORTCUTS = {"run": "Alt+R", "save": "Alt+S", "next": "Alt+N"}
+SHORTCUTS = {"run": "Alt+R", "save_correction": "Alt+S", "next_scan": "Alt+N"}  # method -> key
 
 
 def _button(text: str, slot, tip: str = "") -> QPushButton:
@@ -69,9 +69,8 @@ class ReviewWidget(QScrollArea):
         self.edited: list[int] = []
         self._build()
         self._timers()
-        for name, key in SHORTCUTS.items():
-            QShortcut(QKeySequence(key), self, activated=getattr(self, {"run": "run", "save": "save_correction", "next": "next_scan"}[name]),
-                      context=Qt.ShortcutContext.WindowShortcut)
+        for method, key in SHORTCUTS.items():
+            QShortcut(QKeySequence(key), self, activated=getattr(self, method), context=Qt.ShortcutContext.WindowShortcut)
         self._warm_up()
         self._recovery_timer.start()
 
@@ -172,17 +171,17 @@ class ReviewWidget(QScrollArea):
         self.annotator = QLineEdit()
         self.annotator.setPlaceholderText("annotator (default: your user name)")
         sr.addWidget(self.annotator, 1)
-        self.save_button = _button(f"Save correction ({SHORTCUTS['save']})", self.save_correction,
+        self.save_button = _button(f"Save correction ({SHORTCUTS['save_correction']})", self.save_correction,
                                    "write the mask into the study's training set as a new version")
         sr.addWidget(self.save_button)
         el.addLayout(sr)
-        self.next_button = _button(f"Next scan, least certain first ({SHORTCUTS['next']})", self.next_scan)
+        self.next_button = _button(f"Next scan, least certain first ({SHORTCUTS['next_scan']})", self.next_scan)
         el.addWidget(self.next_button)
         layout.addWidget(edit)
 
         tune = QGroupBox("Fine-tuning")
         tl = QVBoxLayout(tune)
-        self.finetune = FineTunePanel(self._corrections_root, lambda: self.session.model_spec, lambda: self.device_box.currentText())
+        self.finetune = FineTunePanel(self.session.corrections_root, lambda: self.session.model_spec, lambda: self.device_box.currentText())
         self.finetune.model_ready.connect(self.use_model)
         tl.addWidget(self.finetune)
         layout.addWidget(tune)
@@ -457,9 +456,6 @@ class ReviewWidget(QScrollArea):
         self.banner.setVisible(False)
 
     # -- save and walk ---------------------------------------------------------------------------
-
-    def _corrections_root(self):
-        return self.session.corrections_root()
 
     def _confirm(self, question: str) -> bool:
         answer = QMessageBox.question(self, "napari-hcc", question)
