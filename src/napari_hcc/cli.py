@@ -141,6 +141,28 @@ def _train(args) -> int:
     return 0
 
 
+def _fit_readout(args) -> int:
+    from .core.response_readout import add_readout
+
+    from tqdm import tqdm
+
+    from .core.checkpoint import load_model
+
+    with tqdm(unit="scan", desc="tumor features", disable=args.quiet) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        out = add_readout(None if args.model == "default" else args.model, args.study, args.out, version=args.version, progress=progress)
+
+    model = load_model(out)
+    cv = model.card.readout.get("cross_validation", {})
+    print(f"readout fitted on {len(model.card.readout['fitted_on']['rats'])} rats (rat-grouped CV inside them: arm AUROC "
+          f"{cv.get('arm_macro_auroc')}, accuracy {cv.get('arm_accuracy')}, viability RMSE {cv.get('viability_rmse')}, "
+          f"apoptosis RMSE {cv.get('apoptosis_rmse')}); model {model.model_id} in {out}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from .core import evaluate as ev
 
@@ -248,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_train)
+
+    ro = sub.add_parser("fit-readout", help="fit the response readout (arm and histology from tumor features) onto a model's network")
+    ro.add_argument("--model", default="default", help="the model whose network finds the tumor (folder, or 'default')")
+    ro.add_argument("--study", action="append", required=True, type=Path, help="a BIDS study with masks, arms and histology; repeat for several")
+    ro.add_argument("--out", required=True, type=Path, help="a new model folder: the same network plus the readout")
+    ro.add_argument("--version", default=None, help="the new model's version (default: the source model's)")
+    ro.add_argument("--quiet", action="store_true")
+    ro.set_defaults(func=_fit_readout)
 
     ev = sub.add_parser("evaluate", help="score a model on a study it never saw, or rat-grouped cross-validation; writes a report")
     ev.add_argument("--study", required=True, type=Path, help="a BIDS study with truth masks (and histology)")

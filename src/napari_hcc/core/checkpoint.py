@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .atomic import atomic_path, write_text
 from .model_card import ModelCard
+from .response_readout import Readout, split_state
 from .study import InputError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -29,8 +30,9 @@ DEFAULT_MODEL_NAME = "default"
 @dataclass
 class LoadedModel:
     card: ModelCard
-    state: dict  # tensor name -> CPU float32 tensor
+    state: dict  # tensor name -> CPU float32 tensor (the network's)
     path: Path | None  # None for the built-in untrained network
+    readout: Readout | None = None  # arm and histology from tumor features; None = the network's heads
 
     @property
     def model_id(self) -> str:
@@ -53,9 +55,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16", overwrite: bool = False) -> Path:
+def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16", overwrite: bool = False,
+               readout: Readout | None = None) -> Path:
     """Write `folder/model.safetensors` and `folder/model.json` atomically; never replaces a model
-    unless `overwrite`. fp16 halves the file; the network still runs in fp32 or mixed precision."""
+    unless `overwrite`. fp16 halves the file; the network still runs in fp32 or mixed precision.
+    A response readout is stored beside the network's tensors (float32, `readout.` prefix)."""
     import torch
     from safetensors.torch import save_file
 
@@ -66,6 +70,9 @@ def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16",
     state = {k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous() for k, v in net.state_dict().items()}
     card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     card.architecture = dict(net.architecture)
+    card.readout = readout.card_entry() if readout is not None else {}
+    if readout is not None:
+        state.update(readout.tensors())
     card.weights = {"file": WEIGHTS_FILE, "dtype": dtype, "tensors": len(state), "sha256": ""}
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
@@ -132,9 +139,16 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
     expected = card.weights.get("sha256")
     if expected and card_path is not None and sha256_file(weights) != expected:
         raise InputError(f"{weights} does not match the checksum in its model card {card_path.name}; the file was changed or is from another model.")
+    state, readout_state = split_state(state)
     check_weights_match_card(state, card, weights)
+    readout = None
+    if card.readout:
+        try:
+            readout = Readout.from_tensors(readout_state, card.readout)
+        except KeyError as exc:
+            raise InputError(f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}.") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    return LoadedModel(card, state, weights)
+    return LoadedModel(card, state, weights, readout)
 
 
 def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None:

@@ -255,10 +255,16 @@ def _trained_on(card, study: Path):
 
     A simulated study counts as the same when it was made with a seed the model trained on (the same
     seed draws the same rats, wherever the files are)."""
+    from .response_readout import readout_rats
     from .training_data import simulation_of
 
     studies = {str(Path(s).resolve()) for s in card.training.get("studies", [])}
     sim = simulation_of(study)
+    _, readout_seeds = readout_rats(card)
+    readout_studies = {str(Path(s).resolve()) for s in (card.readout or {}).get("studies", [])}
+    if str(study.resolve()) in readout_studies or (sim is not None and sim.get("seed") in readout_seeds):
+        raise InputError(f"the response readout of model {card.model_id} was fitted on the rats of {study}"
+                         + (f" (simulated cohort of seed {sim['seed']})" if sim else "") + "; evaluate it on a cohort it never saw.")
     seeds = {s.get("seed") for s in card.training.get("simulations", []) if isinstance(s, dict)}
     if str(study.resolve()) not in studies and sim is not None and sim.get("seed") in seeds:
         raise InputError(f"model {card.model_id} was trained on the simulated cohort of seed {sim['seed']}, which draws the same rats as "
@@ -274,6 +280,7 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
     from .checkpoint import load_model
     from .inference import Engine
     from .splits import rat_folds
+    from .response_readout import feature_rows, fit_readout
     from .training import TrainConfig, train
 
     study = Path(study)
@@ -282,6 +289,7 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
     arm_of = {f"{study.name}/{s}": row.get("arm") for s, row in participants.items()} or {f"{study.name}/{r.subject}": r.arm for r in refs}
     folds = rat_folds(arm_of, k, seed)
     fold_of = {rat: i for i, f in enumerate(folds) for rat in f}
+    rows = feature_rows([study])
     results, seconds = [], []
     for i in range(k):
         model_dir = Path(out) / "cv" / f"fold{i}"
@@ -291,9 +299,15 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
                               version=f"cv{k}-fold{i}"))
         seconds.append(time.perf_counter() - t)
         held = [r for r in refs if fold_of.get(f"{study.name}/{r.subject}") == i]
-        results += score_scans(Engine(load_model(model_dir), device=device), study, held, i)
+        model = load_model(model_dir)
+        try:  # the response readout too is fitted without the fold's rats
+            model.readout = fit_readout([r for r in rows if fold_of.get(r.rat) != i], model.card.arms)
+        except ValueError:  # too few rats outside the fold: the network's own heads answer
+            model.readout = None
+        results += score_scans(Engine(model, device=device), study, held, i)
     info = {"protocol": f"rat-grouped {k}-fold cross-validation", "study": str(study.resolve()), "epochs": epochs, "seed": seed,
-            "train_seconds": [round(s, 1) for s in seconds], "folds": folds}
+            "train_seconds": [round(s, 1) for s in seconds], "folds": folds,
+            "readout": "fitted per fold on the rats outside it (rat-grouped CV inside them picks its regularisation)"}
     return results, {"info": info, "size": size_baseline(results, fold_of)}
 
 

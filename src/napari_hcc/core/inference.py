@@ -28,6 +28,7 @@ from .orientation import to_display
 from .postprocess import PostProcess
 from .slices import model_slices
 from .study import Scan
+from .tumor_features import tumor_features
 
 #: flips of (rows, cols) used for test-time augmentation; the first is the plain pass
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
@@ -70,6 +71,8 @@ class Prediction:
     timings: dict  # seconds: preprocess, network, postprocess, total
     events: list[str] = field(default_factory=list)  # out-of-memory fallbacks and the like
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
+    #: where the arm and histology figures come from: "readout" (tumor features) or "network" (its heads)
+    response_source: str = "network"
 
     @property
     def arm_probability(self) -> dict[str, float]:
@@ -100,7 +103,7 @@ class Prediction:
                                           self.slice_uncertainty, self.slice_arm_probabilities)
             ],
             "model": self.model_id, "device": self.device, "precision": self.precision, "batch_size": self.batch_size,
-            "tta": self.tta, "postprocess": self.postprocess, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "tta": self.tta, "postprocess": self.postprocess, "response_source": self.response_source, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "events": self.events, "notes": self.notes,
         }
 
@@ -265,6 +268,13 @@ class Engine:
         arm_p, viability, apoptosis = agg.arm_probabilities, agg.viability, agg.apoptosis
         arm_unc = agg.arm_spread if tta else np.zeros(len(arm_p))
         notes = list(scan.notes) + list(geometry.notes)
+        response_source = "network"
+        features = tumor_features(scan, mask) if self.model.readout is not None else None
+        if features is not None:  # the readout reads the final mask: arms and histology from tumor features
+            arm_p = self.model.readout.arm_probabilities(features)
+            viability, apoptosis = self.model.readout.biomarkers(features, arm_p)
+            arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
+            response_source = "readout"
         if not agg.has_tumor:
             notes.append("no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated")
 
@@ -283,7 +293,7 @@ class Engine:
             model_id=self.model.model_id, device=str(self.device), precision=self.precision, batch_size=self.batch_size,
             tta=tta, postprocess=post.as_dict(),
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
-            events=list(self.events), notes=notes,
+            events=list(self.events), notes=notes, response_source=response_source,
         )
 
 

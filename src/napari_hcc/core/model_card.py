@@ -50,6 +50,8 @@ class ModelCard:
     training: dict = field(default_factory=dict)  # studies, fingerprint, seeds, epochs, time taken
     metrics: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)  # file, sha256, dtype, tensors
+    #: the response readout (core/response_readout.py): features, fitting set, cross-validated scores; {} = none
+    readout: dict = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

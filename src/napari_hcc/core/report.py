@@ -130,15 +130,15 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
             lines.append(f"| {arm} | " + " | ".join(_f(seg["by_arm_week"][arm].get(w)) for w in weeks) + " |")
     if "arms" in s:
         a = s["arms"]
-        lines += ["", "## Treatment arm", "", f"{a['n']} post-baseline scans. Network: macro AUROC {_f(a['macro_auroc'])}{_ci(a['macro_auroc_ci'])}, "
+        lines += ["", "## Treatment arm", "", f"{a['n']} post-baseline scans. Model: macro AUROC {_f(a['macro_auroc'])}{_ci(a['macro_auroc_ci'])}, "
                   f"accuracy {_f(a['accuracy'])}{_ci(a['accuracy_ci'])}, Brier {_f(a['brier'])}, ECE {_f(a['ece'])}."]
         if "size_baseline" in s:
             b = s["size_baseline"]
-            fitted = info.get("size_baseline", "the same rat folds as the network")
+            fitted = info.get("size_baseline", "the same rat folds as the model")
             lines.append(f"Size criterion (truth-mask volume, longest diameter, their change from baseline, week; logistic regression, "
                          f"{fitted}): macro AUROC {_f(b['macro_auroc'])}{_ci(b['macro_auroc_ci'])}, accuracy {_f(b['accuracy'])}. "
-                         f"Network minus size: {_f(b['margin'])}{_ci(b['margin_ci'])}.")
-        lines += ["", "| arm | AUROC network | AUROC size | sensitivity | specificity | scans |", "|---|---|---|---|---|---|"]
+                         f"Model minus size: {_f(b['margin'])}{_ci(b['margin_ci'])}.")
+        lines += ["", "| arm | AUROC model | AUROC size | sensitivity | specificity | scans |", "|---|---|---|---|---|---|"]
         for arm in ARMS:
             v = a["per_arm"][arm]
             size = s.get("size_baseline", {}).get("per_arm", {}).get(arm, {}).get("auroc")

@@ -378,7 +378,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] | None = None, stop
                 improved = True  # no validation rats (tiny cohort): the last epoch is kept
             if improved:
                 best_neg_score, best_epoch, since_best = -row.get("val_score", float("nan")), epoch + 1, 0
-                save_model(net, _final_card(card, cfg, ds, train_rats, val_rats, test_rats, row, precision, device), state_dir / "best", overwrite=True)
+                save_model(net, _final_card(card, cfg, ds, train_rats, val_rats, test_rats, row, precision, device), state_dir / "best", overwrite=True,
+                           readout=base.readout if base is not None else None)
             else:
                 since_best += 1
             history.append(row)

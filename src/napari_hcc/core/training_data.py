@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import numpy as np
 from . import bids
 from .checkpoint import sha256_file
 from .simulate.biology import ARMS
-from .study import InputError, find_scans, load_volume, read_participants
+from .study import InputError, Scan, find_scans, load_volume, read_participants
 
 
 @dataclass
@@ -110,13 +110,11 @@ def _float(value) -> float | None:
         return None
 
 
-def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None,
-                  corrections_only: bool = False) -> SliceDataset:
-    """Load every session of the studies that has a tumor mask (correction or truth); with
-    `corrections_only`, only the sessions a reviewer corrected (fine-tuning from corrections)."""
-    from .slices import model_mask, model_slices
-
-    xs, ys, owners, scans, digests = [], [], [], [], []
+def labelled_sessions(studies: Sequence[str | Path], corrections_only: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[ScanItem, Scan, np.ndarray, Path]]:
+    """Every session of the studies that has a tumor mask (a reviewer's latest correction, else the
+    truth; with `corrections_only`, only corrected sessions): (labels, scan, mask, mask file).
+    The labels' start/stop are left at 0 for the caller."""
     refs = []
     for study in studies:
         root = Path(study)
@@ -129,38 +127,49 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
             refs.append((root, participants, ref))
     if not refs:
         raise InputError("the given studies hold no scans.")
-    total = 0
+    found = 0
     for n, (root, participants, ref) in enumerate(refs):
         correction = bids.latest_correction(root, ref.subject, ref.session)
         mask_path = correction or (None if corrections_only else ref.mask)
-        if mask_path is None:
-            continue  # a session nobody has outlined cannot teach the mask
-        scan = ref.load()
-        mask = load_volume(mask_path, "mask")
-        if mask.data.shape != scan.shape:
-            raise InputError(f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid.")
-        x, geometry = model_slices(scan.channels(), scan.affine, card)
-        y = model_mask(mask.data > 0, geometry)
-        row = participants.get(ref.subject, {})
-        histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
-        week = session_week(root, ref.subject, ref.session)
-        scans.append(ScanItem(
-            root, ref.subject, ref.session, week, row.get("arm") or ref.arm,
-            _float(row.get("histology_viability")) if histology_here else None,
-            _float(row.get("histology_apoptosis")) if histology_here else None,
-            "correction" if correction else "truth", total, total + len(x),
-        ))
-        xs.append(x.astype(np.float16))
-        ys.append(y)
-        owners.append(np.full(len(x), len(scans) - 1))
-        total += len(x)
-        for p in (ref.t1w, ref.t2w, ref.ce, mask_path):
-            digests.append(f"{p.relative_to(root.parent)}:{sha256_file(p)}")
+        if mask_path is not None:  # a session nobody has outlined cannot teach anything
+            scan = ref.load()
+            mask = load_volume(mask_path, "mask")
+            if mask.data.shape != scan.shape:
+                raise InputError(f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid.")
+            row = participants.get(ref.subject, {})
+            histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
+            item = ScanItem(
+                root, ref.subject, ref.session, session_week(root, ref.subject, ref.session), row.get("arm") or ref.arm,
+                _float(row.get("histology_viability")) if histology_here else None,
+                _float(row.get("histology_apoptosis")) if histology_here else None,
+                "correction" if correction else "truth", 0, 0,
+            )
+            found += 1
+            yield item, scan, mask.data > 0, mask_path
         if progress is not None:
             progress(n + 1, len(refs))
-    if not scans:
+    if not found:
         what = "a saved correction" if corrections_only else "a tumor mask (truth or correction)"
         raise InputError(f"no session of the given studies has {what} to learn from.")
+
+
+def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None,
+                  corrections_only: bool = False) -> SliceDataset:
+    """The slice dataset over `labelled_sessions` (see there for which mask is used)."""
+    from .slices import model_mask, model_slices
+
+    xs, ys, owners, scans, digests = [], [], [], [], []
+    total = 0
+    for item, scan, mask, mask_path in labelled_sessions(studies, corrections_only, progress):
+        x, geometry = model_slices(scan.channels(), scan.affine, card)
+        item.start, item.stop = total, total + len(x)
+        scans.append(item)
+        xs.append(x.astype(np.float16))
+        ys.append(model_mask(mask, geometry))
+        owners.append(np.full(len(x), len(scans) - 1))
+        total += len(x)
+        for p in (scan.paths["T1w"], scan.paths["T2w"], scan.paths["CE"], mask_path):
+            digests.append(f"{p.relative_to(item.study.parent)}:{sha256_file(p)}")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
     return SliceDataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), scans, fingerprint,
                         [str(Path(s).resolve()) for s in studies], [sim for s in studies if (sim := simulation_of(s))])

@@ -140,7 +140,9 @@ class ResponsePanel(QWidget):
         self.viability_label.setText(_fmt(prediction.viability, ".2f") + " viable fraction")
         self.apoptosis_label.setText(_fmt(prediction.apoptosis, ".3f") + " apoptotic fraction")
         self.show_measurements(prediction.tumor_volume_mm3, prediction.longest_diameter_mm, edited=False)
-        spread = ", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.arms, prediction.arm_uncertainty)) if prediction.tta else ""
+        # a TTA spread of the arms exists only for the network's heads; the readout reads the one final mask
+        spread = (", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.arms, prediction.arm_uncertainty))
+                  if prediction.tta and prediction.response_source == "network" else "")
         self.uncertainty_label.setText(f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else ""))
         self._plot_slices(prediction)
 

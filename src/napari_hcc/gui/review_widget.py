@@ -323,7 +323,8 @@ class ReviewWidget(QScrollArea):
         self.viewer.layers.selection.active = self.labels
         card = s.engine_card()
         self.panel.show_prediction(prediction, f"Model {card.name} {card.version} ({prediction.model_id}) on {prediction.device}, "
-                                               f"{prediction.precision}: {prediction.timings['total']:.2f} s")
+                                               f"{prediction.precision}: {prediction.timings['total']:.2f} s; arms and histology from "
+                                               + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
         self.panel.set_weeks(s.week_rows())
         self._list_uncertain(prediction)
         notes = " ".join(prediction.notes + prediction.events)
