@@ -27,6 +27,10 @@ def main(out: str) -> None:
         time.sleep(0.02)
     if review.session.prediction is None:
         raise SystemExit(f"the model gave no result: {review.status.text()}")
+    plots = (review.panel.slice_plot, review.panel.week_plot)
+    while any(p.pending or p.image is None for p in plots) and time.time() < deadline:  # drawn in the background
+        app.processEvents()
+        time.sleep(0.02)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.01)

@@ -74,6 +74,13 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert f"{p.response_probability:.2f}" in widget.panel.response_label.text()
     assert "non-responder" in widget.panel.response_label.text()
     assert "Running on cpu" in widget.device_note.text()
+    assert p.response_source == "readout" and "tumor-feature readout" in widget.panel.model_label.text()
+    # The per-slice plot is drawn off the Qt thread and then shown: a picture with the bars' colour in it.
+    qtbot.waitUntil(lambda: not widget.panel.slice_plot.pending and widget.panel.slice_plot.image is not None, timeout=10000)
+    image = widget.panel.slice_plot.image
+    assert image.width() >= 180 and not widget.panel.slice_plot.pixmap().isNull()
+    bar_colour = {image.pixelColor(x, y).name() for x in range(0, image.width(), 2) for y in range(0, image.height(), 2)}
+    assert any(abs(int(c[1:3], 16) - 0x7F) < 40 and abs(int(c[5:7], 16) - 0xE0) < 40 and int(c[5:7], 16) > int(c[1:3], 16) + 40 for c in bar_colour)
     # Uncertain slices, least certain first; clicking one goes there.
     items = [widget.uncertain_list.item(i) for i in range(widget.uncertain_list.count())]
     assert items

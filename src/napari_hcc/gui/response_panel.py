@@ -8,49 +8,23 @@ edited), the uncertainty, the model, a per-slice plot and a weekly plot (matplot
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
-        QLabel,
+    QLabel,
     QProgressBar,
     QVBoxLayout,
     QWidget,
 )
+
+from .offthread_plot import PlotView
 
 ARM_NAMES = {"Control": "Control", "Sorafenib": "Sorafenib", "NK": "NK cells", "Combination": "Combination"}
 
 
 def _fmt(value: float, spec: str = ".2f", unit: str = "") -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:{spec}}{unit}"
-
-
-class _Plot(FigureCanvasQTAgg):
-    def __init__(self, colors: dict, height: float = 1.5):
-        fig = Figure(figsize=(3.6, height), dpi=90)
-        fig.subplots_adjust(left=0.15, right=0.85, bottom=0.24, top=0.95)  # fixed: a layout engine triples the draw time
-        super().__init__(fig)
-        self.colors = colors
-        fig.patch.set_facecolor(colors["background"])
-        self.ax = fig.add_subplot(111)
-        self.ax2 = self.ax.twinx()
-        self.setMinimumHeight(int(height * 80))
-        self.setMinimumWidth(180)
-        self.clear()
-
-    def clear(self) -> None:
-        """Empty axes in the viewer's theme colours."""
-        for ax in (self.ax, self.ax2):
-            ax.clear()
-            ax.set_facecolor(self.colors["background"])
-            ax.tick_params(labelsize=6, colors=self.colors["text"])
-            ax.yaxis.label.set_color(self.colors["text"])
-            ax.xaxis.label.set_color(self.colors["text"])
-            for spine in ax.spines.values():
-                spine.set_color(self.colors["text"])
-        self.ax2.patch.set_visible(False)
 
 
 def theme_colors(theme_name: str | None) -> dict:
@@ -115,8 +89,8 @@ class ResponsePanel(QWidget):
         form.addRow("Uncertainty", self.uncertainty_label)
         layout.addLayout(form)
 
-        self.slice_plot = _Plot(colors)
-        self.week_plot = _Plot(colors)
+        self.slice_plot = PlotView(colors)
+        self.week_plot = PlotView(colors)
         layout.addWidget(QLabel("Per slice: tumor probability and area"))
         layout.addWidget(self.slice_plot)
         self.week_title = QLabel("Weekly course: tumor volume and response")
@@ -159,34 +133,39 @@ class ResponsePanel(QWidget):
         self.diameter_label.setText(_fmt(diameter_mm, ".1f", " mm") + tag)
 
     def _plot_slices(self, p) -> None:
-        plot = self.slice_plot
-        plot.clear()
-        k = np.arange(len(p.slice_tumor_probability))
-        plot.ax.bar(k, p.slice_tumor_area_mm2, color="#7fa6e0", alpha=0.7)
-        plot.ax.set_ylabel("area mm²", fontsize=7, color="#7fa6e0")
-        plot.ax.set_xlabel("slice (inferior → superior)", fontsize=7)
-        plot.ax2.plot(k, p.slice_tumor_probability, color="#dd8452", marker=".", lw=1)
-        plot.ax2.set_ylim(0, 1.02)
-        plot.ax2.set_ylabel("max P(tumor)", fontsize=7, color="#dd8452")
-        plot.draw_idle()
+        """Tumor area (bars) and highest tumor probability (line) per slice, drawn off the Qt thread."""
+        area = np.array(p.slice_tumor_area_mm2, copy=True)
+        prob = np.array(p.slice_tumor_probability, copy=True)
+
+        def draw(ax, ax2):
+            k = np.arange(len(prob))
+            ax.bar(k, area, color="#7fa6e0", alpha=0.7)
+            ax.set_ylabel("area mm²", fontsize=7, color="#7fa6e0")
+            ax.set_xlabel("slice (inferior → superior)", fontsize=7)
+            ax2.plot(k, prob, color="#dd8452", marker=".", lw=1)
+            ax2.set_ylim(0, 1.02)
+            ax2.set_ylabel("max P(tumor)", fontsize=7, color="#dd8452")
+
+        self.slice_plot.show_plot(draw)
 
     # -- the subject's weeks ---------------------------------------------------------------------
 
     def set_weeks(self, rows: list[tuple[str, float, float]]) -> None:
         """rows: (session label, tumor volume mm3, response probability), in week order."""
-        self.weeks = rows
-        plot = self.week_plot
-        plot.clear()
+        self.weeks = rows = list(rows)
         if len(rows) < 2:
             self.week_title.setText("Weekly course: one session only")
-            plot.draw_idle()
+            self.week_plot.show_plot(lambda ax, ax2: None)
             return
         self.week_title.setText(f"Weekly course: {len(rows)} sessions")
-        x = np.arange(len(rows))
-        plot.ax.plot(x, [r[1] for r in rows], color="#7fa6e0", marker="o", lw=1.2)
-        plot.ax.set_ylabel("volume mm³", fontsize=7, color="#7fa6e0")
-        plot.ax2.plot(x, [r[2] for r in rows], color="#c44e52", marker="s", lw=1.2)
-        plot.ax2.set_ylim(0, 1.02)
-        plot.ax2.set_ylabel("P(response)", fontsize=7, color="#c44e52")
-        plot.ax.set_xticks(x, [r[0] for r in rows])
-        plot.draw_idle()
+
+        def draw(ax, ax2):
+            x = np.arange(len(rows))
+            ax.plot(x, [r[1] for r in rows], color="#7fa6e0", marker="o", lw=1.2)
+            ax.set_ylabel("volume mm³", fontsize=7, color="#7fa6e0")
+            ax2.plot(x, [r[2] for r in rows], color="#c44e52", marker="s", lw=1.2)
+            ax2.set_ylim(0, 1.02)
+            ax2.set_ylabel("P(response)", fontsize=7, color="#c44e52")
+            ax.set_xticks(x, [r[0] for r in rows])
+
+        self.week_plot.show_plot(draw)

@@ -188,6 +188,7 @@ class ReviewWidget(QScrollArea):
         layout.addStretch(1)
 
     def _timers(self) -> None:
+        self._shown = threading.Event()  # set once a result is on screen (the worker then starts the sibling sessions)
         self._recovery_timer = QTimer(self, singleShot=True, interval=150, timeout=self._check_recovery)
         self._autosave_timer = QTimer(self, singleShot=True, interval=1000, timeout=self._autosave)
         self._measure_timer = QTimer(self, singleShot=True, interval=150, timeout=self._measure)
@@ -224,6 +225,7 @@ class ReviewWidget(QScrollArea):
         from .workers import warm_up
 
         self._warm_worker = create_worker(warm_up, self.session.engines, self.session.model_spec, self.device_box.currentText())
+        _wait_for_workers_at_quit()
         self._warm_worker.start()
 
     # -- run -------------------------------------------------------------------------------------
@@ -242,8 +244,9 @@ class ReviewWidget(QScrollArea):
         self.session.set_scan(scan, geometry, self.picker.layer("T1w"))
         self.cancel_event.clear()
         siblings = self.session.sibling_refs()
+        self._shown = threading.Event()
         self.worker = create_worker(predict_scan, self.session.engines, self.session.model_spec, self.device_box.currentText(),
-                                    scan, self.tta_box.isChecked(), self.cancel_event, siblings)
+                                    scan, self.tta_box.isChecked(), self.cancel_event, siblings, self._shown)
         self.worker.yielded.connect(self._on_yield)
         self.worker.errored.connect(lambda exc: self._say(str(exc), error=True))
         self.worker.finished.connect(self._on_finished)
@@ -327,8 +330,9 @@ class ReviewWidget(QScrollArea):
                                                + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
         self.panel.set_weeks(s.week_rows())
         self._list_uncertain(prediction)
-        notes = " ".join(prediction.notes + prediction.events)
-        self.status.setText(f"{s.label}: {prediction.predicted_arm} most likely; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" {notes}" if notes else ""))
+        QTimer.singleShot(150, self._shown.set)  # after napari's redraw of the new mask, the sibling sessions may start
+        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events)
+        self.status.setText(f"{s.label}: {prediction.predicted_arm} most likely; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
         self._check_recovery()
 
     def _add_tumor_layer(self, data, kwargs):
@@ -539,3 +543,21 @@ class ReviewWidget(QScrollArea):
 
         self.status.setText(message)
         (show_error if error else show_info)("napari-hcc: " + message)
+
+
+_QUIT_HOOKED = False
+
+
+def _wait_for_workers_at_quit() -> None:
+    """Quitting napari while the model still loads in the background aborted the process (the
+    worker's signals were deleted under it): at quit, wait a few seconds for running workers."""
+    global _QUIT_HOOKED
+    if _QUIT_HOOKED:
+        return
+    from qtpy.QtCore import QThreadPool
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(lambda: QThreadPool.globalInstance().waitForDone(10_000))
+        _QUIT_HOOKED = True

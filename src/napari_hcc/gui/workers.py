@@ -47,8 +47,10 @@ def warm_up(cache: dict, model_spec, device: str) -> None:
 
 
 def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, cancel,
-                 siblings: list[ScanRef] = ()) -> Iterator[tuple]:
-    """Predict one scan, then (for the weekly plot) the subject's other sessions."""
+                 siblings: list[ScanRef] = (), shown=None) -> Iterator[tuple]:
+    """Predict one scan, then (for the weekly plot) the subject's other sessions. The siblings wait
+    for `shown` (set once the result is on screen, at most 1 s): computing them while napari draws
+    the result competed with the drawing for the two cores and the GIL."""
     yield ("status", "loading the model…")
     engine = get_engine(cache, model_spec, device)
     yield ("engine", engine)
@@ -59,6 +61,8 @@ def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, ca
         yield ("cancelled",)
         return
     yield ("prediction", prediction)
+    if siblings and shown is not None:
+        shown.wait(1.0)
     for summary in summarize_scans(siblings, engine, cancel):
         yield ("summary", summary)
 
