@@ -142,24 +142,20 @@ def _train(args) -> int:
 
 
 def _fit_readout(args) -> int:
-    from .core.response_readout import add_readout
-
     from tqdm import tqdm
 
-    from .core.checkpoint import load_model
+    from .core.response_readout import add_readout
 
     with tqdm(unit="scan", desc="tumor features", disable=args.quiet) as bar:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
 
-        out = add_readout(None if args.model == "default" else args.model, args.study, args.out, version=args.version, progress=progress)
-
-    model = load_model(out)
-    cv = model.card.readout.get("cross_validation", {})
-    print(f"readout fitted on {len(model.card.readout['fitted_on']['rats'])} rats (rat-grouped CV inside them: arm AUROC "
+        card = add_readout(None if args.model == "default" else args.model, args.study, args.out, version=args.version, progress=progress)
+    cv = card.readout.get("cross_validation", {})
+    print(f"readout fitted on {len(card.readout['fitted_on']['rats'])} rats (rat-grouped CV inside them: arm AUROC "
           f"{cv.get('arm_macro_auroc')}, accuracy {cv.get('arm_accuracy')}, viability RMSE {cv.get('viability_rmse')}, "
-          f"apoptosis RMSE {cv.get('apoptosis_rmse')}); model {model.model_id} in {out}")
+          f"apoptosis RMSE {cv.get('apoptosis_rmse')}); model {card.model_id} in {args.out}")
     return 0
 
 

@@ -250,26 +250,32 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
     return results, {"info": info, "size": size}
 
 
+def _fitting_set(entry: dict) -> tuple[set[str], set]:
+    """(resolved study folders, simulation seeds) of a card's `training` or `readout` entry."""
+    studies = {str(Path(s).resolve()) for s in entry.get("studies", [])}
+    seeds = {s.get("seed") for s in entry.get("simulations", []) if isinstance(s, dict)}
+    return studies, seeds
+
+
 def _trained_on(card, study: Path):
     """(trained rats, held-out rats) when the model's card says it trained on this study, else None.
 
     A simulated study counts as the same when it was made with a seed the model trained on (the same
-    seed draws the same rats, wherever the files are)."""
-    from .response_readout import readout_rats
+    seed draws the same rats, wherever the files are). A study the response readout was fitted on is
+    refused outright: the readout saw all of its rats."""
     from .training_data import simulation_of
 
-    studies = {str(Path(s).resolve()) for s in card.training.get("studies", [])}
+    here = str(study.resolve())
     sim = simulation_of(study)
-    _, readout_seeds = readout_rats(card)
-    readout_studies = {str(Path(s).resolve()) for s in (card.readout or {}).get("studies", [])}
-    if str(study.resolve()) in readout_studies or (sim is not None and sim.get("seed") in readout_seeds):
+    readout_studies, readout_seeds = _fitting_set(card.readout or {})
+    if here in readout_studies or (sim is not None and sim.get("seed") in readout_seeds):
         raise InputError(f"the response readout of model {card.model_id} was fitted on the rats of {study}"
                          + (f" (simulated cohort of seed {sim['seed']})" if sim else "") + "; evaluate it on a cohort it never saw.")
-    seeds = {s.get("seed") for s in card.training.get("simulations", []) if isinstance(s, dict)}
-    if str(study.resolve()) not in studies and sim is not None and sim.get("seed") in seeds:
+    studies, seeds = _fitting_set(card.training)
+    if here not in studies and sim is not None and sim.get("seed") in seeds:
         raise InputError(f"model {card.model_id} was trained on the simulated cohort of seed {sim['seed']}, which draws the same rats as "
                          f"{study}; simulate a fresh cohort with another seed, or use --cv.")
-    if str(study.resolve()) not in studies:
+    if here not in studies:
         return None
     trained = set(card.training.get("train_rats", [])) | set(card.training.get("val_rats", []))
     return trained, set(card.training.get("held_out_rats", []))

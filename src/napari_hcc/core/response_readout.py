@@ -12,7 +12,7 @@ FEATURE_NAMES vector of a scan and its tumor mask:
   the arm probabilities are out-of-fold, so the histology model never sees over-fitted ones.
 
 Why linear and why features: the network's own arm head, pooled over slices, learned the 24 training
-rats and ranked unseen ones at a macro AUROC of 0.85 (docs/evaluation); a regularised linear model on
+rats and ranked unseen ones at a macro AUROC of about 0.86 (docs/model.md); a regularised linear model on
 tumor intensity ratios fits from a few dozen rats without memorising them and is transparent (each
 coefficient has a name). The regularisation strength of each model is chosen by rat-grouped
 cross-validation inside the fitting set (scikit-learn), never on the rats it is scored on.
@@ -57,10 +57,12 @@ class Readout:
         e = np.exp(logits - logits.max())
         return e / e.sum()
 
-    def biomarkers(self, f: np.ndarray, arm_probabilities: np.ndarray | None = None) -> tuple[float, float]:
-        arm_p = self.arm_probabilities(f) if arm_probabilities is None else np.asarray(arm_probabilities, np.float64)
-        logit = self.bio_coef @ np.concatenate([self._z(f), arm_p]) + self.bio_intercept
-        viability, apoptosis = 1.0 / (1.0 + np.exp(-logit))
+    def biomarkers(self, f: np.ndarray, arm_probabilities: np.ndarray) -> tuple[float, float]:
+        """(viability, apoptosis) from the features and this scan's arm probabilities."""
+        from scipy.special import expit
+
+        x = np.concatenate([self._z(f), np.asarray(arm_probabilities, np.float64)])
+        viability, apoptosis = expit(self.bio_coef @ x + self.bio_intercept)
         return float(viability), float(apoptosis)
 
     def tensors(self) -> dict:
@@ -126,6 +128,7 @@ def _proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
 
 def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
     """Fit both linear models; each regularisation is chosen by rat-grouped 5-fold CV on `rows`."""
+    from scipy.special import expit, logit
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -165,12 +168,12 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
         arm_oof[te] = _proba(LogisticRegression(C=best_c, max_iter=5000).fit(X[keep], y[keep]), Xb[te], len(arms))
     Xb = np.hstack([Xb, arm_oof])
     Yb = np.array([[r.viability, r.apoptosis] for r in bio_rows], np.float64)
-    Lb = np.log(np.clip(Yb, EPS, 1 - EPS) / (1 - np.clip(Yb, EPS, 1 - EPS)))
+    Lb = logit(np.clip(Yb, EPS, 1 - EPS))
     bio_cv = {}
     for a in RIDGE_ALPHA_GRID:
         pred = np.zeros_like(Yb)
         for tr, te in bio_folds:
-            pred[te] = 1.0 / (1.0 + np.exp(-Ridge(alpha=a).fit(Xb[tr], Lb[tr]).predict(Xb[te])))
+            pred[te] = expit(Ridge(alpha=a).fit(Xb[tr], Lb[tr]).predict(Xb[te]))
         bio_cv[a] = np.sqrt(((pred - Yb) ** 2).mean(0))
     best_a = min(bio_cv, key=lambda a: float((bio_cv[a] / Yb.std(0)).sum()))
     bio_model = Ridge(alpha=best_a).fit(Xb, Lb)
@@ -192,9 +195,10 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
 
 
 def add_readout(model: str | Path | None, studies: Sequence[str | Path], out: str | Path, version: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Path:
+                progress: Callable[[int, int], None] | None = None):
     """A new model in `out`: the network of `model` (None = the shipped default) plus a readout fitted
-    on every outlined session of `studies`. The source model is never changed; `out` must be new."""
+    on every outlined session of `studies`. The source model is never changed; `out` must be new.
+    Returns the new model's card (as written, checksum included)."""
     import copy
 
     from .checkpoint import WEIGHTS_FILE, load_model, save_model
@@ -215,12 +219,5 @@ def add_readout(model: str | Path | None, studies: Sequence[str | Path], out: st
     card.version = version or card.version
     card.description = (card.description + "; " if card.description else "") + "response readout fitted by napari-hcc fit-readout"
     card.weights = {}
-    return save_model(base.build(), card, out, dtype=str(base.card.weights.get("dtype", "float16")), readout=readout)
-
-
-def readout_rats(card) -> tuple[set[str], set[int]]:
-    """(study/subject names, simulation seeds) the card's readout was fitted on."""
-    entry = card.readout or {}
-    rats = set(entry.get("fitted_on", {}).get("rats", []))
-    seeds = {s.get("seed") for s in entry.get("simulations", []) if isinstance(s, dict)}
-    return rats, seeds
+    save_model(base.build(), card, out, dtype=str(base.card.weights.get("dtype", "float16")), readout=readout)
+    return card

@@ -50,7 +50,7 @@ def tumor_features(scan: Scan, mask: np.ndarray) -> np.ndarray | None:
     rim = m & (inside_mm <= RIM_MM)
     core = m & ~rim
     maps = {}
-    for name, image in zip(MAPS, (scan.t1w, scan.t2w, scan.ce)):
+    for name, image in (("t1", scan.t1w), ("t2", scan.t2w), ("ce", scan.ce)):
         img = np.asarray(image[box], np.float64)
         ref = float(np.median(img[shell])) if shell.any() else float(np.median(img))
         maps[name] = img / (ref if abs(ref) > 1e-6 else 1e-6)

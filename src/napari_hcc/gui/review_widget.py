@@ -64,6 +64,7 @@ class ReviewWidget(QScrollArea):
         self.session = ReviewSession()
         self.worker = None
         self.cancel_event = threading.Event()
+        self._shown = threading.Event()  # set once a result is on screen (the worker then starts the sibling sessions)
         self._activity = None
         self.labels = None
         self.edited: list[int] = []
@@ -188,7 +189,6 @@ class ReviewWidget(QScrollArea):
         layout.addStretch(1)
 
     def _timers(self) -> None:
-        self._shown = threading.Event()  # set once a result is on screen (the worker then starts the sibling sessions)
         self._recovery_timer = QTimer(self, singleShot=True, interval=150, timeout=self._check_recovery)
         self._autosave_timer = QTimer(self, singleShot=True, interval=1000, timeout=self._autosave)
         self._measure_timer = QTimer(self, singleShot=True, interval=150, timeout=self._measure)
