@@ -14,7 +14,7 @@ import pytest
 from helpers import write_volume
 from napari_hcc.cli import main
 
-REQUIRED = ["subject", "session", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
+REQUIRED = ["subject", "session", "week", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
             "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask"]
 
 
@@ -54,6 +54,10 @@ def test_predict_a_study_writes_masks_on_the_t1w_grid_and_a_table(tiny_study, st
         assert prob.shape == t1w.shape and np.array_equal(prob.affine, t1w.affine)
         sidecar = json.loads(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")).read_text())
         assert len(sidecar["slices"]) == t1w.shape[2] and sidecar["model"] == row["model"]
+        # A baseline scan (week 0, before treatment) says that its arm reading means nothing; later ones do not.
+        assert row["week"] == row["session"].removeprefix("wk") and sidecar["before_treatment"] == (row["week"] == "0")
+        assert any("baseline scan" in n for n in sidecar["notes"]) == (row["week"] == "0")
+        assert (f"sub-{row['subject']} ses-{row['session']}: week 0 is the baseline scan" in r.stderr + r.stdout) == (row["week"] == "0")
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     assert not list(out.rglob(".*.tmp*"))  # no temporary files left behind
 

@@ -95,6 +95,25 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert edited > volume and widget.panel.volume_label.text().startswith(f"{edited:.1f}")
 
 
+def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, qtbot):
+    from napari_hcc.core.study import bids_session
+    from napari_hcc.gui.scan_layers import show_scan
+    from napari_hcc.sample import sample_study
+
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    run(qtbot, widget)  # week 2: a treatment reading, no warning
+    assert widget.panel.baseline_label.isHidden() and all(b.isEnabled() for b in widget.panel.arm_bars.values())
+    show_scan(viewer, bids_session(sample_study() / "sub-rat01" / "ses-wk0").load())
+    run(qtbot, widget)
+    p = widget.session.prediction
+    assert (p.session, p.week, p.before_treatment) == ("wk0", 0, True)
+    assert not widget.panel.baseline_label.isHidden() and "before treatment" in widget.panel.baseline_label.text()
+    assert not any(b.isEnabled() for b in widget.panel.arm_bars.values())
+    assert "not a response reading" in widget.panel.response_label.text()
+    assert "week 0 is the baseline scan" in widget.status.text()
+
+
 def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, qtbot, user_folders):
     from napari_hcc.sample import sample_scan_ref
 

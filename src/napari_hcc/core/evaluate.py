@@ -68,7 +68,7 @@ class ScanResult:
 def score_scans(engine, root: Path, refs, fold: int = 0, progress=None) -> list[ScanResult]:
     """Predict each scan with the engine and score it against its reference mask."""
     from .measure import longest_axial_diameter_mm, volume_mm3
-    from .training_data import session_week
+    from .study import session_week
 
     participants = read_participants(root)
     results = []

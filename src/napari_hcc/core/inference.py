@@ -27,7 +27,7 @@ from .measure import longest_axial_diameter_mm, volume_mm3
 from .orientation import to_display
 from .postprocess import PostProcess
 from .slices import model_slices
-from .study import Scan
+from .study import Scan, scan_week
 from .tumor_features import tumor_features
 
 #: flips of (rows, cols) used for test-time augmentation; the first is the plain pass
@@ -73,6 +73,13 @@ class Prediction:
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
     #: where the arm and histology figures come from: "readout" (tumor features) or "network" (its heads)
     response_source: str = "network"
+    #: the session's week in its BIDS study (0 = baseline, before treatment); None when unknown
+    week: int | None = None
+
+    @property
+    def before_treatment(self) -> bool:
+        """A baseline scan: no treatment given yet, so no image can show the arm."""
+        return self.week == 0
 
     @property
     def arm_probability(self) -> dict[str, float]:
@@ -88,7 +95,8 @@ class Prediction:
             return None if v is None or not np.isfinite(v) else round(float(v), 6)
 
         return {
-            "subject": self.subject, "session": self.session,
+            "subject": self.subject, "session": self.session, "week": self.week,
+            "before_treatment": self.before_treatment,
             "arm_probabilities": {a: num(p) for a, p in self.arm_probability.items()},
             "predicted_arm": self.predicted_arm,
             "response_probability": num(self.response_probability),
@@ -109,6 +117,9 @@ class Prediction:
 
 
 ProgressFn = Callable[[int, int], None]
+
+BASELINE_NOTE = ("week 0 is the baseline scan, taken before treatment: no image can show the arm yet, so the arm "
+                 "probabilities and the response are not a reading of treatment (the tumor mask and its size are)")
 
 
 class Engine:
@@ -275,6 +286,9 @@ class Engine:
             viability, apoptosis = self.model.readout.biomarkers(features, arm_p)
             arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
             response_source = "readout"
+        week = scan_week(scan)
+        if week == 0:
+            notes.append(BASELINE_NOTE)
         if not agg.has_tumor:
             notes.append("no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated")
 
@@ -293,7 +307,7 @@ class Engine:
             model_id=self.model.model_id, device=str(self.device), precision=self.precision, batch_size=self.batch_size,
             tta=tta, postprocess=post.as_dict(),
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
-            events=list(self.events), notes=notes, response_source=response_source,
+            events=list(self.events), notes=notes, response_source=response_source, week=week,
         )
 
 

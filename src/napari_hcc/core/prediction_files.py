@@ -23,7 +23,7 @@ from .study import Scan
 
 CSV_NAME = "predictions.csv"
 CSV_COLUMNS = [
-    "subject", "session", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
+    "subject", "session", "week", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
     "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask",
     "predicted_arm", "uncertainty", "uncertainty_method", "tta", "precision", "error",
 ]
@@ -104,6 +104,7 @@ def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
     p = prediction.arm_probability
     row = {
         "subject": prediction.subject or "", "session": prediction.session or "",
+        "week": prediction.week,
         "p_control": p["Control"], "p_sorafenib": p["Sorafenib"], "p_nk": p["NK"], "p_combination": p["Combination"],
         "response_probability": prediction.response_probability, "viability": prediction.viability,
         "apoptosis": prediction.apoptosis, "tumor_volume_mm3": prediction.tumor_volume_mm3,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import bids
 from .inference import Engine
-from .study import InputError, ScanRef
+from .study import InputError, ScanRef, session_week, study_root_of
 
 
 @dataclass
@@ -41,15 +41,6 @@ def study_root(ref: ScanRef) -> Path | None:
     return study_root_of(ref.t1w, ref.subject)
 
 
-def study_root_of(t1w: str | Path | None, subject: str | None) -> Path | None:
-    if not subject or not t1w:
-        return None
-    for parent in Path(t1w).resolve().parents:
-        if parent.name == f"sub-{subject}":
-            return parent.parent
-    return None
-
-
 def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
     """A complete correction of this session is saved (in `corrections_root`, default the study)."""
     root = corrections_root or study_root(ref)
@@ -57,8 +48,6 @@ def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
 
 
 def _week(ref: ScanRef) -> int | None:
-    from .training_data import session_week
-
     root = study_root(ref)
     if root is None or not ref.session:
         return None

@@ -267,6 +267,35 @@ def _bids_entities(session_dir: Path) -> tuple[str, str, Path]:
     return ses_dir.parent.name[4:], ses_dir.name[4:], ses_dir.parent.parent
 
 
+def study_root_of(t1w: str | Path | None, subject: str | None) -> Path | None:
+    """The BIDS study folder holding a subject's T1w file (…/sub-X/ses-Y/anat/file -> …), or None."""
+    if not subject or not t1w:
+        return None
+    for parent in Path(t1w).resolve().parents:
+        if parent.name == f"sub-{subject}":
+            return parent.parent
+    return None
+
+
+def session_week(root: Path, subject: str, session: str) -> int | None:
+    """The week of a session: the `week` column of the subject's sessions.tsv, else a `wkN` label."""
+    path = Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                if (row.get("session_id") or "").removeprefix("ses-") == session and (row.get("week") or "").strip().isdigit():
+                    return int(row["week"])
+    if session.startswith("wk") and session[2:].isdigit():
+        return int(session[2:])
+    return None
+
+
+def scan_week(scan: Scan) -> int | None:
+    """The week of a loaded scan's session in its BIDS study (0 = baseline, before treatment), or None."""
+    root = study_root_of(scan.paths.get("T1w"), scan.subject)
+    return session_week(root, scan.subject, scan.session) if root is not None and scan.session else None
+
+
 def read_participants(root: Path) -> dict[str, dict[str, str]]:
     """participants.tsv as {subject label: row}; empty when the study has none."""
     path = Path(root) / "participants.tsv"

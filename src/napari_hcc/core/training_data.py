@@ -23,7 +23,7 @@ import numpy as np
 from . import bids
 from .checkpoint import sha256_file
 from .simulate.biology import ARMS
-from .study import InputError, Scan, find_scans, load_volume, read_participants
+from .study import InputError, Scan, find_scans, load_volume, read_participants, session_week
 
 
 @dataclass
@@ -88,19 +88,6 @@ class SliceDataset:
         idx = np.concatenate(slices) if slices else np.zeros(0, int)
         scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
         return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations)
-
-
-def session_week(root: Path, subject: str, session: str) -> int | None:
-    """The week of a session: the `week` column of the subject's sessions.tsv, else a `wkN` label."""
-    path = Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
-    if path.is_file():
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh, delimiter="\t"):
-                if row["session_id"].removeprefix("ses-") == session and row.get("week"):
-                    return int(row["week"])
-    if session.startswith("wk") and session[2:].isdigit():
-        return int(session[2:])
-    return None
 
 
 def _float(value) -> float | None:

@@ -33,9 +33,9 @@ def theme_colors(theme_name: str | None) -> dict:
         from napari.utils.theme import get_theme
 
         theme = get_theme(theme_name or "dark")
-        return {"background": theme.foreground.as_hex(), "text": theme.text.as_hex()}
+        return {"background": theme.foreground.as_hex(), "text": theme.text.as_hex(), "warning": theme.warning.as_hex()}
     except Exception:  # noqa: BLE001 - any theme problem: plain colours
-        return {"background": "#ffffff", "text": "#222222"}
+        return {"background": "#ffffff", "text": "#222222", "warning": "#d97706"}
 
 
 class ResponsePanel(QWidget):
@@ -50,6 +50,14 @@ class ResponsePanel(QWidget):
         self.model_label = QLabel("no result yet: press Run")
         self.model_label.setWordWrap(True)
         layout.addWidget(self.model_label)
+
+        self.baseline_label = QLabel(
+            "<b>Baseline scan (week 0), before treatment:</b> no image can show the arm yet; the arm "
+            "probabilities and the response below are not a reading of treatment. The mask and its size are.")
+        self.baseline_label.setWordWrap(True)
+        self.baseline_label.setStyleSheet(f"color: {colors.get('warning', '#d97706')};")
+        self.baseline_label.setVisible(False)
+        layout.addWidget(self.baseline_label)
 
         bars = QGridLayout()
         self.arm_bars: dict[str, QProgressBar] = {}
@@ -102,6 +110,9 @@ class ResponsePanel(QWidget):
     def show_prediction(self, prediction, model_text: str) -> None:
         self.prediction = prediction
         self.model_label.setText(model_text)
+        self.baseline_label.setVisible(prediction.before_treatment)
+        for bar in self.arm_bars.values():
+            bar.setEnabled(not prediction.before_treatment)
         best = prediction.predicted_arm
         for arm, bar in self.arm_bars.items():
             p = prediction.arm_probability.get(arm, float("nan"))
@@ -125,6 +136,8 @@ class ResponsePanel(QWidget):
             return
         r = self.prediction.response_probability
         verdict = "responder" if r >= self.threshold.value() else "non-responder"
+        if self.prediction.before_treatment:
+            verdict = "baseline, before treatment: not a response reading"
         self.response_label.setText(f"1 − P(Control) = <b>{r:.2f}</b>: {verdict}")
 
     def show_measurements(self, volume_mm3: float, diameter_mm: float, edited: bool) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core import recovery
-from ..core.review_queue import ScanSummary, review_order, siblings, study_root_of
+from ..core.review_queue import ScanSummary, review_order, siblings
+from ..core.study import study_root_of
 from ..core.study import Scan, ScanRef, find_scans
 from ..layers import SEQUENCE_ROLES, layer_scan_meta
 
@@ -107,7 +108,7 @@ class ReviewSession:
         rows = {k: (s.week, k[1] or "", s.tumor_volume_mm3, s.response_probability)
                 for k, s in self.summaries.items() if self.scan is not None and k[0] == self.scan.subject and s.error is None}
         if self.prediction is not None and self.scan is not None:
-            from ..core.training_data import session_week
+            from ..core.study import session_week
 
             root = self.study_root()
             week = session_week(root, self.scan.subject, self.scan.session) if root and self.scan.session else None
