@@ -1,5 +1,6 @@
 """Evaluation: metrics with known answers, the rat-grouped protocols end to end, and the report."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -75,9 +76,39 @@ def test_cross_validation_report_end_to_end(cv_report):
     s = metrics["summary"]
     assert 0 <= s["segmentation"]["dice_mean"] <= 1 and s["arms"]["n"] == 4
     assert "size_baseline" in s and "histology" in s and len(s["targets"]) == 6
+    # The measurement floor: each rat's exact tumor composition (the simulator's truth maps) against its histology.
+    with open(out / "per_scan.csv", newline="") as fh:
+        endpoint = [r for r in csv.DictReader(fh) if r["apoptosis_histology"]]
+    assert len(endpoint) == 4
+    for name in ("viability", "apoptosis"):
+        exact = np.array([float(r[f"{name}_composition"]) for r in endpoint])
+        measured = np.array([float(r[f"{name}_histology"]) for r in endpoint])
+        assert ((exact > 0) & (exact < 1)).all()
+        assert s["histology"][name]["floor_rmse"] == pytest.approx(np.sqrt(((exact - measured) ** 2).mean()), rel=1e-4)
+        assert s["histology"][name]["arm_mean_rmse"] == pytest.approx(0.0, abs=1e-12)  # one rat per arm: its own value
     text = (out / "report.md").read_text()
+    assert "| biomarker | RMSE | R² | Spearman | rats | arm alone | floor |" in text
     assert "One epoch on four rats: a test of the pipeline." in text
     assert "rat-grouped 2-fold cross-validation" in text and "LEAKY" in text and "Size criterion" in text and "![ROC" in text
+
+
+def test_truth_composition_is_the_share_that_histology_estimates(tmp_path):
+    import nibabel as nib
+
+    from napari_hcc.core import bids
+    from napari_hcc.core.histology_floor import truth_composition
+
+    assert truth_composition(tmp_path, "rat01", "wk3") is None  # not a simulated study: no floor
+    shape = (4, 4, 2)
+    values = {"viable": 0.5, "necrosis": 0.3, "apoptosis": 0.1, "edema": 0.1}
+    for component, v in values.items():
+        path = bids.truth_fraction_path(tmp_path, "rat01", "wk3", component)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = np.zeros(shape, np.float32)
+        data[1:3, 1:3] = v  # 8 tumor voxels
+        nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    viable, apoptotic = truth_composition(tmp_path, "rat01", "wk3")
+    assert viable == pytest.approx(0.5) and apoptotic == pytest.approx(0.1 / 0.6)  # TUNEL: apoptotic among cells
 
 
 def test_a_model_is_not_scored_on_rats_it_trained_on(tiny_study, tmp_path):

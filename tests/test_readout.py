@@ -98,3 +98,63 @@ def test_a_readout_needs_every_arm_and_histology(tiny_study):
     rows = [r for r in feature_rows([tiny_study]) if r.arm != "NK"]
     with pytest.raises(ValueError, match="all 4 arms"):
         fit_readout(rows, ARMS)
+
+
+def _synthetic_rows(n_rats: int = 160, seed: int = 0):
+    """Rats whose arm shifts features 0-3 and whose apoptosis follows feature 5 with a slope that
+    differs by arm (rising under NK, falling under Sorafenib), as a mechanism-dependent readout must learn."""
+    from napari_hcc.core.response_readout import FeatureRow
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    base, slope = np.array([-4.0, -3.2, -2.6, -2.3]), np.array([0.0, -0.4, 0.5, 0.2])
+    rows = []
+    for i in range(n_rats):
+        k = i % 4
+        for week in (1, 2, 3):
+            f = rng.normal(size=len(FEATURE_NAMES))
+            f[k] += 8.0
+            apo = float(expit(base[k] + slope[k] * f[5])) if week == 3 else None
+            rows.append(FeatureRow(f"r{i}", week, ARMS[k], 0.5 if week == 3 else None, apo, f))
+    return rows, base, slope
+
+
+def test_histology_is_read_by_one_expert_per_arm_and_bounded_outside_the_fitting_range():
+    from scipy.special import expit
+
+    rows, base, slope = _synthetic_rows()
+    readout = fit_readout(rows, ARMS)
+    assert readout.bio_coef.shape == (4, 2, len(FEATURE_NAMES)) and readout.info["cross_validation"]["apoptosis_rmse"] < 0.01
+    for k in range(4):
+        f = np.zeros(len(FEATURE_NAMES))
+        f[k], f[5] = 8.0, 1.5  # a typical scan of arm k
+        assert readout.biomarkers(f, np.eye(4)[k])[1] == pytest.approx(expit(base[k] + slope[k] * 1.5), abs=0.008)
+    # A mixture of arms reads the mixture of the experts.
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    assert readout.biomarkers(f, w)[1] == pytest.approx(sum(w[k] * readout.biomarkers(f, np.eye(4)[k])[1] for k in range(4)))
+    # A feature far outside anything fitted reads like the edge of the fitted range, not an extrapolation.
+    wild = f.copy()
+    wild[5] = 1e6
+    edge = f.copy()
+    edge[5] = max(r.features[5] for r in rows)
+    for k in range(4):
+        assert readout.biomarkers(wild, np.eye(4)[k]) == pytest.approx(readout.biomarkers(edge, np.eye(4)[k]))
+        assert 0 < readout.biomarkers(wild, np.eye(4)[k])[1] < 0.2
+
+
+def test_a_readout_saved_by_model_1_1_still_loads_and_reads(tmp_path):
+    from scipy.special import expit
+
+    from napari_hcc.core.response_readout import PREFIX, Readout
+
+    rng = np.random.default_rng(1)
+    n = len(FEATURE_NAMES)
+    old = Readout(list(FEATURE_NAMES), rng.normal(size=n), np.ones(n), rng.normal(size=(4, n)), np.zeros(4),
+                  rng.normal(size=(2, n + 4)) * 0.1, np.array([0.0, -3.0]))
+    tensors = old.tensors()
+    assert not any(k.startswith(PREFIX + "clip") for k in tensors)  # 1.1 files had no clipping range
+    back = Readout.from_tensors(tensors, old.card_entry())
+    f = rng.normal(size=n)
+    p = back.arm_probabilities(f)
+    expected = expit(old.bio_coef @ np.concatenate([f - old.mean, p]) + old.bio_intercept)
+    assert back.biomarkers(f, p) == pytest.approx(tuple(expected), rel=1e-5)

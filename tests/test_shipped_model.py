@@ -23,10 +23,15 @@ def test_default_model_is_the_shipped_trained_fp16_model():
 
 def test_shipped_model_segments_the_sample_study():
     engine = Engine(default_model(), device="cpu")
-    scores = []
+    scores, arms = [], []
     for ref in find_scans(sample_study()):
         scan = ref.load()
         pred = engine.predict(scan)
         scores.append(dice(pred.mask, scan.mask))
-        assert pred.arm_probabilities.sum() == pytest.approx(1.0)
+        assert pred.arm_probabilities.sum() == pytest.approx(1.0) and pred.response_source == "readout"
+        if pred.week:  # after treatment: the arm can be read
+            arms.append((ref.arm, pred.predicted_arm))
+        else:
+            assert pred.before_treatment and any("baseline scan" in n for n in pred.notes)
     assert np.mean(scores) > 0.85, scores
+    assert len(arms) == 4 and sum(a == b for a, b in arms) >= 3, arms  # four rats it never saw, one per arm
