@@ -111,7 +111,7 @@ def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, 
     assert not widget.panel.baseline_label.isHidden() and "before treatment" in widget.panel.baseline_label.text()
     assert not any(b.isEnabled() for b in widget.panel.arm_bars.values())
     assert "not a response reading" in widget.panel.response_label.text()
-    assert "week 0 is the baseline scan" in widget.status.text()
+    assert "baseline scan (week 0, before treatment)" in widget.status.text() and "most likely" not in widget.status.text()
 
 
 def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, qtbot, user_folders):

@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import recovery
+from ..core.inference import BASELINE_NOTE
 from ..core.study import InputError
 from ..layers import META_KEY, labels_layer, layer_scan_meta, layer_source, scan_from_layers
 from . import mask_tools
@@ -331,8 +332,10 @@ class ReviewWidget(QScrollArea):
         self.panel.set_weeks(s.week_rows())
         self._list_uncertain(prediction)
         QTimer.singleShot(150, self._shown.set)  # after napari's redraw of the new mask, the sibling sessions may start
-        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events)
-        self.status.setText(f"{s.label}: {prediction.predicted_arm} most likely; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
+        # at baseline the panel's warning says why the arms mean nothing; the status line does not name one
+        reading = "baseline scan (week 0, before treatment)" if prediction.before_treatment else f"{prediction.predicted_arm} most likely"
+        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events if n != BASELINE_NOTE)
+        self.status.setText(f"{s.label}: {reading}; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
         self._check_recovery()
 
     def _add_tumor_layer(self, data, kwargs):
