@@ -131,3 +131,20 @@ def test_evaluate_needs_model_or_cv(tiny_study, tmp_path):
     r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "give either --model MODEL" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_histology_references_use_the_rats_the_model_scored():
+    from napari_hcc.core.evaluate import ScanResult, summarize
+
+    def rat(i, arm, predicted, measured, exact):
+        return ScanResult(0, f"rat{i}", "wk3", f"s/rat{i}", 3, arm, 0.9, 0.8, 1.0, 100.0, 100.0, 5.0, 5.0,
+                          *np.eye(4)[["Control", "Sorafenib", "NK", "Combination"].index(arm)], 0.5, predicted, 0.5, measured,
+                          0.1, 0.5, exact)
+
+    results = [rat(0, "NK", 0.06, 0.05, 0.055), rat(1, "NK", 0.07, 0.07, 0.065), rat(2, "NK", float("nan"), 0.20, 0.02),
+               rat(3, "Control", 0.02, 0.02, 0.021), rat(4, "Control", 0.03, 0.02, 0.019)]
+    h = summarize(results, {}, bootstrap=20)["histology"]["apoptosis"]
+    assert h["n"] == 4  # rat2's tumor was not found: no estimate
+    # The references leave rat2 out too: its 0.20 would otherwise dominate both.
+    assert h["floor_rmse"] == pytest.approx(np.sqrt(np.mean(np.square([0.005, 0.005, 0.001, 0.001]))))
+    assert h["arm_mean_rmse"] == pytest.approx(np.sqrt(np.mean(np.square([0.01, 0.01, 0.0, 0.0]))))

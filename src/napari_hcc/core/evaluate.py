@@ -182,12 +182,15 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
             truth = np.array([getattr(r, f"{name}_histology") for r in histo], float)
             m = regression_metrics(pred, truth)
             m["rmse_ci"] = bootstrap_ci(g, lambda i, p=pred, t=truth: regression_metrics(p[i], t[i])["rmse"], bootstrap, seed)
+            # Two references, on the rats the model gave a value for (a scan without a tumor gives none):
+            scored = np.isfinite(pred)
             arm = np.array([r.arm for r in histo])
             if all(a in ARMS for a in arm):  # the arm alone: each rat given its own arm's mean measured value here
-                arm_mean = np.array([truth[arm == a].mean() for a in arm])
-                m["arm_mean_rmse"] = regression_metrics(arm_mean, truth)["rmse"]
+                arm_mean = np.array([truth[scored & (arm == a)].mean() if (scored & (arm == a)).any() else np.nan for a in arm])
+                m["arm_mean_rmse"] = regression_metrics(np.where(scored, arm_mean, np.nan), truth)["rmse"]
             exact = np.array([np.nan if getattr(r, f"{name}_composition") is None else getattr(r, f"{name}_composition") for r in histo])
             if np.isfinite(exact).all():  # the measurement floor: the tumor's exact composition against its histology
+                exact[~scored] = np.nan
                 m["floor_rmse"] = regression_metrics(exact, truth)["rmse"]
                 m["floor_rmse_ci"] = bootstrap_ci(g, lambda i, e=exact, t=truth: regression_metrics(e[i], t[i])["rmse"], bootstrap, seed)
             out[name] = m
