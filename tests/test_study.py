@@ -146,3 +146,21 @@ def test_grids_that_do_not_overlap_are_refused(tmp_path):
 def test_a_folder_without_scans_says_what_was_expected(tmp_path):
     with pytest.raises(InputError, match="holds no scans"):
         find_scans(tmp_path)
+
+
+def test_the_week_of_a_session_is_found_through_symbolic_links(tmp_path):
+    """DataLad / git-annex studies hold their NIfTI files as links into an object store."""
+    from napari_hcc.core.study import study_root_of, week_of
+
+    store = tmp_path / "annex" / "objects" / "ab12"
+    store.mkdir(parents=True)
+    (store / "blob").write_bytes(b"not read")
+    anat = tmp_path / "study" / "sub-rat07" / "ses-base" / "anat"
+    anat.mkdir(parents=True)
+    t1w = anat / "sub-rat07_ses-base_T1w.nii.gz"
+    t1w.symlink_to(store / "blob")
+    (tmp_path / "study" / "sub-rat07" / "sub-rat07_sessions.tsv").write_text("session_id\tweek\nses-base\t0\nses-late\t3\n")
+    assert study_root_of(t1w, "rat07") == tmp_path / "study"
+    assert week_of(t1w, "rat07", "base") == 0
+    assert week_of(t1w, "rat07", "late") == 3
+    assert week_of(store / "blob", "rat07", "base") is None  # not in a study

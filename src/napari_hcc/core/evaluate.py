@@ -72,7 +72,6 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress=None) -> list[
     """Predict each scan with the engine and score it against its reference mask."""
     from .histology_floor import truth_composition
     from .measure import longest_axial_diameter_mm, volume_mm3
-    from .study import session_week
 
     participants = read_participants(root)
     results = []
@@ -87,11 +86,10 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress=None) -> list[
         seconds = time.perf_counter() - t
         row = participants.get(ref.subject, {})
         at_histology = row.get("histology_session", "").removeprefix("ses-") == ref.session
-        week = session_week(root, ref.subject, ref.session)
         p = pred.arm_probability
         composition = truth_composition(root, ref.subject, ref.session) if at_histology else None
         results.append(ScanResult(
-            fold, ref.subject, ref.session, f"{root.name}/{ref.subject}", week, row.get("arm") or ref.arm,
+            fold, ref.subject, ref.session, f"{root.name}/{ref.subject}", pred.week, row.get("arm") or ref.arm,
             dice(pred.mask, truth), iou(pred.mask, truth), hd95_mm(pred.mask, truth, scan.affine),
             pred.tumor_volume_mm3, volume_mm3(truth, scan.affine), pred.longest_diameter_mm, longest_axial_diameter_mm(truth, scan.affine),
             p["Control"], p["Sorafenib"], p["NK"], p["Combination"], pred.viability, pred.apoptosis,
@@ -188,7 +186,7 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
             if all(a in ARMS for a in arm):  # the arm alone: each rat given its own arm's mean measured value here
                 arm_mean = np.array([truth[scored & (arm == a)].mean() if (scored & (arm == a)).any() else np.nan for a in arm])
                 m["arm_mean_rmse"] = regression_metrics(np.where(scored, arm_mean, np.nan), truth)["rmse"]
-            exact = np.array([np.nan if getattr(r, f"{name}_composition") is None else getattr(r, f"{name}_composition") for r in histo])
+            exact = np.array([getattr(r, f"{name}_composition") for r in histo], float)
             if np.isfinite(exact).all():  # the measurement floor: the tumor's exact composition against its histology
                 exact[~scored] = np.nan
                 m["floor_rmse"] = regression_metrics(exact, truth)["rmse"]
@@ -211,23 +209,18 @@ def _targets(s: dict) -> list[dict]:
     if "arms" in s:
         rows += [("macro arm AUROC (post-baseline)", s["arms"]["macro_auroc"], ">=", TARGETS["macro_auroc"]),
                  ("arm accuracy (post-baseline)", s["arms"]["accuracy"], ">=", TARGETS["accuracy"])]
-    floors, arm_alone = {}, {}
+    references = {}  # metric -> what the exact composition ("floor") and the arm alone score
     if "histology" in s:
-        rows += [("viability RMSE", s["histology"]["viability"]["rmse"], "<=", TARGETS["viability_rmse"]),
-                 ("apoptosis RMSE", s["histology"]["apoptosis"]["rmse"], "<=", TARGETS["apoptosis_rmse"])]
-        floors = {f"{name} RMSE": s["histology"][name].get("floor_rmse") for name in ("viability", "apoptosis")}
-        arm_alone = {f"{name} RMSE": s["histology"][name].get("arm_mean_rmse") for name in ("viability", "apoptosis")}
+        for name in ("viability", "apoptosis"):
+            m = s["histology"][name]
+            rows.append((f"{name} RMSE", m["rmse"], "<=", TARGETS[f"{name}_rmse"]))
+            references[f"{name} RMSE"] = {key: m[source] for key, source in (("floor", "floor_rmse"), ("arm_alone", "arm_mean_rmse")) if source in m}
     if "size_baseline" in s:
         rows.append(("AUROC above the size criterion", s["size_baseline"]["margin"], ">=", TARGETS["auroc_margin_over_size"]))
     out = []
     for name, value, op, target in rows:
         met = bool(np.isfinite(value) and (value >= target if op == ">=" else value <= target))
-        row = {"metric": name, "value": value, "target": f"{op} {target}", "met": met}
-        if floors.get(name) is not None:  # what the exact tumor composition itself scores against the histology
-            row["floor"] = floors[name]
-        if arm_alone.get(name) is not None:  # what knowing each rat's arm, and nothing else, scores
-            row["arm_alone"] = arm_alone[name]
-        out.append(row)
+        out.append({"metric": name, "value": value, "target": f"{op} {target}", "met": met, **references.get(name, {})})
     return out
 
 

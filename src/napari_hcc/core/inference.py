@@ -27,7 +27,7 @@ from .measure import longest_axial_diameter_mm, volume_mm3
 from .orientation import to_display
 from .postprocess import PostProcess
 from .slices import model_slices
-from .study import Scan, scan_week
+from .study import Scan, week_of
 from .tumor_features import tumor_features
 
 #: flips of (rows, cols) used for test-time augmentation; the first is the plain pass
@@ -286,7 +286,7 @@ class Engine:
             viability, apoptosis = self.model.readout.biomarkers(features, arm_p)
             arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
             response_source = "readout"
-        week = scan_week(scan)
+        week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor:

@@ -43,6 +43,12 @@ RIDGE_ALPHA_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 EPS = 1e-4
 
 
+def _standardised(f: np.ndarray, mean: np.ndarray, scale: np.ndarray, low: np.ndarray | None, high: np.ndarray | None) -> np.ndarray:
+    """Features (one row or many) in standard units, clipped to [low, high] when a range is given."""
+    z = (np.asarray(f, np.float64) - mean) / scale
+    return z if low is None else np.clip(z, low, high)
+
+
 @dataclass
 class Readout:
     features: list[str]
@@ -60,8 +66,7 @@ class Readout:
     z_high: np.ndarray | None = None
 
     def _z(self, f: np.ndarray) -> np.ndarray:
-        z = (np.asarray(f, np.float64) - self.mean) / self.scale
-        return z if self.z_low is None else np.clip(z, self.z_low, self.z_high)
+        return _standardised(f, self.mean, self.scale, self.z_low, self.z_high)
 
     def arm_probabilities(self, f: np.ndarray) -> np.ndarray:
         logits = self.arm_coef @ self._z(f) + self.arm_intercept
@@ -183,7 +188,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
     z_low, z_high = (X_all.min(0) - mean) / scale, (X_all.max(0) - mean) / scale
 
     def z(rs):
-        return np.clip((np.stack([r.features for r in rs]) - mean) / scale, z_low, z_high)
+        return _standardised(np.stack([r.features for r in rs]), mean, scale, z_low, z_high)
 
     X, y = z(arm_rows), np.array([list(arms).index(r.arm) for r in arm_rows])
     groups = np.array([r.rat for r in arm_rows])

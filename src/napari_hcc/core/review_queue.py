@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import bids
 from .inference import Engine
-from .study import InputError, ScanRef, session_week, study_root_of
+from .study import InputError, ScanRef, study_root_of, week_of
 
 
 @dataclass
@@ -47,13 +47,6 @@ def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
     return bool(root and ref.session and bids.correction_versions(root, ref.subject, ref.session))
 
 
-def _week(ref: ScanRef) -> int | None:
-    root = study_root(ref)
-    if root is None or not ref.session:
-        return None
-    return session_week(root, ref.subject, ref.session)
-
-
 def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel=None,
                     corrections_root: Path | None = None) -> Iterator[ScanSummary]:
     """One summary per scan, in the given order (no TTA: the entropy of the probability map is the
@@ -64,9 +57,9 @@ def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel=None,
         try:
             p = engine.predict(ref.load(), tta=False, keep_probability=False)
         except InputError as exc:
-            yield ScanSummary(ref, _week(ref), float("nan"), float("nan"), float("nan"), "", is_reviewed(ref, corrections_root), str(exc))
+            yield ScanSummary(ref, week_of(ref.t1w, ref.subject, ref.session), float("nan"), float("nan"), float("nan"), "", is_reviewed(ref, corrections_root), str(exc))
             continue
-        yield ScanSummary(ref, _week(ref), p.uncertainty, p.response_probability, p.tumor_volume_mm3,
+        yield ScanSummary(ref, p.week, p.uncertainty, p.response_probability, p.tumor_volume_mm3,
                           p.predicted_arm, is_reviewed(ref, corrections_root))
 
 

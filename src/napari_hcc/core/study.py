@@ -271,9 +271,14 @@ def study_root_of(t1w: str | Path | None, subject: str | None) -> Path | None:
     """The BIDS study folder holding a subject's T1w file (…/sub-X/ses-Y/anat/file -> …), or None."""
     if not subject or not t1w:
         return None
-    for parent in Path(t1w).resolve().parents:
-        if parent.name == f"sub-{subject}":
-            return parent.parent
+    import os
+
+    # The path as given first: in a DataLad / git-annex study the NIfTI files are symbolic links into
+    # an object store, and only the link's own folders are the study's.
+    for path in (Path(os.path.abspath(t1w)), Path(t1w).resolve()):
+        for parent in path.parents:
+            if parent.name == f"sub-{subject}":
+                return parent.parent
     return None
 
 
@@ -290,10 +295,11 @@ def session_week(root: Path, subject: str, session: str) -> int | None:
     return None
 
 
-def scan_week(scan: Scan) -> int | None:
-    """The week of a loaded scan's session in its BIDS study (0 = baseline, before treatment), or None."""
-    root = study_root_of(scan.paths.get("T1w"), scan.subject)
-    return session_week(root, scan.subject, scan.session) if root is not None and scan.session else None
+def week_of(t1w: str | Path | None, subject: str | None, session: str | None) -> int | None:
+    """The week of the session whose T1w file this is, in its BIDS study (0 = baseline, before
+    treatment); None outside a BIDS study or without a known week."""
+    root = study_root_of(t1w, subject)
+    return session_week(root, subject, session) if root is not None and session else None
 
 
 def read_participants(root: Path) -> dict[str, dict[str, str]]:

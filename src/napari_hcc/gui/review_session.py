@@ -108,11 +108,7 @@ class ReviewSession:
         rows = {k: (s.week, k[1] or "", s.tumor_volume_mm3, s.response_probability)
                 for k, s in self.summaries.items() if self.scan is not None and k[0] == self.scan.subject and s.error is None}
         if self.prediction is not None and self.scan is not None:
-            from ..core.study import session_week
-
-            root = self.study_root()
-            week = session_week(root, self.scan.subject, self.scan.session) if root and self.scan.session else None
-            rows[(self.scan.subject, self.scan.session)] = (week, self.scan.session or "", self.prediction.tumor_volume_mm3,
+            rows[(self.scan.subject, self.scan.session)] = (self.prediction.week, self.scan.session or "", self.prediction.tumor_volume_mm3,
                                                             self.prediction.response_probability)
         ordered = sorted(rows.values(), key=lambda r: (r[0] is None, r[0] if r[0] is not None else 0, r[1]))
         return [(r[1], r[2], r[3]) for r in ordered]
