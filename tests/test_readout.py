@@ -38,6 +38,22 @@ def test_features_are_intensity_ratios_to_the_surrounding_liver():
     assert np.exp(f["log_volume_mm3"]) - 1 == pytest.approx(tumor.sum() * 0.3 * 0.3 * 1.2)
 
 
+def test_equal_volume_shells_tell_a_bright_rim_from_a_bright_core():
+    from scipy import ndimage
+
+    scan, tumor = _phantom()
+    f = dict(zip(FEATURE_NAMES, tumor_features(scan, tumor)))
+    assert [f[f"t2_shell{i}"] for i in range(1, 6)] == pytest.approx([3.0] * 5)  # a uniform tumor: one value
+    # Oedema-like rim: the outer third of the tumor's voxels twice as bright on T2w.
+    depth = ndimage.distance_transform_edt(tumor, sampling=(0.3, 0.3, 1.2))
+    rim = (tumor > 0) & (depth <= np.quantile(depth[tumor > 0], 0.33))
+    scan.t2w[rim] *= 2.0
+    f = dict(zip(FEATURE_NAMES, tumor_features(scan, tumor)))
+    assert f["t2_shell1"] == pytest.approx(6.0) and f["t2_shell5"] == pytest.approx(3.0)
+    assert f["t2_shell1"] > f["t2_shell3"] > f["t2_shell5"] or f["t2_shell2"] > f["t2_shell4"]
+    assert f["t1_shell1"] == pytest.approx(f["t1_shell5"])  # only T2w changed
+
+
 def test_features_do_not_change_with_scanner_gain_and_are_none_without_a_tumor():
     scan, tumor = _phantom()
     bright, _ = _phantom(gain=7.0)
@@ -66,7 +82,9 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
     # The network's tensors are the source model's; the readout's numbers round-trip through the file.
     source = load_model(network)
     assert all(np.array_equal(source.state[k].numpy(), model.state[k].numpy()) for k in source.state)
-    refit = fit_readout(feature_rows([tiny_study]), ARMS)
+    # The readout is fitted on the masks it will read: the network's own, not the truth.
+    source_engine = Engine(load_model(network), device="cpu")
+    refit = fit_readout(feature_rows([tiny_study], engine=source_engine), ARMS)
     np.testing.assert_allclose(model.readout.arm_coef, refit.arm_coef, rtol=1e-5, atol=1e-6)
 
     scan = find_scans(tiny_study)[1].load()
@@ -76,8 +94,13 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
     np.testing.assert_array_equal(with_readout.mask, network_only.mask)
     features = tumor_features(scan, with_readout.mask)
     if features is not None:
+        assert 0 < with_readout.viability < 1 and 0 <= with_readout.apoptosis < 1
+        # At week 2 the only earlier session is the baseline, which shows no treatment: the arm is this scan's own.
         np.testing.assert_allclose(with_readout.arm_probabilities, model.readout.arm_probabilities(features))
-        assert 0 < with_readout.viability < 1 and 0 < with_readout.apoptosis < 1
+        baseline = source_engine.segment(find_scans(tiny_study)[0].load())  # the rat's week 0
+        if scan.session == "wk2" and tumor_features(find_scans(tiny_study)[0].load(), baseline) is not None:
+            assert with_readout.readout_sessions == ["wk0"]
+            assert "response read with the rat's earlier sessions wk0" in with_readout.notes
     assert with_readout.summary()["response_source"] == with_readout.response_source
 
     with pytest.raises(InputError, match="readout .* was fitted on the rats of"):
@@ -122,7 +145,7 @@ def _synthetic_rows(n_rats: int = 160, seed: int = 0):
 def test_histology_is_read_by_one_expert_per_arm_and_bounded_outside_the_fitting_range():
     from scipy.special import expit
 
-    rows, base, slope = _synthetic_rows()
+    rows, base, slope = _synthetic_rows(n_rats=320)  # more rats per arm than features, as in the real fitting set
     readout = fit_readout(rows, ARMS)
     assert readout.bio_coef.shape == (4, 2, len(FEATURE_NAMES)) and readout.info["cross_validation"]["apoptosis_rmse"] < 0.01
     for k in range(4):
@@ -139,7 +162,96 @@ def test_histology_is_read_by_one_expert_per_arm_and_bounded_outside_the_fitting
     edge[5] = max(r.features[5] for r in rows)
     for k in range(4):
         assert readout.biomarkers(wild, np.eye(4)[k]) == pytest.approx(readout.biomarkers(edge, np.eye(4)[k]))
-        assert 0 < readout.biomarkers(wild, np.eye(4)[k])[1] < 0.2
+        bound = expit(base[k] + abs(slope[k]) * max(abs(r.features[5]) for r in rows))  # the most the fitting rats held
+        assert 0 < readout.biomarkers(wild, np.eye(4)[k])[1] < bound + 0.02
+
+
+def test_the_arm_is_read_over_the_rats_treated_sessions():
+    from napari_hcc.core.rat_history import RatHistory
+
+    rows, _, _ = _synthetic_rows(n_rats=40)
+    readout = fit_readout(rows, ARMS)
+    rng = np.random.default_rng(5)
+    f, wk1, wk2, base = (rng.normal(size=len(FEATURE_NAMES)) for _ in range(4))
+    p = [readout.arm_probabilities(v) for v in (f, wk1, wk2)]
+    alone = readout.read(f)
+    np.testing.assert_allclose(alone.arm_probabilities, p[0])
+    assert alone.sessions == []
+    pooled = readout.read(f, RatHistory(week=3, baseline=base, earlier=[wk1, wk2], sessions=["wk0", "wk1", "wk2"]))
+    expected = np.exp(np.log(p).mean(0))
+    np.testing.assert_allclose(pooled.arm_probabilities, expected / expected.sum())
+    assert pooled.sessions == ["wk0", "wk1", "wk2"]
+    # A baseline scan is read alone: before treatment there is nothing to pool.
+    np.testing.assert_allclose(readout.read(base, RatHistory(week=0)).arm_probabilities, readout.arm_probabilities(base))
+
+
+def _composition_rows(n_rats: int = 120, seed: int = 0):
+    """Rats whose arm shows in features 0-3 and whose composition truth follows features 10-13 of each
+    scan. Each rat responds to its treatment with its own strength r: its tumor swells with oedema
+    (feature 11) at weeks 1 and 2, which has resolved by the endpoint, and its endpoint TUNEL index rises
+    with r, most steeply under NK. So the endpoint scan alone cannot show r; the rat's history can."""
+    from napari_hcc.core.response_readout import FeatureRow
+
+    rng = np.random.default_rng(seed)
+    base, slope = np.array([0.02, 0.04, 0.06, 0.08]), np.array([0.0, 0.005, 0.02, 0.01])
+    rows = []
+    for i in range(n_rats):
+        k, r = i % 4, rng.normal()
+        for week in (0, 1, 2, 3):
+            f = rng.normal(size=len(FEATURE_NAMES))
+            if week:
+                f[k] += 4.0
+            if week in (1, 2):
+                f[11] = r + 0.3 * rng.normal()
+            composition = 0.1 + 0.05 * f[10:14]
+            apo = float(base[k] + slope[k] * r) if week == 3 else None
+            rows.append(FeatureRow(f"r{i}", week, ARMS[k], 0.5 if week == 3 else None, apo, f, composition))
+    return rows, base, slope
+
+
+def test_apoptosis_is_read_from_the_composition_history_when_cross_validation_prefers_it(tmp_path):
+    from napari_hcc.core.rat_history import RatHistory
+    from napari_hcc.core.response_readout import Readout
+
+    rows, base, slope = _composition_rows()
+    readout = fit_readout(rows, ARMS)
+    cv = readout.info["cross_validation"]
+    assert readout.info["apoptosis_route"] == "composition history"
+    assert cv["apoptosis_rmse_composition_history"] < 0.5 * cv["apoptosis_rmse_scan_features"]
+    assert cv["composition_r2"]["oedema"] > 0.9
+    # An NK rat (arm 2) whose tumor swelled with oedema at weeks 1-2 reads a higher TUNEL index than one
+    # whose did not, from the same endpoint scan.
+    rng = np.random.default_rng(9)
+    endpoint, wk0 = (rng.normal(size=len(FEATURE_NAMES)) for _ in range(2))
+    endpoint[2] += 4.0
+    readings = {}
+    for r in (-1.0, 1.0):
+        earlier = [rng.normal(size=len(FEATURE_NAMES)) for _ in range(2)]
+        for f in earlier:
+            f[2] += 4.0
+            f[11] = r
+        reading = readout.read(endpoint, RatHistory(week=3, baseline=wk0, earlier=earlier, sessions=["wk0", "wk1", "wk2"]))
+        assert reading.arm_probabilities.argmax() == 2
+        readings[r] = reading.apoptosis
+    assert readings[1.0] - readings[-1.0] == pytest.approx(2 * slope[2], rel=0.3)
+    assert readings[-1.0] == pytest.approx(base[2] - slope[2], abs=0.01) and readings[1.0] == pytest.approx(base[2] + slope[2], abs=0.01)
+    wk1, wk2 = earlier
+    # Without any earlier session (a loose file) the scan's own experts answer.
+    assert readout.read(endpoint).apoptosis == pytest.approx(readout.biomarkers(endpoint, readout.arm_probabilities(endpoint))[1])
+    # The route travels inside the model file.
+    back = Readout.from_tensors(readout.tensors(), readout.card_entry())
+    history = RatHistory(week=3, baseline=wk0, earlier=[wk1, wk2])
+    assert back.read(endpoint, history).apoptosis == pytest.approx(readout.read(endpoint, history).apoptosis, abs=1e-5)
+    assert back.reads_history and back.pools_sessions
+
+
+def test_without_composition_truth_apoptosis_is_read_from_the_scan():
+    rows, _, _ = _composition_rows(n_rats=40)
+    for r in rows:
+        r.composition = None
+    readout = fit_readout(rows, ARMS)
+    assert readout.info["apoptosis_route"] == "scan features" and readout.comp_coef is None
+    assert "composition truth" in readout.info["apoptosis_route_reason"]
 
 
 def test_a_readout_saved_by_model_1_1_still_loads_and_reads(tmp_path):

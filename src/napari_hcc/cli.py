@@ -151,11 +151,13 @@ def _fit_readout(args) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        card = add_readout(None if args.model == "default" else args.model, args.study, args.out, version=args.version, progress=progress)
+        card = add_readout(None if args.model == "default" else args.model, args.study, args.out, version=args.version,
+                           progress=progress, device=args.device)
     cv = card.readout.get("cross_validation", {})
     print(f"readout fitted on {len(card.readout['fitted_on']['rats'])} rats (rat-grouped CV inside them: arm AUROC "
-          f"{cv.get('arm_macro_auroc')}, accuracy {cv.get('arm_accuracy')}, viability RMSE {cv.get('viability_rmse')}, "
-          f"apoptosis RMSE {cv.get('apoptosis_rmse')}); model {card.model_id} in {args.out}")
+          f"{cv.get('arm_macro_auroc_pooled')} over each rat's sessions ({cv.get('arm_macro_auroc')} per scan), accuracy "
+          f"{cv.get('arm_accuracy_pooled')}, viability RMSE {cv.get('viability_rmse')}, apoptosis RMSE {cv.get('apoptosis_rmse')} "
+          f"from {card.readout.get('apoptosis_route')}); model {card.model_id} in {args.out}")
     return 0
 
 
@@ -272,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--study", action="append", required=True, type=Path, help="a BIDS study with masks, arms and histology; repeat for several")
     ro.add_argument("--out", required=True, type=Path, help="a new model folder: the same network plus the readout")
     ro.add_argument("--version", default=None, help="the new model's version (default: the source model's)")
+    ro.add_argument("--device", default="auto", help="where the network segments the fitting scans: auto, cpu, cuda, cuda:N")
     ro.add_argument("--quiet", action="store_true")
     ro.set_defaults(func=_fit_readout)
 

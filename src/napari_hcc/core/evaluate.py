@@ -312,7 +312,6 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
     arm_of = {f"{study.name}/{s}": row.get("arm") for s, row in participants.items()} or {f"{study.name}/{r.subject}": r.arm for r in refs}
     folds = rat_folds(arm_of, k, seed)
     fold_of = {rat: i for i, f in enumerate(folds) for rat in f}
-    rows = feature_rows([study])
     results, seconds = [], []
     for i in range(k):
         model_dir = Path(out) / "cv" / f"fold{i}"
@@ -323,14 +322,16 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
         seconds.append(time.perf_counter() - t)
         held = [r for r in refs if fold_of.get(f"{study.name}/{r.subject}") == i]
         model = load_model(model_dir)
-        try:  # the response readout too is fitted without the fold's rats
+        engine = Engine(model, device=device)
+        try:  # the response readout too is fitted without the fold's rats, on this fold's network's masks
+            rows = feature_rows([study], engine=engine)
             model.readout = fit_readout([r for r in rows if fold_of.get(r.rat) != i], model.card.arms)
         except ValueError:  # too few rats outside the fold: the network's own heads answer
             model.readout = None
-        results += score_scans(Engine(model, device=device), study, held, i)
+        results += score_scans(engine, study, held, i)
     info = {"protocol": f"rat-grouped {k}-fold cross-validation", "study": str(study.resolve()), "epochs": epochs, "seed": seed,
             "train_seconds": [round(s, 1) for s in seconds], "folds": folds,
-            "readout": "fitted per fold on the rats outside it (rat-grouped CV inside them picks its regularisation)"}
+            "readout": "fitted per fold on the rats outside it, through that fold's network's masks (rat-grouped CV inside them picks its regularisation)"}
     return results, {"info": info, "size": size_baseline(results, fold_of)}
 
 

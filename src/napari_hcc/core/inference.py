@@ -75,6 +75,8 @@ class Prediction:
     response_source: str = "network"
     #: the session's week in its BIDS study (0 = baseline, before treatment); None when unknown
     week: int | None = None
+    #: the rat's earlier sessions the readout read beside this scan (core/rat_history.py)
+    readout_sessions: list[str] = field(default_factory=list)
 
     @property
     def before_treatment(self) -> bool:
@@ -111,7 +113,8 @@ class Prediction:
                                           self.slice_uncertainty, self.slice_arm_probabilities)
             ],
             "model": self.model_id, "device": self.device, "precision": self.precision, "batch_size": self.batch_size,
-            "tta": self.tta, "postprocess": self.postprocess, "response_source": self.response_source, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "tta": self.tta, "postprocess": self.postprocess, "response_source": self.response_source,
+            "readout_sessions": list(self.readout_sessions), "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "events": self.events, "notes": self.notes,
         }
 
@@ -138,6 +141,9 @@ class Engine:
         if batch_size is not None and batch_size < 1:
             raise InputError(f"the batch size must be at least 1 (got {batch_size}).")
         self.batch_size = int(batch_size or (32 if self.device.type != "cpu" else 16))
+        #: tumor features of sessions segmented plainly (no TTA, the card's post-processing), by file
+        #: identity: a rat's earlier sessions are read once however many later scans need them
+        self._session_features: dict[tuple, np.ndarray | None] = {}
         self.events: list[str] = []
         t = time.perf_counter()
         self.net = self._place(self.device)
@@ -237,6 +243,55 @@ class Engine:
 
     # -- one scan --------------------------------------------------------------------------------
 
+    def segment(self, scan: Scan, cancel=None) -> np.ndarray:
+        """The tumor mask of a scan on its own grid: no TTA, the card's post-processing, no readout."""
+        x, geometry = model_slices(scan.channels(), scan.affine, self.card)
+        steps = self._run_all(x, TTA_FLIPS[:1], cancel)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                masks = finished.value[0]
+                break
+        probability = geometry.to_source(geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32))
+        return PostProcess.from_card(self.card).apply(probability, scan.affine)
+
+    @staticmethod
+    def _file_key(path) -> tuple | None:
+        import os
+
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError):
+            return None
+        return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+    def _features_of_session(self, ref, cancel=None) -> np.ndarray | None:
+        key = self._file_key(ref.t1w)
+        if key is None or key not in self._session_features:
+            scan = ref.load()
+            value = tumor_features(scan, self.segment(scan, cancel))
+            if key is None:
+                return value
+            self._session_features[key] = value
+        return self._session_features[key]
+
+    def _history(self, scan: Scan, week: int | None, notes: list[str], cancel=None):
+        """The rat's earlier sessions for the readout (core/rat_history.py); one that cannot be read is
+        left out with a note."""
+        from .rat_history import earlier_sessions, history_of
+        from .study import InputError
+
+        earlier = []
+        for w, ref in earlier_sessions(scan.paths.get("T1w"), scan.subject, scan.session):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("inference was cancelled")
+            try:
+                earlier.append((w, ref.session, self._features_of_session(ref, cancel)))
+            except (InputError, OSError, ValueError) as exc:
+                notes.append(f"the rat's earlier session {ref.session} could not be read ({exc}); the response is read without it")
+        return history_of(week, earlier)
+
     def predict(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None,
                 progress: ProgressFn | None = None, cancel=None, keep_probability: bool = True) -> Prediction:
         steps = self.steps(scan, tta=tta, postprocess=postprocess, cancel=cancel, keep_probability=keep_probability)
@@ -280,13 +335,20 @@ class Engine:
         arm_unc = agg.arm_spread if tta else np.zeros(len(arm_p))
         notes = list(scan.notes) + list(geometry.notes)
         response_source = "network"
-        features = tumor_features(scan, mask) if self.model.readout is not None else None
+        readout = self.model.readout
+        features = tumor_features(scan, mask) if readout is not None else None
+        week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
+        used: list[str] = []
         if features is not None:  # the readout reads the final mask: arms and histology from tumor features
-            arm_p = self.model.readout.arm_probabilities(features)
-            viability, apoptosis = self.model.readout.biomarkers(features, arm_p)
+            if not tta and post.as_dict() == PostProcess.from_card(self.card).as_dict() and (key := self._file_key(scan.paths.get("T1w"))):
+                self._session_features[key] = features  # a later session of this rat may read it
+            history = self._history(scan, week, notes, cancel) if readout.reads_history else None
+            reading = readout.read(features, history)
+            arm_p, viability, apoptosis, used = reading.arm_probabilities, reading.viability, reading.apoptosis, reading.sessions
             arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
             response_source = "readout"
-        week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
+            if used:
+                notes.append(f"response read with the rat's earlier sessions {', '.join(used)}")
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor:
@@ -307,7 +369,7 @@ class Engine:
             model_id=self.model.model_id, device=str(self.device), precision=self.precision, batch_size=self.batch_size,
             tta=tta, postprocess=post.as_dict(),
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
-            events=list(self.events), notes=notes, response_source=response_source, week=week,
+            events=list(self.events), notes=notes, response_source=response_source, week=week, readout_sessions=used,
         )
 
 

@@ -25,7 +25,7 @@ CSV_NAME = "predictions.csv"
 CSV_COLUMNS = [
     "subject", "session", "week", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
     "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask",
-    "predicted_arm", "uncertainty", "uncertainty_method", "tta", "precision", "error",
+    "predicted_arm", "uncertainty", "uncertainty_method", "tta", "precision", "readout_sessions", "error",
 ]
 
 
@@ -113,7 +113,7 @@ def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
         "mask": mask_path.relative_to(out).as_posix() if mask_path is not None else "",
         "predicted_arm": prediction.predicted_arm, "uncertainty": prediction.uncertainty,
         "uncertainty_method": prediction.uncertainty_method, "tta": prediction.tta, "precision": prediction.precision,
-        "error": "",
+        "readout_sessions": " ".join(prediction.readout_sessions), "error": "",
     }
     return {k: _fmt(v) for k, v in row.items()}
 

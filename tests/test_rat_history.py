@@ -1,0 +1,28 @@
+"""A rat's earlier sessions, which the response readout reads beside a scan, are found in its study by
+their weeks; a scan outside a study, or a baseline, has none."""
+
+import shutil
+
+import numpy as np
+
+from napari_hcc.core.rat_history import earlier_sessions, history_of
+from napari_hcc.core.study import find_scans
+
+
+def test_earlier_sessions_are_the_rats_own_sessions_before_this_one(tiny_study, tmp_path):
+    wk2 = next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk2")
+    found = earlier_sessions(wk2.t1w, wk2.subject, wk2.session)
+    assert [(w, ref.subject, ref.session) for w, ref in found] == [(0, "rat03", "wk0")]
+    assert found[0][1].t1w.is_file() and found[0][1].mask is None  # read as predict reads it: no truth
+    assert earlier_sessions(found[0][1].t1w, "rat03", "wk0") == []  # the baseline has nothing before it
+    loose = tmp_path / "loose.nii.gz"
+    shutil.copy(wk2.t1w, loose)
+    assert earlier_sessions(loose, None, None) == []  # outside a study: read alone
+
+
+def test_history_sorts_sessions_and_skips_those_without_a_tumor():
+    f0, f1, f3 = np.zeros(3), np.ones(3), np.full(3, 3.0)
+    h = history_of(2, [(1, "wk1", f1), (0, "wk0", f0), (3, "wk3", f3), (1, "wk1b", None)])
+    assert h.treated and h.baseline is f0 and len(h.earlier) == 1 and h.earlier[0] is f1
+    assert h.sessions == ["wk0", "wk1"]  # later sessions and tumor-free ones are not read
+    assert not history_of(0, []).treated
