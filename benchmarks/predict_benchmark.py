@@ -37,12 +37,17 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_engine(engine: Engine, scans, repeats: int, tta: bool = False) -> list[float]:
+def time_engine(engine: Engine, scans, repeats: int, tta: bool = False, cold_history: bool = False) -> list[float]:
+    """Median-ready latencies. A follow-up scan is read with the rat's earlier sessions, whose features the
+    engine caches: warm (the usual case, a study predicted in order) or cold (each earlier session
+    segmented again, the cost of opening one follow-up scan on its own)."""
     for scan in scans[:2]:
         engine.predict(scan, tta=tta)  # warm-up (kernels, allocator)
     times = []
     for _ in range(repeats):
         for scan in scans:
+            if cold_history:
+                engine.forget_sessions()
             sync(engine.device)
             t = time.perf_counter()
             engine.predict(scan, tta=tta)
@@ -105,17 +110,17 @@ def main() -> None:
         name = describe_device(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        variants = [("napari-hcc", "auto", False)]
+        variants = [("napari-hcc", "auto", False, False), ("napari-hcc, earlier sessions read afresh", "auto", False, True)]
         if device.type == "cpu":
-            variants.append(("napari-hcc fp32", "fp32", False))
-        variants.append(("napari-hcc + TTA (4 flips)", "auto", True))
+            variants.append(("napari-hcc fp32", "fp32", False, False))
+        variants.append(("napari-hcc + TTA (4 flips)", "auto", True, False))
         results = {}
-        for label, precision, tta in variants:
+        for label, precision, tta, cold in variants:
             engine = Engine(loaded, device=spec, precision=precision)
             for what, group, reps in (("1 sample", one, args.repeats), (f"{len(scans)} sample", scans, max(1, args.repeats // 5))):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                times = time_engine(engine, group, reps, tta)
+                times = time_engine(engine, group, reps, tta, cold)
                 med = statistics.median(times)
                 results[(label, what)] = med
                 mem = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU" if device.type == "cuda" else f"{peak_rss_mib():.0f} MiB RSS"

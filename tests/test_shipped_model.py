@@ -29,9 +29,11 @@ def test_shipped_model_segments_the_sample_study():
         pred = engine.predict(scan)
         scores.append(dice(pred.mask, scan.mask))
         assert pred.arm_probabilities.sum() == pytest.approx(1.0) and pred.response_source == "readout"
-        if pred.week:  # after treatment: the arm can be read
+        if pred.week:  # after treatment: the arm can be read, beside the rat's baseline scan
             arms.append((ref.arm, pred.predicted_arm))
+            assert pred.readout_sessions == ["wk0"] and 0 < pred.apoptosis < 0.3
         else:
             assert pred.before_treatment and any("baseline scan" in n for n in pred.notes)
     assert np.mean(scores) > 0.85, scores
     assert len(arms) == 4 and sum(a == b for a, b in arms) >= 3, arms  # four rats it never saw, one per arm
+    assert default_model().readout.info["apoptosis_route"] == "composition history"

@@ -256,6 +256,10 @@ class Engine:
         probability = geometry.to_source(geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32))
         return PostProcess.from_card(self.card).apply(probability, scan.affine)
 
+    def forget_sessions(self) -> None:
+        """Drop the cached features of earlier sessions (they are read again when next needed)."""
+        self._session_features.clear()
+
     @staticmethod
     def _file_key(path) -> tuple | None:
         import os

@@ -482,7 +482,9 @@ def add_readout(model: str | Path | None, studies: Sequence[str | Path], out: st
     readout.info["simulations"] = [sim for s in studies if (sim := simulation_of(s))]
     card = copy.deepcopy(base.card)
     card.version = version or card.version
-    card.description = (card.description + "; " if card.description else "") + "response readout fitted by napari-hcc fit-readout"
+    note = "response readout fitted by napari-hcc fit-readout"
+    if note not in (card.description or ""):  # a readout refitted onto a model that had one says so once
+        card.description = (card.description + "; " if card.description else "") + note
     card.weights = {}
     save_model(base.build(), card, out, dtype=str(base.card.weights.get("dtype", "float16")), readout=readout)
     return card
