@@ -117,6 +117,16 @@ def test_fine_tuning_keeps_the_readout(network, tiny_study, tmp_path):
     np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(with_readout).readout.arm_coef)
 
 
+def test_a_readout_on_features_this_version_does_not_compute_is_refused_in_one_sentence(network, tiny_study, tmp_path):
+    out = tmp_path / "r"
+    assert main(["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(out), "--quiet"]) == 0
+    card = json.loads((out / "model.json").read_text())
+    card["readout"]["features"][0] = "t1_from_a_newer_version"
+    (out / "model.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="readout of .* cannot be used: .*t1_from_a_newer_version"):
+        load_model(out)
+
+
 def test_a_readout_needs_every_arm_and_histology(tiny_study):
     rows = [r for r in feature_rows([tiny_study]) if r.arm != "NK"]
     with pytest.raises(ValueError, match="all 4 arms"):

@@ -147,6 +147,8 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
             readout = Readout.from_tensors(readout_state, card.readout)
         except KeyError as exc:
             raise InputError(f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}.") from None
+        except ValueError as exc:  # e.g. a readout of a newer napari-hcc, on features this one does not compute
+            raise InputError(f"the response readout of {weights} cannot be used: {exc}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     return LoadedModel(card, state, weights, readout)
 

@@ -429,7 +429,10 @@ def _fit_composition_route(readout: Readout, rows, Z_all, all_folds, bio_idx, bi
         r2[name] = round(1.0 - rmse**2 / max(float(C[:, t].var()), 1e-12), 3)
         for tr, te in all_folds:
             fit_on = [i for i in tr if in_comp[i]]
-            oof[te, t] = Ridge(alpha=a).fit(Z_all[fit_on], C_all[fit_on, t]).predict(Z_all[te])
+            if len(fit_on) >= 2:
+                oof[te, t] = Ridge(alpha=a).fit(Z_all[fit_on], C_all[fit_on, t]).predict(Z_all[te])
+            else:  # the sessions with composition truth all sit in this fold: no slope to carry over
+                oof[te, t] = C[:, t].mean()
     H = _history_rows(rows, oof, bio_idx)
     h_mean, h_scale = H.mean(0), H.std(0)
     h_scale[h_scale < 1e-9] = 1.0
