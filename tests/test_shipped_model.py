@@ -37,3 +37,12 @@ def test_shipped_model_segments_the_sample_study():
     assert np.mean(scores) > 0.85, scores
     assert len(arms) == 4 and sum(a == b for a, b in arms) >= 3, arms  # four rats it never saw, one per arm
     assert default_model().readout.info["apoptosis_route"] == "composition history"
+
+
+def test_the_report_says_how_the_shipped_readout_reads(tmp_path):
+    from napari_hcc.cli import main
+
+    assert main(["evaluate", "--study", str(sample_study()), "--model", "default", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "- Response readout: tumor features of the network's mask; arm pooled over the rat's treated sessions" in report
+    assert "apoptosis from the tumor's estimated composition" in report

@@ -28,6 +28,7 @@ import numpy as np
 from . import bids
 from .atomic import write_text
 from .metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
+from .response_readout import readout_summary
 from .simulate.biology import ARMS
 from .study import InputError, find_scans, load_volume, read_participants
 
@@ -264,6 +265,8 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
     size = {key: np.mean([d[key] for d in draws], axis=0) for key in keys}
     info = {"protocol": "held-out study", "model": loaded.model_id, "study": str(study.resolve()), "device": str(engine.device),
             "size_baseline": f"rat-grouped {k}-fold CV on this study, 10 fold draws averaged"}
+    if loaded.readout is not None:
+        info["readout"] = readout_summary(loaded.readout)
     return results, {"info": info, "size": size}
 
 

@@ -126,6 +126,8 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
     lines += [f"- Protocol: **{info['protocol']}**", f"- Study: `{info.get('study')}`"]
     if "model" in info:
         lines.append(f"- Model: `{info['model']}`")
+    if "readout" in info:
+        lines.append(f"- Response readout: {info['readout']}")
     if "epochs" in info:
         lines.append(f"- Training per fold: at most {info['epochs']} epoch(s), early stopping on validation rats, seed {info.get('seed')}")
     lines += [f"- {s['scans']} scans of {s['rats']} rats; no rat is scored by a model that trained on it.",

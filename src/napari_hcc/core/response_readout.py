@@ -201,6 +201,14 @@ class Readout:
                    maybe("clip.low"), maybe("clip.high"), *composition.values(), pools_sessions=bool(entry.get("arm_pooling")))
 
 
+def readout_summary(readout: Readout) -> str:
+    """One line for a report: how this readout reads a scan."""
+    arm = "arm pooled over the rat's treated sessions" if readout.pools_sessions else "arm from each scan alone"
+    apoptosis = ("apoptosis from the tumor's estimated composition now, at baseline and in between"
+                 if readout.comp_coef is not None else "apoptosis from the scan's features")
+    return f"tumor features of the network's mask; {arm}; viability from the scan's features; {apoptosis}"
+
+
 def split_state(state: dict) -> tuple[dict, dict]:
     """(network tensors, readout tensors) of a checkpoint's state."""
     net = {k: v for k, v in state.items() if not k.startswith(PREFIX)}
