@@ -148,3 +148,17 @@ def test_histology_references_use_the_rats_the_model_scored():
     # The references leave rat2 out too: its 0.20 would otherwise dominate both.
     assert h["floor_rmse"] == pytest.approx(np.sqrt(np.mean(np.square([0.005, 0.005, 0.001, 0.001]))))
     assert h["arm_mean_rmse"] == pytest.approx(np.sqrt(np.mean(np.square([0.01, 0.01, 0.0, 0.0]))))
+
+
+def test_a_missed_histology_target_says_which_reference_is_beyond_it():
+    from napari_hcc.core.evaluate import _targets
+    from napari_hcc.core.report import _met
+
+    summary = {"segmentation": {"dice_mean": 0.93},
+               "histology": {"viability": {"rmse": 0.1084, "arm_mean_rmse": 0.1078, "floor_rmse": 0.085},
+                             "apoptosis": {"rmse": 0.0183, "arm_mean_rmse": 0.0126, "floor_rmse": 0.0145}}}
+    rows = {t["metric"]: t for t in _targets(summary)}
+    assert rows["mean Dice"]["met"] and _met(rows["mean Dice"]) == "yes"
+    assert rows["viability RMSE"]["target"] == "<= 0.107" and not rows["viability RMSE"]["met"]
+    assert _met(rows["viability RMSE"]) == "**no**; knowing each rat's arm and nothing else scores 0.1078"
+    assert _met(rows["apoptosis RMSE"]) == "**no**; out of reach: the exact tumor composition itself scores 0.0145"

@@ -221,7 +221,8 @@ def _targets(s: dict) -> list[dict]:
     out = []
     for name, value, op, target in rows:
         met = bool(np.isfinite(value) and (value >= target if op == ">=" else value <= target))
-        out.append({"metric": name, "value": value, "target": f"{op} {target}", "met": met, **references.get(name, {})})
+        out.append({"metric": name, "value": value, "target": f"{op} {target}", "op": op, "bound": target, "met": met,
+                    **references.get(name, {})})
     return out
 
 

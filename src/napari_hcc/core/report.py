@@ -109,12 +109,11 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
 def _met(target: dict) -> str:
     if target["met"]:
         return "yes"
-    floor = target.get("floor")
-    op, bound = target["target"].split()
-    if floor is not None and op == "<=" and floor > float(bound):
+    floor, op, bound = target.get("floor"), target["op"], target["bound"]
+    if floor is not None and op == "<=" and floor > bound:
         return f"**no**; out of reach: the exact tumor composition itself scores {_f(floor, 4)}"
     arm_alone = target.get("arm_alone")
-    if arm_alone is not None and op == "<=" and arm_alone > float(bound):
+    if arm_alone is not None and op == "<=" and arm_alone > bound:
         return f"**no**; knowing each rat's arm and nothing else scores {_f(arm_alone, 4)}"
     return "**no**"
 
