@@ -52,9 +52,6 @@ from .tumor_composition import TARGETS as COMPOSITION_TARGETS
 from .tumor_features import FEATURE_NAMES, tumor_features
 
 PREFIX = "readout."
-#: the composition estimates of this scan, of the rat's baseline, and their mean over the treated sessions
-#: in between (this scan's own where there is none)
-HISTORY_PARTS = ("now", "baseline", "between")
 MIN_COMPOSITION_SCANS = 20  # fewer sessions with composition truth: apoptosis from the scan's features
 ARM_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 RIDGE_ALPHA_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -335,7 +332,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
     composition route for apoptosis; every regularisation, and the apoptosis route, is chosen by
     rat-grouped 5-fold CV on `rows`."""
     from scipy.special import expit, logit
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss, roc_auc_score
 
     rows = list(rows)
