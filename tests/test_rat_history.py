@@ -26,3 +26,22 @@ def test_history_sorts_sessions_and_skips_those_without_a_tumor():
     assert h.treated and h.baseline is f0 and len(h.earlier) == 1 and h.earlier[0] is f1
     assert h.sessions == ["wk0", "wk1"]  # later sessions and tumor-free ones are not read
     assert not history_of(0, []).treated
+
+
+def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_path):
+    from napari_hcc.core.checkpoint import default_model
+    from napari_hcc.core.inference import Engine
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    wk0 = next(r for r in find_scans(study) if r.subject == "rat03" and r.session == "wk0")
+    wk0.t1w.write_bytes(b"not a NIfTI file")  # a broken download, say
+    wk2 = next(r for r in find_scans(study) if r.subject == "rat03" and r.session == "wk2").load()
+    engine = Engine(default_model(), device="cpu")
+    pred = engine.predict(wk2)
+    assert pred.response_source == "readout" and pred.readout_sessions == []
+    assert any(n.startswith("the rat's earlier session wk0 could not be read") for n in pred.notes)
+    assert 0 <= pred.apoptosis <= 1 and abs(pred.arm_probabilities.sum() - 1) < 1e-6
+    # Mended on disk, the session is read at the next prediction (the broken file was not cached).
+    shutil.copy(next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk0").t1w, wk0.t1w)
+    assert engine.predict(wk2).readout_sessions == ["wk0"]
