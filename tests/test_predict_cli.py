@@ -54,6 +54,7 @@ def test_predict_a_study_writes_masks_on_the_t1w_grid_and_a_table(tiny_study, st
         assert prob.shape == t1w.shape and np.array_equal(prob.affine, t1w.affine)
         sidecar = json.loads(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")).read_text())
         assert len(sidecar["slices"]) == t1w.shape[2] and sidecar["model"] == row["model"]
+        assert set(sidecar["slices"][0]) >= {"tumor_probability", "network_head_arm_probabilities"}  # named for its source
         # A baseline scan (week 0, before treatment) says that its arm reading means nothing; later ones do not.
         assert row["week"] == row["session"].removeprefix("wk") and sidecar["before_treatment"] == (row["week"] == "0")
         assert any("baseline scan" in n for n in sidecar["notes"]) == (row["week"] == "0")

@@ -108,7 +108,8 @@ class Prediction:
             "arm_uncertainty": {a: num(u) for a, u in zip(self.arms, self.arm_uncertainty)},
             "slices": [
                 {"index": int(i), "tumor_probability": num(p), "tumor_area_mm2": num(a), "uncertainty": num(u),
-                 "arm_probabilities": {arm: num(q) for arm, q in zip(self.arms, qs)}}
+                 # the network's arm head on this slice alone, not the scan's reading (which may be the readout's)
+                 "network_head_arm_probabilities": {arm: num(q) for arm, q in zip(self.arms, qs)}}
                 for i, p, a, u, qs in zip(self.slice_index, self.slice_tumor_probability, self.slice_tumor_area_mm2,
                                           self.slice_uncertainty, self.slice_arm_probabilities)
             ],
