@@ -4,6 +4,7 @@ their weeks; a scan outside a study, or a baseline, has none."""
 import shutil
 
 import numpy as np
+import pytest
 
 from napari_hcc.core.rat_history import earlier_sessions, history_of
 from napari_hcc.core.study import find_scans
@@ -45,3 +46,26 @@ def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_p
     # Mended on disk, the session is read at the next prediction (the broken file was not cached).
     shutil.copy(next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk0").t1w, wk0.t1w)
     assert engine.predict(wk2).readout_sessions == ["wk0"]
+
+
+def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
+    from napari_hcc.core.checkpoint import default_model
+    from napari_hcc.core.inference import Engine
+
+    wk2 = next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk2").load()
+    engine = Engine(default_model(), device="cpu")
+    steps = engine.steps(wk2, read_history=False)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            first = done.value
+            break
+    assert first.response_pending and first.readout_sessions == [] and first.mask.any()
+    complete = engine.complete_response(first, wk2)
+    full = Engine(default_model(), device="cpu").predict(wk2)  # the usual one-call reading, on a fresh engine
+    assert not complete.response_pending and complete.readout_sessions == full.readout_sessions == ["wk0"]
+    np.testing.assert_allclose(complete.arm_probabilities, full.arm_probabilities, atol=1e-9)
+    assert complete.apoptosis == pytest.approx(full.apoptosis) and complete.viability == pytest.approx(full.viability)
+    np.testing.assert_array_equal(complete.mask, first.mask)
+    assert engine.complete_response(complete, wk2) is complete  # nothing left to read

@@ -75,6 +75,16 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert "non-responder" in widget.panel.response_label.text()
     assert "Running on cpu" in widget.device_note.text()
     assert p.response_source == "readout" and "tumor-feature readout" in widget.panel.model_label.text()
+    # The mask went on screen first; the response was then read beside the rat's baseline session.
+    assert not p.response_pending and p.readout_sessions == ["wk0"]
+    assert "response read with the rat's earlier sessions wk0" in widget.status.text()
+    from dataclasses import replace
+
+    widget.panel.show_response_reading(replace(p, response_pending=True), "model")  # what the reader sees meanwhile
+    assert widget.panel.arm_bars["Control"].text() == "…" and not widget.panel.arm_bars["Control"].isEnabled()
+    assert "reading the rat's earlier sessions" in widget.panel.apoptosis_label.text()
+    widget.panel.show_response_reading(p, "model")
+    assert widget.panel.arm_bars["Control"].isEnabled() and f"{p.apoptosis:.3f}" in widget.panel.apoptosis_label.text()
     # The per-slice plot is drawn off the Qt thread and then shown: a picture with the bars' colour in it.
     qtbot.waitUntil(lambda: not widget.panel.slice_plot.pending and widget.panel.slice_plot.image is not None, timeout=10000)
     image = widget.panel.slice_plot.image

@@ -77,6 +77,11 @@ class Prediction:
     week: int | None = None
     #: the rat's earlier sessions the readout read beside this scan (core/rat_history.py)
     readout_sessions: list[str] = field(default_factory=list)
+    #: True while the arm and histology are this scan's alone and the rat's earlier sessions are still to
+    #: be read (`Engine.steps(read_history=False)`; `Engine.complete_response` reads them)
+    response_pending: bool = False
+    #: the readout's tumor features of this scan (FEATURE_NAMES), kept for `complete_response`
+    tumor_features: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def before_treatment(self) -> bool:
@@ -281,14 +286,20 @@ class Engine:
             self._session_features[key] = value
         return self._session_features[key]
 
+    @staticmethod
+    def _earlier(scan: Scan) -> list:
+        from .rat_history import earlier_sessions
+
+        return earlier_sessions(scan.paths.get("T1w"), scan.subject, scan.session)
+
     def _history(self, scan: Scan, week: int | None, notes: list[str], cancel=None):
         """The rat's earlier sessions for the readout (core/rat_history.py); one that cannot be read is
         left out with a note."""
-        from .rat_history import earlier_sessions, history_of
+        from .rat_history import history_of
         from .study import InputError
 
         earlier = []
-        for w, ref in earlier_sessions(scan.paths.get("T1w"), scan.subject, scan.session):
+        for w, ref in self._earlier(scan):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("inference was cancelled")
             try:
@@ -309,9 +320,13 @@ class Engine:
                 progress(done, total)
 
     def steps(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None, cancel=None,
-              keep_probability: bool = True) -> Generator[tuple[int, int], None, Prediction]:
+              keep_probability: bool = True, read_history: bool = True) -> Generator[tuple[int, int], None, Prediction]:
         """`predict` as a generator (for a napari thread_worker): yields (batches done, total) and
-        returns the Prediction. Closing the generator between batches stops the work."""
+        returns the Prediction. Closing the generator between batches stops the work.
+
+        With `read_history=False` the readout reads this scan alone and, when the rat has earlier sessions
+        to read, marks the result `response_pending`: the mask can go on screen before they are segmented,
+        and `complete_response` finishes the reading."""
         import torch
 
         t0 = time.perf_counter()
@@ -343,17 +358,15 @@ class Engine:
         readout = self.model.readout
         features = tumor_features(scan, mask) if readout is not None else None
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
-        used: list[str] = []
+        pending = False
         if features is not None:  # the readout reads the final mask: arms and histology from tumor features
             if not tta and post.as_dict() == PostProcess.from_card(self.card).as_dict() and (key := self._file_key(scan.paths.get("T1w"))):
                 self._session_features[key] = features  # a later session of this rat may read it
-            history = self._history(scan, week, notes, cancel) if readout.reads_history else None
-            reading = readout.read(features, history)
-            arm_p, viability, apoptosis, used = reading.arm_probabilities, reading.viability, reading.apoptosis, reading.sessions
+            reading = readout.read(features)  # this scan alone; the rat's earlier sessions below
+            arm_p, viability, apoptosis = reading.arm_probabilities, reading.viability, reading.apoptosis
             arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
             response_source = "readout"
-            if used:
-                notes.append(f"response read with the rat's earlier sessions {', '.join(used)}")
+            pending = readout.reads_history and bool(self._earlier(scan))
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor:
@@ -361,7 +374,7 @@ class Engine:
 
         slice_unc, unc, method = _uncertainty(prob_disp, spread_disp)
         t3 = time.perf_counter()
-        return Prediction(
+        prediction = Prediction(
             subject=scan.subject, session=scan.session, arms=list(self.card.arms),
             arm_probabilities=arm_p, response_probability=float(1.0 - arm_p[0]),
             viability=viability, apoptosis=apoptosis,
@@ -374,8 +387,28 @@ class Engine:
             model_id=self.model.model_id, device=str(self.device), precision=self.precision, batch_size=self.batch_size,
             tta=tta, postprocess=post.as_dict(),
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
-            events=list(self.events), notes=notes, response_source=response_source, week=week, readout_sessions=used,
+            events=list(self.events), notes=notes, response_source=response_source, week=week,
+            response_pending=pending, tumor_features=features,
         )
+        return self.complete_response(prediction, scan, cancel) if read_history else prediction
+
+    def complete_response(self, prediction: Prediction, scan: Scan, cancel=None) -> Prediction:
+        """The prediction with its arm and histology read beside the rat's earlier sessions (each segmented
+        once per engine), when `steps(read_history=False)` left them pending; otherwise as it is."""
+        from dataclasses import replace
+
+        if not prediction.response_pending or self.model.readout is None or prediction.tumor_features is None:
+            return prediction
+        t0 = time.perf_counter()
+        notes = list(prediction.notes)
+        reading = self.model.readout.read(prediction.tumor_features, self._history(scan, prediction.week, notes, cancel))
+        if reading.sessions:
+            notes.append(f"response read with the rat's earlier sessions {', '.join(reading.sessions)}")
+        seconds = time.perf_counter() - t0
+        timings = prediction.timings | {"earlier_sessions": seconds, "total": prediction.timings["total"] + seconds}
+        return replace(prediction, arm_probabilities=reading.arm_probabilities, response_probability=float(1.0 - reading.arm_probabilities[0]),
+                       viability=reading.viability, apoptosis=reading.apoptosis, readout_sessions=list(reading.sessions),
+                       notes=notes, timings=timings, response_pending=False)
 
 
 @dataclass

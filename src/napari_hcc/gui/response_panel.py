@@ -108,22 +108,7 @@ class ResponsePanel(QWidget):
     # -- one scan --------------------------------------------------------------------------------
 
     def show_prediction(self, prediction, model_text: str) -> None:
-        self.prediction = prediction
-        self.model_label.setText(model_text)
-        self.baseline_label.setVisible(prediction.before_treatment)
-        for bar in self.arm_bars.values():
-            bar.setEnabled(not prediction.before_treatment)
-        best = prediction.predicted_arm
-        for arm, bar in self.arm_bars.items():
-            p = prediction.arm_probability.get(arm, float("nan"))
-            bar.setValue(int(round(1000 * p)) if np.isfinite(p) else 0)
-            bar.setFormat(f"{100 * p:.1f} %")
-            font = self.arm_labels[arm].font()
-            font.setBold(arm == best)
-            self.arm_labels[arm].setFont(font)
-        self._show_response()
-        self.viability_label.setText(_fmt(prediction.viability, ".2f") + " viable fraction")
-        self.apoptosis_label.setText(_fmt(prediction.apoptosis, ".3f") + " apoptotic fraction")
+        self.show_response_reading(prediction, model_text)
         self.show_measurements(prediction.tumor_volume_mm3, prediction.longest_diameter_mm, edited=False)
         # a TTA spread of the arms exists only for the network's heads; the readout reads the one final mask
         spread = (", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.arms, prediction.arm_uncertainty))
@@ -131,8 +116,33 @@ class ResponsePanel(QWidget):
         self.uncertainty_label.setText(f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else ""))
         self._plot_slices(prediction)
 
+    def show_response_reading(self, prediction, model_text: str) -> None:
+        """Arms, response and histology (not the measurements or plots). While the rat's earlier sessions
+        are still being read (`response_pending`) the bars are greyed and no number is shown."""
+        self.prediction = prediction
+        self.model_label.setText(model_text)
+        self.baseline_label.setVisible(prediction.before_treatment)
+        pending = prediction.response_pending
+        for bar in self.arm_bars.values():
+            bar.setEnabled(not prediction.before_treatment and not pending)
+        best = prediction.predicted_arm
+        for arm, bar in self.arm_bars.items():
+            p = prediction.arm_probability.get(arm, float("nan"))
+            bar.setValue(0 if pending or not np.isfinite(p) else int(round(1000 * p)))
+            bar.setFormat("…" if pending else f"{100 * p:.1f} %")
+            font = self.arm_labels[arm].font()
+            font.setBold(arm == best and not pending)
+            self.arm_labels[arm].setFont(font)
+        self._show_response()
+        waiting = "reading the rat's earlier sessions…"
+        self.viability_label.setText(waiting if pending else _fmt(prediction.viability, ".2f") + " viable fraction")
+        self.apoptosis_label.setText(waiting if pending else _fmt(prediction.apoptosis, ".3f") + " apoptotic fraction")
+
     def _show_response(self) -> None:
         if self.prediction is None:
+            return
+        if self.prediction.response_pending:
+            self.response_label.setText("reading the rat's earlier sessions…")
             return
         r = self.prediction.response_probability
         verdict = "responder" if r >= self.threshold.value() else "non-responder"

@@ -271,6 +271,8 @@ class ReviewWidget(QScrollArea):
             self._progress(*message[1:])
         elif kind == "prediction":
             self._show_prediction(message[1])
+        elif kind == "response":
+            self._show_response(message[1])
         elif kind == "summary":
             self.session.add_summary(message[1])
             self.panel.set_weeks(self.session.week_rows())
@@ -325,18 +327,37 @@ class ReviewWidget(QScrollArea):
             pkw["metadata"][META_KEY]["scan"] = scan_meta
             self._replace_layer(PROBABILITY_LAYER, "image", pdata, pkw)
         self.viewer.layers.selection.active = self.labels
-        card = s.engine_card()
-        self.panel.show_prediction(prediction, f"Model {card.name} {card.version} ({prediction.model_id}) on {prediction.device}, "
-                                               f"{prediction.precision}: {prediction.timings['total']:.2f} s; arms and histology from "
-                                               + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
+        self.panel.show_prediction(prediction, self._model_text(prediction))
         self.panel.set_weeks(s.week_rows())
         self._list_uncertain(prediction)
         QTimer.singleShot(150, self._shown.set)  # after napari's redraw of the new mask, the sibling sessions may start
-        # at baseline the panel's warning says why the arms mean nothing; the status line does not name one
-        reading = "baseline scan (week 0, before treatment)" if prediction.before_treatment else f"{prediction.predicted_arm} most likely"
-        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events if n != BASELINE_NOTE)
-        self.status.setText(f"{s.label}: {reading}; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
+        self._say_reading(prediction)
         self._check_recovery()
+
+    def _show_response(self, prediction) -> None:
+        """The response read beside the rat's earlier sessions: the panel's arms and histology and the
+        status line; the mask (perhaps already being edited) is left alone."""
+        self.session.prediction = prediction
+        self.panel.show_response_reading(prediction, self._model_text(prediction))
+        self.panel.set_weeks(self.session.week_rows())  # the weekly response of the scan in view changed
+        self._say_reading(prediction)
+
+    def _model_text(self, prediction) -> str:
+        card = self.session.engine_card()
+        return (f"Model {card.name} {card.version} ({prediction.model_id}) on {prediction.device}, {prediction.precision}: "
+                f"{prediction.timings['total']:.2f} s; arms and histology from "
+                + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
+
+    def _say_reading(self, prediction) -> None:
+        # at baseline the panel's warning says why the arms mean nothing; the status line does not name one
+        if prediction.before_treatment:
+            reading = "baseline scan (week 0, before treatment)"
+        elif prediction.response_pending:
+            reading = "reading the response beside the rat's earlier sessions…"
+        else:
+            reading = f"{prediction.predicted_arm} most likely"
+        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events if n != BASELINE_NOTE)
+        self.status.setText(f"{self.session.label}: {reading}; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
 
     def _add_tumor_layer(self, data, kwargs):
         """The editable tumor layer, in yellow so that it stands apart from a truth mask (red);

@@ -5,7 +5,8 @@ the main thread; none of them touches Qt or napari objects.
     ("status", text)              a line for the status label
     ("engine", engine)            the model placed on its device (kept for the next run)
     ("progress", done, total)     batches done
-    ("prediction", prediction)    the scan's result: the mask goes on screen now
+    ("prediction", prediction)    the scan's result: the mask goes on screen now (its response may be pending)
+    ("response", prediction)      the same result with the response read beside the rat's earlier sessions
     ("summary", ScanSummary)      another scan's numbers (weekly course, reading order)
     ("cancelled",)                the reader pressed Cancel
 """
@@ -56,11 +57,14 @@ def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, ca
     yield ("engine", engine)
     yield ("status", f"predicting on {engine.device_name}…")
     try:
-        prediction = yield from _tagged(engine.steps(scan, tta=tta, cancel=cancel))
+        prediction = yield from _tagged(engine.steps(scan, tta=tta, cancel=cancel, read_history=False))
+        yield ("prediction", prediction)  # the mask on screen first; the rat's earlier sessions next
+        if prediction.response_pending:
+            yield ("status", "reading the response beside the rat's earlier sessions…")
+            yield ("response", engine.complete_response(prediction, scan, cancel))
     except Cancelled:
         yield ("cancelled",)
         return
-    yield ("prediction", prediction)
     if siblings and shown is not None:
         shown.wait(1.0)
     for summary in summarize_scans(siblings, engine, cancel):
