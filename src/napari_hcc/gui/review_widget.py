@@ -344,8 +344,10 @@ class ReviewWidget(QScrollArea):
 
     def _model_text(self, prediction) -> str:
         card = self.session.engine_card()
+        earlier = prediction.timings.get("earlier_sessions", 0.0)
+        seconds = f"{prediction.timings['total'] - earlier:.2f} s" + (f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else "")
         return (f"Model {card.name} {card.version} ({prediction.model_id}) on {prediction.device}, {prediction.precision}: "
-                f"{prediction.timings['total']:.2f} s; arms and histology from "
+                f"{seconds}; arms and histology from "
                 + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
 
     def _say_reading(self, prediction) -> None:
