@@ -252,14 +252,8 @@ class Engine:
     def segment(self, scan: Scan, cancel=None) -> np.ndarray:
         """The tumor mask of a scan on its own grid: no TTA, the card's post-processing, no readout."""
         x, geometry = model_slices(scan.channels(), scan.affine, self.card)
-        steps = self._run_all(x, TTA_FLIPS[:1], cancel)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as finished:
-                masks = finished.value[0]
-                break
-        probability = geometry.to_source(geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32))
+        masks = _drain(self._run_all(x, TTA_FLIPS[:1], cancel))[0]
+        probability = geometry.to_source(_display_probability(masks, geometry))
         return PostProcess.from_card(self.card).apply(probability, scan.affine)
 
     def forget_sessions(self) -> None:
@@ -278,28 +272,22 @@ class Engine:
 
     def _features_of_session(self, ref, cancel=None) -> np.ndarray | None:
         key = self._file_key(ref.t1w)
-        if key is None or key not in self._session_features:
-            scan = ref.load()
-            value = tumor_features(scan, self.segment(scan, cancel))
-            if key is None:
-                return value
+        if key in self._session_features:
+            return self._session_features[key]
+        scan = ref.load()
+        value = tumor_features(scan, self.segment(scan, cancel))
+        if key is not None:
             self._session_features[key] = value
-        return self._session_features[key]
-
-    @staticmethod
-    def _earlier(scan: Scan) -> list:
-        from .rat_history import earlier_sessions
-
-        return earlier_sessions(scan.paths.get("T1w"), scan.subject, scan.session)
+        return value
 
     def _history(self, scan: Scan, week: int | None, notes: list[str], cancel=None):
         """The rat's earlier sessions for the readout (core/rat_history.py); one that cannot be read is
         left out with a note."""
-        from .rat_history import history_of
+        from .rat_history import earlier_sessions, history_of
         from .study import InputError
 
         earlier = []
-        for w, ref in self._earlier(scan):
+        for w, ref in earlier_sessions(scan.paths.get("T1w"), scan.subject, scan.session):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("inference was cancelled")
             try:
@@ -310,23 +298,16 @@ class Engine:
 
     def predict(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None,
                 progress: ProgressFn | None = None, cancel=None, keep_probability: bool = True) -> Prediction:
-        steps = self.steps(scan, tta=tta, postprocess=postprocess, cancel=cancel, keep_probability=keep_probability)
-        while True:
-            try:
-                done, total = next(steps)
-            except StopIteration as finished:
-                return finished.value
-            if progress is not None:
-                progress(done, total)
+        return _drain(self.steps(scan, tta=tta, postprocess=postprocess, cancel=cancel, keep_probability=keep_probability), progress)
 
     def steps(self, scan: Scan, tta: bool = False, postprocess: PostProcess | None = None, cancel=None,
               keep_probability: bool = True, read_history: bool = True) -> Generator[tuple[int, int], None, Prediction]:
         """`predict` as a generator (for a napari thread_worker): yields (batches done, total) and
         returns the Prediction. Closing the generator between batches stops the work.
 
-        With `read_history=False` the readout reads this scan alone and, when the rat has earlier sessions
-        to read, marks the result `response_pending`: the mask can go on screen before they are segmented,
-        and `complete_response` finishes the reading."""
+        With `read_history=False` the readout reads this scan alone and, at a follow-up scan in a study,
+        marks the result `response_pending`: the mask can go on screen before the rat's earlier sessions are
+        looked up and segmented, and `complete_response` finishes the reading."""
         import torch
 
         t0 = time.perf_counter()
@@ -340,9 +321,8 @@ class Engine:
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
 
-        prob_disp = geometry.to_display_grid(masks.mean(0)).clamp_(0, 1)  # (N, rows, cols)
+        prob_disp = _display_probability(masks, geometry)  # (N, rows, cols)
         spread_disp = geometry.to_display_grid(masks.std(0, unbiased=False)) if tta else None
-        prob_disp = prob_disp.numpy().astype(np.float32)
         probability = geometry.to_source(prob_disp)
         mask = post.apply(probability, scan.affine)
         mask_disp, _ = to_display(mask, scan.affine)
@@ -366,7 +346,7 @@ class Engine:
             arm_p, viability, apoptosis = reading.arm_probabilities, reading.viability, reading.apoptosis
             arm_unc = np.zeros(len(arm_p))  # one mask, one reading: no TTA spread for the readout
             response_source = "readout"
-            pending = readout.reads_history and bool(self._earlier(scan))
+            pending = readout.reads_history and week is not None and week > 0  # a follow-up: earlier sessions to look up
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor:
@@ -409,6 +389,22 @@ class Engine:
         return replace(prediction, arm_probabilities=reading.arm_probabilities, response_probability=float(1.0 - reading.arm_probabilities[0]),
                        viability=reading.viability, apoptosis=reading.apoptosis, readout_sessions=list(reading.sessions),
                        notes=notes, timings=timings, response_pending=False)
+
+
+def _drain(steps: Generator, progress: ProgressFn | None = None):
+    """Run a (done, total)-yielding generator to its end, reporting progress; its return value."""
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+
+
+def _display_probability(masks, geometry) -> np.ndarray:
+    """The mean tumor probability over the TTA passes on the display grid, float32 in [0, 1]."""
+    return geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32)
 
 
 @dataclass

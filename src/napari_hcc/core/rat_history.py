@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .study import InputError, ScanRef, bids_session, is_bids_session, session_week, study_root_of
+from .study import InputError, ScanRef, bids_session, is_bids_session, session_weeks, study_root_of, week_in
 
 
 @dataclass
@@ -37,7 +37,8 @@ def earlier_sessions(t1w: str | Path | None, subject: str | None, session: str |
     root = study_root_of(t1w, subject)
     if root is None or not session:
         return []
-    week = session_week(root, subject, session)
+    weeks = session_weeks(root, subject)  # the subject's sessions.tsv, read once
+    week = week_in(weeks, session)
     if week is None:
         return []
     found = []
@@ -45,7 +46,7 @@ def earlier_sessions(t1w: str | Path | None, subject: str | None, session: str |
         label = ses_dir.name[4:]
         if label == session or not is_bids_session(ses_dir):
             continue
-        w = session_week(root, subject, label)
+        w = week_in(weeks, label)
         if w is None or w >= week:
             continue
         try:

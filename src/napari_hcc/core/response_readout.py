@@ -71,6 +71,12 @@ def pooled_arm_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     return e / e.sum()
 
 
+def history_vector(now: np.ndarray, baseline: np.ndarray | None, between: Sequence[np.ndarray]) -> np.ndarray:
+    """[now, at baseline, mean over the treated sessions in between], this scan's own value standing in
+    for what the rat lacks; the one rule for fitting (`_history_rows`) and reading (`Readout.read`)."""
+    return np.concatenate([now, now if baseline is None else baseline, np.mean(between, axis=0) if len(between) else now])
+
+
 @dataclass
 class Reading:
     """What the readout says of one scan."""
@@ -149,10 +155,9 @@ class Readout:
         return Reading(p, viability, apoptosis, list(used))
 
     def _apoptosis_from_history(self, f: np.ndarray, history: RatHistory, weights: np.ndarray) -> float:
-        now = self.composition(f)
-        baseline = self.composition(history.baseline) if history.baseline is not None and history.treated else now
-        between = np.mean([self.composition(e) for e in history.earlier], axis=0) if history.earlier else now
-        h = _standardised(np.concatenate([now, baseline, between]), self.hist_mean, self.hist_scale, self.hist_low, self.hist_high)
+        baseline = self.composition(history.baseline) if history.baseline is not None and history.treated else None
+        h = history_vector(self.composition(f), baseline, [self.composition(e) for e in history.earlier])
+        h = _standardised(h, self.hist_mean, self.hist_scale, self.hist_low, self.hist_high)
         return float(np.clip(np.asarray(weights, np.float64) @ (self.apo_coef @ h + self.apo_intercept), 0.0, 1.0))
 
     def biomarkers(self, f: np.ndarray, arm_probabilities: np.ndarray) -> tuple[float, float]:
@@ -281,8 +286,7 @@ def _history_rows(rows: Sequence[FeatureRow], values: np.ndarray, targets: Seque
         others = [j for j in by_rat[r.rat] if j != i and rows[j].week is not None]
         base = [j for j in others if rows[j].week == 0]
         between = [j for j in others if 0 < rows[j].week < week]
-        out.append(np.concatenate([now, values[base[0]] if base and week > 0 else now,
-                                   np.mean(values[between], axis=0) if between else now]))
+        out.append(history_vector(now, values[base[0]] if base and week > 0 else None, [values[j] for j in between]))
     return np.asarray(out)
 
 

@@ -282,17 +282,31 @@ def study_root_of(t1w: str | Path | None, subject: str | None) -> Path | None:
     return None
 
 
-def session_week(root: Path, subject: str, session: str) -> int | None:
-    """The week of a session: the `week` column of the subject's sessions.tsv, else a `wkN` label."""
+def session_weeks(root: Path, subject: str) -> dict[str, int]:
+    """{session label: week} from the `week` column of the subject's sessions.tsv (empty without one)."""
     path = Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+    weeks: dict[str, int] = {}
     if path.is_file():
         with open(path, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
-                if (row.get("session_id") or "").removeprefix("ses-") == session and (row.get("week") or "").strip().isdigit():
-                    return int(row["week"])
+                label = (row.get("session_id") or "").removeprefix("ses-")
+                if label not in weeks and (row.get("week") or "").strip().isdigit():
+                    weeks[label] = int(row["week"])
+    return weeks
+
+
+def week_in(weeks: dict[str, int], session: str) -> int | None:
+    """A session's week from a `session_weeks` table, else from a `wkN` label; None when neither says."""
+    if session in weeks:
+        return weeks[session]
     if session.startswith("wk") and session[2:].isdigit():
         return int(session[2:])
     return None
+
+
+def session_week(root: Path, subject: str, session: str) -> int | None:
+    """The week of a session: the `week` column of the subject's sessions.tsv, else a `wkN` label."""
+    return week_in(session_weeks(root, subject), session)
 
 
 def week_of(t1w: str | Path | None, subject: str | None, session: str | None) -> int | None:

@@ -12,7 +12,6 @@ measured once per rat, at its `histology_session`; the biomarker targets apply t
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
