@@ -1,4 +1,4 @@
-"""Leave-one-cohort-out check of the response readout on development cohorts (how 1.3.0 was chosen).
+"""Leave-one-cohort-out check of the response readout on development cohorts (how 1.3.0 and 1.4.0 were chosen).
 
 For each cohort: fit the readout on the other cohorts, read this cohort's scans as `predict` does (the
 network's own masks, each scan with the rat's earlier sessions), and score arm AUROC / accuracy over the
@@ -7,6 +7,10 @@ cohort for apoptosis: each rat given its arm's mean from the fitting cohorts, an
 on the simulator's exact composition of the endpoint tumor (what a perfect composition reading would buy).
 
     python scripts/readout_loco.py --model models/v1 STUDY0 STUDY1 STUDY2 STUDY3
+
+With --fewer K, each held-out cohort is also read by a readout fitted on only K of the other cohorts (the
+K that follow it, in the order given), so the table shows what more fitting rats buy (how 1.4.0, the
+same readout fitted on eight cohorts instead of four, was chosen).
 
 The scans' features are segmented once and cached in --cache (a pickle of this run's own making).
 """
@@ -21,12 +25,8 @@ import numpy as np
 
 
 def main() -> None:
-    from sklearn.linear_model import RidgeCV
-    from sklearn.metrics import roc_auc_score
-
     from napari_hcc.core.checkpoint import load_model
     from napari_hcc.core.inference import Engine
-    from napari_hcc.core.rat_history import history_of
     from napari_hcc.core.response_readout import feature_rows, fit_readout
     from napari_hcc.core.simulate.biology import ARMS
 
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("studies", nargs="+", type=Path)
     ap.add_argument("--model", default=None, help="whose network segments the scans (default: the shipped model)")
     ap.add_argument("--cache", type=Path, default=Path("readout_loco_rows.pkl"))
+    ap.add_argument("--fewer", type=int, default=0, help="also fit on only this many of the other cohorts")
     args = ap.parse_args()
     keys = [str(s.resolve()) for s in args.studies]
     rows = pickle.loads(args.cache.read_bytes()) if args.cache.is_file() else {}
@@ -43,43 +44,58 @@ def main() -> None:
             rows.setdefault(k, feature_rows([k], engine=engine))
         args.cache.write_bytes(pickle.dumps(rows))
 
-    print("| held-out cohort | arm AUROC | accuracy | viability RMSE | apoptosis RMSE | apoptosis: arm mean | apoptosis: exact composition |")
-    print("|---|---|---|---|---|---|---|")
-    table = []
-    for k in keys:
-        fit = [r for o in keys if o != k for r in rows[o]]
-        readout = fit_readout(fit, ARMS)
-        by_rat: dict[str, list] = {}
-        for r in rows[k]:
-            by_rat.setdefault(r.rat, []).append(r)
-        reading = {id(r): readout.read(r.features, history_of(r.week, [(o.week, f"wk{o.week}", o.features) for o in by_rat[r.rat] if o is not r]))
-                   for r in rows[k]}
-        treated = [r for r in rows[k] if r.week]
-        p = np.stack([reading[id(r)].arm_probabilities for r in treated])
-        y = np.array([ARMS.index(r.arm) for r in treated])
-        histo = [r for r in rows[k] if r.apoptosis is not None]
-        pred = np.array([[reading[id(r)].viability, reading[id(r)].apoptosis] for r in histo])
-        truth = np.array([[r.viability, r.apoptosis] for r in histo])
-        rmse = np.sqrt(((pred - truth) ** 2).mean(0))
-        # References: the arm's mean from the fitting cohorts, and per-arm ridge on the exact composition.
-        fit_histo = [r for r in fit if r.apoptosis is not None and r.composition is not None]
-        arm_mean = np.array([np.mean([f.apoptosis for f in fit_histo if f.arm == r.arm]) for r in histo])
-        exact = np.zeros(len(histo))
-        for arm in ARMS:
-            A = [f for f in fit_histo if f.arm == arm]
-            idx = [i for i, r in enumerate(histo) if r.arm == arm and r.composition is not None]
-            if not A or not idx:
-                continue
-            X = np.stack([f.composition for f in A])
-            mu, sd = X.mean(0), X.std(0) + 1e-9
-            model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((X - mu) / sd, [f.apoptosis for f in A])
-            exact[idx] = model.predict((np.stack([histo[i].composition for i in idx]) - mu) / sd)
-        line = [roc_auc_score(y, p, multi_class="ovr"), float((p.argmax(1) == y).mean()), *rmse,
-                float(np.sqrt(((arm_mean - truth[:, 1]) ** 2).mean())), float(np.sqrt(((exact - truth[:, 1]) ** 2).mean()))]
-        table.append(line)
-        print(f"| {Path(k).name} | " + " | ".join(f"{v:.4f}" for v in line) + " |")
-    print("| mean | " + " | ".join(f"{v:.4f}" for v in np.mean(table, 0)) + " |")
+    print("| held-out cohort | fitted on | arm AUROC | accuracy | viability RMSE | apoptosis RMSE | apoptosis: arm mean | apoptosis: exact composition |")
+    print("|---|---|---|---|---|---|---|---|")
+    tables: dict[str, list] = {}
+    for i, k in enumerate(keys):
+        others = [o for o in keys if o != k]
+        fits = {f"{len(others)} cohorts": others}
+        if 0 < args.fewer < len(others):
+            fits[f"{args.fewer} cohorts"] = [others[(i + j) % len(others)] for j in range(args.fewer)]
+        for label, fit_keys in fits.items():
+            line = _score(fit_readout([r for o in fit_keys for r in rows[o]], ARMS), [r for o in fit_keys for r in rows[o]], rows[k])
+            tables.setdefault(label, []).append(line)
+            print(f"| {Path(k).name} | {label} | " + " | ".join(f"{v:.4f}" for v in line) + " |")
+    for label, table in tables.items():
+        print(f"| mean | {label} | " + " | ".join(f"{v:.4f}" for v in np.mean(table, 0)) + " |")
 
+
+def _score(readout, fit, held_out) -> list[float]:
+    """[arm AUROC, accuracy, viability RMSE, apoptosis RMSE, apoptosis references] of `held_out`, read as
+    `predict` reads it, by a readout fitted on the rows `fit`."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import roc_auc_score
+
+    from napari_hcc.core.rat_history import history_of
+    from napari_hcc.core.simulate.biology import ARMS
+
+    by_rat: dict[str, list] = {}
+    for r in held_out:
+        by_rat.setdefault(r.rat, []).append(r)
+    reading = {id(r): readout.read(r.features, history_of(r.week, [(o.week, f"wk{o.week}", o.features) for o in by_rat[r.rat] if o is not r]))
+               for r in held_out}
+    treated = [r for r in held_out if r.week]
+    p = np.stack([reading[id(r)].arm_probabilities for r in treated])
+    y = np.array([ARMS.index(r.arm) for r in treated])
+    histo = [r for r in held_out if r.apoptosis is not None]
+    pred = np.array([[reading[id(r)].viability, reading[id(r)].apoptosis] for r in histo])
+    truth = np.array([[r.viability, r.apoptosis] for r in histo])
+    rmse = np.sqrt(((pred - truth) ** 2).mean(0))
+    # References: the arm's mean from the fitting cohorts, and per-arm ridge on the exact composition.
+    fit_histo = [r for r in fit if r.apoptosis is not None and r.composition is not None]
+    arm_mean = np.array([np.mean([f.apoptosis for f in fit_histo if f.arm == r.arm]) for r in histo])
+    exact = np.zeros(len(histo))
+    for arm in ARMS:
+        A = [f for f in fit_histo if f.arm == arm]
+        idx = [i for i, r in enumerate(histo) if r.arm == arm and r.composition is not None]
+        if not A or not idx:
+            continue
+        X = np.stack([f.composition for f in A])
+        mu, sd = X.mean(0), X.std(0) + 1e-9
+        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((X - mu) / sd, [f.apoptosis for f in A])
+        exact[idx] = model.predict((np.stack([histo[i].composition for i in idx]) - mu) / sd)
+    return [roc_auc_score(y, p, multi_class="ovr"), float((p.argmax(1) == y).mean()), *rmse,
+            float(np.sqrt(((arm_mean - truth[:, 1]) ** 2).mean())), float(np.sqrt(((exact - truth[:, 1]) ** 2).mean()))]
 
 if __name__ == "__main__":
     main()
