@@ -302,33 +302,39 @@ def _pooled_rows(rows: Sequence[FeatureRow], proba: np.ndarray) -> np.ndarray:
     return out
 
 
+def _best_alpha(out_of_fold: Callable[[float], np.ndarray], truth: np.ndarray) -> tuple[float, float]:
+    """(alpha, CV RMSE): the RIDGE_ALPHA_GRID value whose out-of-fold predictions come closest to `truth`."""
+    rmse = {a: float(np.sqrt(((out_of_fold(a) - truth) ** 2).mean())) for a in RIDGE_ALPHA_GRID}
+    best = min(rmse, key=rmse.get)
+    return best, rmse[best]
+
+
 def _ridge_alpha(Z: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
     """(alpha, CV RMSE) of a ridge regression, alpha picked by rat-grouped CV."""
     from sklearn.linear_model import Ridge
 
     folds = _grouped_folds(groups)
-    rmse = {}
-    for a in RIDGE_ALPHA_GRID:
+
+    def out_of_fold(a: float) -> np.ndarray:
         pred = np.zeros(len(y))
         for tr, te in folds:
             pred[te] = Ridge(alpha=a).fit(Z[tr], y[tr]).predict(Z[te])
-        rmse[a] = float(np.sqrt(((pred - y) ** 2).mean()))
-    best = min(rmse, key=rmse.get)
-    return best, rmse[best]
+        return pred
+
+    return _best_alpha(out_of_fold, y)
 
 
 def _pick_experts(Z: np.ndarray, L: np.ndarray, arm: np.ndarray, weights: np.ndarray, folds, truth: np.ndarray,
                   n_arms: int, link) -> tuple[float, float]:
     """(alpha, CV RMSE) of the per-arm experts on Z for target L (link maps their output to a fraction)."""
-    rmse = {}
-    for a in RIDGE_ALPHA_GRID:
+    def out_of_fold(a: float) -> np.ndarray:
         pred = np.zeros(len(truth))
         for tr, te in folds:
             coef, intercept = _arm_experts(Z[tr], L[tr], arm[tr], a, n_arms)
             pred[te] = (weights[te] * link(Z[te] @ coef.T + intercept)).sum(1)
-        rmse[a] = float(np.sqrt(((np.clip(pred, 0.0, 1.0) - truth) ** 2).mean()))
-    best = min(rmse, key=rmse.get)
-    return best, rmse[best]
+        return np.clip(pred, 0.0, 1.0)
+
+    return _best_alpha(out_of_fold, truth)
 
 
 def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
