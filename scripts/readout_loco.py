@@ -53,7 +53,8 @@ def main() -> None:
         if 0 < args.fewer < len(others):
             fits[f"{args.fewer} cohorts"] = [others[(i + j) % len(others)] for j in range(args.fewer)]
         for label, fit_keys in fits.items():
-            line = _score(fit_readout([r for o in fit_keys for r in rows[o]], ARMS), [r for o in fit_keys for r in rows[o]], rows[k])
+            fit = [r for o in fit_keys for r in rows[o]]
+            line = _score(fit_readout(fit, ARMS), fit, rows[k])
             tables.setdefault(label, []).append(line)
             print(f"| {Path(k).name} | {label} | " + " | ".join(f"{v:.4f}" for v in line) + " |")
     for label, table in tables.items():
@@ -96,6 +97,7 @@ def _score(readout, fit, held_out) -> list[float]:
         exact[idx] = model.predict((np.stack([histo[i].composition for i in idx]) - mu) / sd)
     return [roc_auc_score(y, p, multi_class="ovr"), float((p.argmax(1) == y).mean()), *rmse,
             float(np.sqrt(((arm_mean - truth[:, 1]) ** 2).mean())), float(np.sqrt(((exact - truth[:, 1]) ** 2).mean()))]
+
 
 if __name__ == "__main__":
     main()

@@ -64,6 +64,14 @@ def _standardised(f: np.ndarray, mean: np.ndarray, scale: np.ndarray, low: np.nd
     return z if low is None else np.clip(z, low, high)
 
 
+def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, scale, low, high) of the fitting rows X for `_standardised`: a constant column keeps scale 1,
+    and low/high are the range the rows span in standard units (what reading clips to)."""
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale, (X.min(0) - mean) / scale, (X.max(0) - mean) / scale
+
+
 def pooled_arm_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
     """One arm reading from several scans of a rat: the normalised geometric mean of their probabilities."""
     logp = np.mean([np.log(np.clip(np.asarray(p, np.float64), 1e-12, 1.0)) for p in probabilities], axis=0)
@@ -354,9 +362,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
     if len(bio_rows) < 4:
         raise ValueError(f"the readout needs histology for at least 4 rats; these studies have {len(bio_rows)}.")
     X_all = np.stack([r.features for r in rows])
-    mean, scale = X_all.mean(0), X_all.std(0)
-    scale[scale < 1e-9] = 1.0
-    z_low, z_high = (X_all.min(0) - mean) / scale, (X_all.max(0) - mean) / scale
+    mean, scale, z_low, z_high = _standardisation(X_all)
     Z_all = _standardised(X_all, mean, scale, z_low, z_high)
     all_groups = np.array([r.rat for r in rows])
     all_folds = _grouped_folds(all_groups)
@@ -449,9 +455,7 @@ def _fit_composition_route(readout: Readout, rows, Z_all, all_folds, bio_idx, bi
             else:  # the sessions with composition truth all sit in this fold: no slope to carry over
                 oof[te, t] = C[:, t].mean()
     H = _history_rows(rows, oof, bio_idx)
-    h_mean, h_scale = H.mean(0), H.std(0)
-    h_scale[h_scale < 1e-9] = 1.0
-    h_low, h_high = (H.min(0) - h_mean) / h_scale, (H.max(0) - h_mean) / h_scale
+    h_mean, h_scale, h_low, h_high = _standardisation(H)
     Hz = _standardised(H, h_mean, h_scale, h_low, h_high)
     a, rmse = _pick_experts(Hz, apoptosis, bio_arm, weights, bio_folds, apoptosis, n_arms, lambda v: v)
     cv = readout.info["cross_validation"]
