@@ -25,10 +25,10 @@ import numpy as np
 
 
 def main() -> None:
-    from napari_hcc.core.checkpoint import load_model
-    from napari_hcc.core.inference import Engine
-    from napari_hcc.core.response_readout import feature_rows, fit_readout
-    from napari_hcc.core.simulate.biology import ARMS
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.inference.engine import Engine
+    from napari_hcc.readout.stored import feature_rows, fit_readout
+    from napari_hcc.simulate.biology import ARMS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("studies", nargs="+", type=Path)
@@ -67,8 +67,8 @@ def _score(readout, fit, held_out) -> list[float]:
     from sklearn.linear_model import RidgeCV
     from sklearn.metrics import roc_auc_score
 
-    from napari_hcc.core.rat_history import history_of
-    from napari_hcc.core.simulate.biology import ARMS
+    from napari_hcc.readout.history import history_of
+    from napari_hcc.simulate.biology import ARMS
 
     by_rat: dict[str, list] = {}
     for r in held_out:

@@ -16,11 +16,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from napari_hcc.core import bids
-from napari_hcc.core.orientation import to_display
-from napari_hcc.core.simulate.biology import ARMS
-from napari_hcc.core.study import find_scans, load_volume
-from napari_hcc.layers import contrast_limits
+from napari_hcc.io import bids
+from napari_hcc.io.orientation import to_display
+from napari_hcc.simulate.biology import ARMS
+from napari_hcc.io.study import find_scans, load_volume
+from napari_hcc.plugin.layers import contrast_limits
 
 
 def _slice(path, k=None):

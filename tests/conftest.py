@@ -15,6 +15,6 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """One rat per arm, baseline and week 2, on the study's real geometry (about 8 s)."""
-    from napari_hcc.core.simulate.cohort import simulate_study
+    from napari_hcc.simulate.cohort import simulate_study
 
     return simulate_study(tmp_path_factory.mktemp("study"), rats_per_arm=1, weeks=(0, 2), seed=11, workers=2)

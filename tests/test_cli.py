@@ -11,7 +11,7 @@ def run(*args, timeout=300):
 
 
 def test_help_is_fast_and_imports_no_torch_or_napari():
-    code = "import sys, napari_hcc.cli as c, napari_hcc.io, napari_hcc.sample; c.build_parser(); print(sorted(m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules))"
+    code = "import sys, napari_hcc.cli as c, napari_hcc.plugin.reader, napari_hcc.plugin.sample; c.build_parser(); print(sorted(m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
     r = run("--help")

@@ -45,7 +45,7 @@ def test_study_browser_docks_lists_and_opens_a_scan(make_napari_viewer, qtbot):
 
 
 def test_an_edited_mask_saves_on_the_source_grid(make_napari_viewer, tmp_path):
-    from napari_hcc.sample import sample_scan_ref
+    from napari_hcc.plugin.sample import sample_scan_ref
 
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-hcc", "rat_nk")

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from helpers import scan_from_files, write_scan
-from napari_hcc.core.checkpoint import untrained_model
-from napari_hcc.core.inference import Cancelled, Engine
-from napari_hcc.core.measure import volume_mm3
-from napari_hcc.core.orientation import from_display, to_display
-from napari_hcc.core.postprocess import PostProcess
-from napari_hcc.core.study import bids_session
+from napari_hcc.model.checkpoint import untrained_model
+from napari_hcc.inference.engine import Cancelled, Engine
+from napari_hcc.inference.measure import volume_mm3
+from napari_hcc.io.orientation import from_display, to_display
+from napari_hcc.inference.postprocess import PostProcess
+from napari_hcc.io.study import bids_session
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_hcc.core.rat_history import earlier_sessions, history_of
-from napari_hcc.core.study import find_scans
+from napari_hcc.readout.history import earlier_sessions, history_of
+from napari_hcc.io.study import find_scans
 
 
 def test_earlier_sessions_are_the_rats_own_sessions_before_this_one(tiny_study, tmp_path):
@@ -30,8 +30,8 @@ def test_history_sorts_sessions_and_skips_those_without_a_tumor():
 
 
 def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_path):
-    from napari_hcc.core.checkpoint import default_model
-    from napari_hcc.core.inference import Engine
+    from napari_hcc.model.checkpoint import default_model
+    from napari_hcc.inference.engine import Engine
 
     study = tmp_path / "study"
     shutil.copytree(tiny_study, study)
@@ -49,8 +49,8 @@ def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_p
 
 
 def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
-    from napari_hcc.core.checkpoint import default_model
-    from napari_hcc.core.inference import Engine
+    from napari_hcc.model.checkpoint import default_model
+    from napari_hcc.inference.engine import Engine
 
     wk2 = next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk2").load()
     engine = Engine(default_model(), device="cpu")

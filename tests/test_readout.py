@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from napari_hcc.cli import main
-from napari_hcc.core.checkpoint import load_model
-from napari_hcc.core.evaluate import evaluate_model
-from napari_hcc.core.inference import Engine
-from napari_hcc.core.response_readout import feature_rows, fit_readout
-from napari_hcc.core.simulate.biology import ARMS
-from napari_hcc.core.study import InputError, Scan, find_scans
-from napari_hcc.core.tumor_features import FEATURE_NAMES, tumor_features
-from napari_hcc.core.training import TrainConfig, train
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.evaluation.protocols import evaluate_model
+from napari_hcc.inference.engine import Engine
+from napari_hcc.readout.stored import feature_rows, fit_readout
+from napari_hcc.simulate.biology import ARMS
+from napari_hcc.io.study import InputError, Scan, find_scans
+from napari_hcc.readout.features import FEATURE_NAMES, tumor_features
+from napari_hcc.training.trainer import TrainConfig, train
 
 
 def _phantom(gain: float = 1.0, spacing=(0.3, 0.3, 1.2)) -> tuple[Scan, np.ndarray]:
@@ -136,7 +136,7 @@ def test_a_readout_needs_every_arm_and_histology(tiny_study):
 def _synthetic_rows(n_rats: int = 160, seed: int = 0):
     """Rats whose arm shifts features 0-3 and whose apoptosis follows feature 5 with a slope that
     differs by arm (rising under NK, falling under Sorafenib), as a mechanism-dependent readout must learn."""
-    from napari_hcc.core.response_readout import FeatureRow
+    from napari_hcc.readout.stored import FeatureRow
     from scipy.special import expit
 
     rng = np.random.default_rng(seed)
@@ -177,7 +177,7 @@ def test_histology_is_read_by_one_expert_per_arm_and_bounded_outside_the_fitting
 
 
 def test_the_arm_is_read_over_the_rats_treated_sessions():
-    from napari_hcc.core.rat_history import RatHistory
+    from napari_hcc.readout.history import RatHistory
 
     rows, _, _ = _synthetic_rows(n_rats=40)
     readout = fit_readout(rows, ARMS)
@@ -200,7 +200,7 @@ def _composition_rows(n_rats: int = 120, seed: int = 0):
     scan. Each rat responds to its treatment with its own strength r: its tumor swells with oedema
     (feature 11) at weeks 1 and 2, which has resolved by the endpoint, and its endpoint TUNEL index rises
     with r, most steeply under NK. So the endpoint scan alone cannot show r; the rat's history can."""
-    from napari_hcc.core.response_readout import FeatureRow
+    from napari_hcc.readout.stored import FeatureRow
 
     rng = np.random.default_rng(seed)
     base, slope = np.array([0.02, 0.04, 0.06, 0.08]), np.array([0.0, 0.005, 0.02, 0.01])
@@ -220,8 +220,8 @@ def _composition_rows(n_rats: int = 120, seed: int = 0):
 
 
 def test_apoptosis_is_read_from_the_composition_history_when_cross_validation_prefers_it(tmp_path):
-    from napari_hcc.core.rat_history import RatHistory
-    from napari_hcc.core.response_readout import Readout
+    from napari_hcc.readout.history import RatHistory
+    from napari_hcc.readout.stored import Readout
 
     rows, base, slope = _composition_rows()
     readout = fit_readout(rows, ARMS)
@@ -267,7 +267,7 @@ def test_without_composition_truth_apoptosis_is_read_from_the_scan():
 def test_a_readout_saved_by_model_1_1_still_loads_and_reads(tmp_path):
     from scipy.special import expit
 
-    from napari_hcc.core.response_readout import PREFIX, Readout
+    from napari_hcc.readout.stored import PREFIX, Readout
 
     rng = np.random.default_rng(1)
     n = len(FEATURE_NAMES)

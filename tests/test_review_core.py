@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_hcc.core.study import InputError
+from napari_hcc.io.study import InputError
 
 
 def fake_layers(scan_ref, **meta_changes):
-    from napari_hcc.layers import scan_layers
+    from napari_hcc.plugin.layers import scan_layers
 
     out = []
     for data, kwargs, _ in scan_layers(scan_ref.load())[:3]:
@@ -22,8 +22,8 @@ def fake_layers(scan_ref, **meta_changes):
 
 
 def test_layers_go_back_to_the_exact_source_scan(tiny_study):
-    from napari_hcc.core.study import find_scans
-    from napari_hcc.layers import scan_from_layers
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.plugin.layers import scan_from_layers
 
     ref = find_scans(tiny_study)[1]
     scan, geometry = scan_from_layers(*fake_layers(ref))
@@ -34,8 +34,8 @@ def test_layers_go_back_to_the_exact_source_scan(tiny_study):
 
 
 def test_layers_from_different_scans_or_grids_are_refused(tiny_study):
-    from napari_hcc.core.study import find_scans
-    from napari_hcc.layers import scan_from_layers
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.plugin.layers import scan_from_layers
 
     refs = find_scans(tiny_study)
     a, b = fake_layers(refs[0]), fake_layers(refs[3])
@@ -49,8 +49,8 @@ def test_layers_from_different_scans_or_grids_are_refused(tiny_study):
 
 
 def test_layers_without_a_recorded_grid_use_their_napari_geometry():
-    from napari_hcc.core.orientation import to_display
-    from napari_hcc.layers import scan_from_layers
+    from napari_hcc.io.orientation import to_display
+    from napari_hcc.plugin.layers import scan_from_layers
 
     vols = [np.random.default_rng(i).random((6, 20, 24)).astype(np.float32) for i in range(3)]
     layers = [SimpleNamespace(data=v, name=n, metadata={}, scale=(2.0, 0.5, 0.5), affine=None, translate=(0, 0, 0))
@@ -61,7 +61,7 @@ def test_layers_without_a_recorded_grid_use_their_napari_geometry():
 
 
 def test_review_order_puts_uncorrected_uncertain_scans_first():
-    from napari_hcc.core.review_queue import ScanSummary, review_order
+    from napari_hcc.review.queue import ScanSummary, review_order
 
     def s(name, unc, reviewed=False, error=None):
         return ScanSummary(SimpleNamespace(subject=name, session="wk1", t1w=Path(name)), 1, unc, 0.5, 10.0, "NK", reviewed, error)
@@ -71,7 +71,7 @@ def test_review_order_puts_uncorrected_uncertain_scans_first():
 
 
 def test_recovery_files_round_trip_and_are_keyed_by_the_images(tmp_path):
-    from napari_hcc.core import recovery
+    from napari_hcc.review import recovery
 
     files = {}
     for role in ("T1w", "T2w", "CE"):
@@ -95,9 +95,9 @@ def test_recovery_files_round_trip_and_are_keyed_by_the_images(tmp_path):
 def test_a_half_written_version_is_ignored_and_skipped(tiny_study, tmp_path):
     import shutil
 
-    from napari_hcc.core import bids
-    from napari_hcc.core.study import find_scans, load_volume
-    from napari_hcc.core.trainingset import save_correction
+    from napari_hcc.io import bids
+    from napari_hcc.io.study import find_scans, load_volume
+    from napari_hcc.review.trainingset import save_correction
 
     tiny_study = Path(shutil.copytree(tiny_study, tmp_path / "study"))
     ref = find_scans(tiny_study)[1]

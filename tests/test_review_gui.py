@@ -54,7 +54,7 @@ def corrections_dir(user_folders, subject="rat01", session="wk2"):
 
 
 def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
-    from napari_hcc.core.metrics import dice
+    from napari_hcc.evaluation.metrics import dice
 
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)
@@ -106,9 +106,9 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
 
 
 def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, qtbot):
-    from napari_hcc.core.study import bids_session
+    from napari_hcc.io.study import bids_session
     from napari_hcc.gui.scan_layers import show_scan
-    from napari_hcc.sample import sample_study
+    from napari_hcc.plugin.sample import sample_study
 
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)
@@ -125,7 +125,7 @@ def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, 
 
 
 def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, qtbot, user_folders):
-    from napari_hcc.sample import sample_scan_ref
+    from napari_hcc.plugin.sample import sample_scan_ref
 
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)
@@ -240,11 +240,11 @@ def test_unsaved_edits_are_offered_back_after_a_crash(make_napari_viewer, qtbot,
 
 
 def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot):
-    from napari_hcc.core.checkpoint import load_model
-    from napari_hcc.core.inference import Engine
-    from napari_hcc.core.review_queue import review_order, summarize_scans
-    from napari_hcc.core.study import find_scans
-    from napari_hcc.sample import sample_study
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.inference.engine import Engine
+    from napari_hcc.review.queue import review_order, summarize_scans
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.plugin.sample import sample_study
 
     expected = [(s.ref.subject, s.ref.session) for s in
                 review_order(list(summarize_scans(find_scans(sample_study(), with_truth=False), Engine(load_model(None)))))]
@@ -265,9 +265,9 @@ def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot
 
 
 def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbot, user_folders):
-    from napari_hcc.core.checkpoint import default_model_folder
+    from napari_hcc.model.checkpoint import default_model_folder
     from napari_hcc.gui.scan_layers import show_scan
-    from napari_hcc.sample import sample_scan_ref
+    from napari_hcc.plugin.sample import sample_scan_ref
 
     shipped = default_model_folder() / "model.safetensors"
     before = sha(shipped)

@@ -4,10 +4,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_hcc.core.orientation import from_display, to_display
-from napari_hcc.core.study import InputError
-from napari_hcc.io import napari_get_reader, write_labels
-from napari_hcc.layers import scan_layers, volume_layer
+from napari_hcc.io.orientation import from_display, to_display
+from napari_hcc.io.study import InputError
+from napari_hcc.plugin.reader import napari_get_reader, write_labels
+from napari_hcc.plugin.layers import scan_layers, volume_layer
 
 
 def _affine(kind):
@@ -65,7 +65,7 @@ def test_writer_puts_an_edited_mask_on_the_source_grid(tmp_path, kind):
 
 
 def test_writer_refuses_a_mask_of_the_wrong_shape(tmp_path, tiny_study):
-    from napari_hcc.core.study import bids_session
+    from napari_hcc.io.study import bids_session
 
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
     _, kwargs, _ = scan_layers(scan)[0]
@@ -75,7 +75,7 @@ def test_writer_refuses_a_mask_of_the_wrong_shape(tmp_path, tiny_study):
 
 
 def test_scan_layers_overlay_in_millimetres(tiny_study):
-    from napari_hcc.core.study import bids_session
+    from napari_hcc.io.study import bids_session
 
     layers = scan_layers(bids_session(tiny_study / "sub-rat03" / "ses-wk2").load())
     assert [kw["name"] for _, kw, _ in layers] == ["T1w", "T2w", "CE", "tumor (truth)"]
@@ -90,7 +90,7 @@ def test_scan_layers_overlay_in_millimetres(tiny_study):
 
 def test_single_nifti_files_open_as_image_or_labels(realdata):
     d = realdata / "totalseg_abdomen_mr"
-    from napari_hcc.core.study import load_volume
+    from napari_hcc.io.study import load_volume
 
     data, kw, kind = napari_get_reader(str(d / "example_seg_roi_subset_mr.nii.gz"))(str(d / "example_seg_roi_subset_mr.nii.gz"))[0]
     assert kind == "labels" and set(np.unique(data)) == {0, 5}

@@ -4,11 +4,11 @@ sample study (simulated with seed 2026; the model trained on seed 0 and never sa
 import numpy as np
 import pytest
 
-from napari_hcc.core.checkpoint import default_model, default_model_folder
-from napari_hcc.core.inference import Engine
-from napari_hcc.core.metrics import dice
-from napari_hcc.core.study import find_scans
-from napari_hcc.sample import sample_study
+from napari_hcc.model.checkpoint import default_model, default_model_folder
+from napari_hcc.inference.engine import Engine
+from napari_hcc.evaluation.metrics import dice
+from napari_hcc.io.study import find_scans
+from napari_hcc.plugin.sample import sample_study
 
 pytestmark = pytest.mark.skipif(not (default_model_folder() / "model.safetensors").exists(), reason="no shipped model in this build")
 

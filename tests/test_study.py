@@ -7,8 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_hcc.core import bids
-from napari_hcc.core.study import InputError, bids_session, find_scans, load_scan, original_animal
+from napari_hcc.io import bids
+from napari_hcc.io.study import InputError, bids_session, find_scans, load_scan, original_animal
 
 
 def _scan_files(study, sub="rat01", ses="wk2"):
@@ -150,7 +150,7 @@ def test_a_folder_without_scans_says_what_was_expected(tmp_path):
 
 def test_the_week_of_a_session_is_found_through_symbolic_links(tmp_path):
     """DataLad / git-annex studies hold their NIfTI files as links into an object store."""
-    from napari_hcc.core.study import study_root_of, week_of
+    from napari_hcc.io.study import study_root_of, week_of
 
     store = tmp_path / "annex" / "objects" / "ab12"
     store.mkdir(parents=True)

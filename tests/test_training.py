@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hcc.core import bids
-from napari_hcc.core.augment import AugmentConfig, augment
-from napari_hcc.core.checkpoint import load_model
-from napari_hcc.core.inference import Engine
-from napari_hcc.core.losses import LossWeights, multitask_loss
-from napari_hcc.core.model_card import ModelCard
-from napari_hcc.core.slices import model_mask, model_slices
-from napari_hcc.core.splits import rat_folds, validation_rats
-from napari_hcc.core.study import InputError, bids_session
-from napari_hcc.core.training import TrainConfig, train
-from napari_hcc.core.training_data import build_dataset
+from napari_hcc.io import bids
+from napari_hcc.training.augment import AugmentConfig, augment
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.inference.engine import Engine
+from napari_hcc.training.losses import LossWeights, multitask_loss
+from napari_hcc.model.card import ModelCard
+from napari_hcc.inference.slices import model_mask, model_slices
+from napari_hcc.training.splits import rat_folds, validation_rats
+from napari_hcc.io.study import InputError, bids_session
+from napari_hcc.training.trainer import TrainConfig, train
+from napari_hcc.training.dataset import build_dataset
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_corrections_take_precedence_over_truth(tiny_study, tmp_path):
     img = nib.load(truth)
     corrected = np.zeros(img.shape, np.uint8)
     corrected[70:90, 70:90, 5:9] = 1
-    from napari_hcc.core.trainingset import save_correction
+    from napari_hcc.review.trainingset import save_correction
 
     save_correction(study, "rat03", "wk2", corrected * 0, allow_empty=True)
     save_correction(study, "rat03", "wk2", corrected)

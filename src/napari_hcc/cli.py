@@ -16,8 +16,8 @@ def _simulate(args) -> int:
 
     from tqdm import tqdm
 
-    from .core.simulate.cohort import check_arguments, simulate_study
-    from .core.simulate.render import Grid
+    from napari_hcc.simulate.cohort import check_arguments, simulate_study
+    from napari_hcc.simulate.render import Grid
 
     check_arguments(args.rats_per_arm, args.weeks)
     grid = Grid(shape=(args.matrix, args.matrix, args.slices), spacing=(args.pixel_mm, args.pixel_mm, args.slice_mm))
@@ -47,7 +47,7 @@ def _check(args) -> int:
 
 def _scan_refs(args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None):
     """The scans named on the command line: three files (one scan), or every scan under INPUT."""
-    from .core.study import ScanRef, find_scans
+    from napari_hcc.io.study import ScanRef, find_scans
 
     if args.t1w or args.t2w or args.ce:
         missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
@@ -64,10 +64,10 @@ def _predict(args) -> int:
 
     from tqdm import tqdm
 
-    from .core.batch_predict import predict_scans
-    from .core.checkpoint import load_model
-    from .core.inference import Engine
-    from .core.postprocess import PostProcess
+    from napari_hcc.inference.batch import predict_scans
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.inference.engine import Engine
+    from napari_hcc.inference.postprocess import PostProcess
 
     if args.input and (args.t1w or args.t2w or args.ce):
         raise _UsageError("give either INPUT or --t1w/--t2w/--ce, not both.")
@@ -108,8 +108,8 @@ def _predict(args) -> int:
 
 
 def _info(args) -> int:
-    from .core.checkpoint import list_models, user_models_folder
-    from .core.devices import available_devices
+    from napari_hcc.model.checkpoint import list_models, user_models_folder
+    from napari_hcc.model.devices import available_devices
 
     print("models:")
     for name, folder, card, problem in list_models():
@@ -127,7 +127,7 @@ def _info(args) -> int:
 
 
 def _train(args) -> int:
-    from .core.training import TrainConfig, train
+    from napari_hcc.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(
         studies=args.study, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -144,7 +144,7 @@ def _train(args) -> int:
 def _fit_readout(args) -> int:
     from tqdm import tqdm
 
-    from .core.response_readout import add_readout
+    from napari_hcc.readout.stored import add_readout
 
     with tqdm(unit="scan", desc="tumor features", disable=args.quiet) as bar:
         def progress(done, total):
@@ -162,7 +162,7 @@ def _fit_readout(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .core import evaluate as ev
+    from napari_hcc.evaluation import protocols as ev
 
     if (args.model is None) == (args.cv is None):
         raise _UsageError("give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation).")
@@ -187,7 +187,7 @@ def _evaluate(args) -> int:
 
 
 def _view(args) -> int:
-    from .gui.launch import launch
+    from napari_hcc.gui.launch import launch
 
     return launch(args.input)
 
@@ -302,14 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from napari_hcc import __version__
 
     return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .core.study import InputError
+    from napari_hcc.io.study import InputError
 
     try:
         return int(args.func(args) or 0)

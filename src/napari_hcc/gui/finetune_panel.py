@@ -60,7 +60,7 @@ class FineTunePanel(QWidget):
     def start(self) -> None:
         from napari.qt.threading import create_worker
 
-        from ..core.finetune import fine_tune
+        from napari_hcc.training.finetune import fine_tune
 
         root = self._study_root()
         if root is None:

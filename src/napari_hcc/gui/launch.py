@@ -10,9 +10,9 @@ def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = T
     (default: the sample) open; with `run`, the model starts on it at once (in the background)."""
     import napari
 
-    from ..sample import sample_study
-    from .review_widget import ReviewWidget
-    from .study_browser import StudyBrowser
+    from napari_hcc.plugin.sample import sample_study
+    from napari_hcc.gui.review_widget import ReviewWidget
+    from napari_hcc.gui.study_browser import StudyBrowser
 
     viewer = napari.Viewer(title="napari-hcc", show=show)
     browser = StudyBrowser(viewer, path if path is not None else sample_study())

@@ -7,8 +7,8 @@ import re
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QWidget
 
-from ..layers import META_KEY
-from ..layers import SEQUENCE_ROLES as ROLES
+from napari_hcc.plugin.layers import META_KEY
+from napari_hcc.plugin.layers import SEQUENCE_ROLES as ROLES
 #: name patterns, tried after the metadata role; CE first so that "T1 post-Gd" is not taken as T1w
 NAME_PATTERNS = {
     "CE": re.compile(r"(^|[^a-z])(ce|gd|contrast|post|t1c|t1ce|t1\+c|dce)([^a-z]|$)", re.I),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import mask_edit
+from napari_hcc.review import mask_edit
 
 
 def apply_mask(labels, new: np.ndarray, label: int = 1) -> int:

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .offthread_plot import PlotView
+from napari_hcc.gui.offthread_plot import PlotView
 
 ARM_NAMES = {"Control": "Control", "Sorafenib": "Sorafenib", "NK": "NK cells", "Combination": "Combination"}
 

@@ -34,15 +34,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core import recovery
-from ..core.inference import BASELINE_NOTE
-from ..core.study import InputError
-from ..layers import META_KEY, labels_layer, layer_scan_meta, layer_source, scan_from_layers
-from . import mask_tools
-from .finetune_panel import FineTunePanel
-from .layer_picker import LayerPicker
-from .response_panel import ResponsePanel, theme_colors
-from .review_session import ReviewSession
+from napari_hcc.review import recovery
+from napari_hcc.inference.engine import BASELINE_NOTE
+from napari_hcc.io.study import InputError
+from napari_hcc.plugin.layers import META_KEY, labels_layer, layer_scan_meta, layer_source, scan_from_layers
+from napari_hcc.gui import mask_tools
+from napari_hcc.gui.finetune_panel import FineTunePanel
+from napari_hcc.gui.layer_picker import LayerPicker
+from napari_hcc.gui.response_panel import ResponsePanel, theme_colors
+from napari_hcc.review.session import ReviewSession
 
 TUMOR_LAYER = "tumor"
 PROBABILITY_LAYER = "tumor probability"
@@ -195,7 +195,7 @@ class ReviewWidget(QScrollArea):
         self._measure_timer = QTimer(self, singleShot=True, interval=150, timeout=self._measure)
 
     def _fill_models(self, select: str | None = None) -> None:
-        from ..core.checkpoint import list_models
+        from napari_hcc.model.checkpoint import list_models
 
         self.model_box.clear()
         for name, folder, card, problem in list_models():
@@ -223,7 +223,7 @@ class ReviewWidget(QScrollArea):
     def _warm_up(self) -> None:
         from napari.qt.threading import create_worker
 
-        from .workers import warm_up
+        from napari_hcc.gui.workers import warm_up
 
         self._warm_worker = create_worker(warm_up, self.session.engines, self.session.model_spec, self.device_box.currentText())
         _wait_for_workers_at_quit()
@@ -234,7 +234,7 @@ class ReviewWidget(QScrollArea):
     def run(self) -> None:
         from napari.qt.threading import create_worker
 
-        from .workers import predict_scan
+        from napari_hcc.gui.workers import predict_scan
 
         if self.worker is not None:
             return
@@ -319,7 +319,7 @@ class ReviewWidget(QScrollArea):
         self.labels = self._add_tumor_layer(data, kwargs)
         self.edited = []
         if self.probability_box.isChecked() and prediction.probability is not None:
-            from ..layers import image_layer
+            from napari_hcc.plugin.layers import image_layer
 
             pdata, pkw, _ = image_layer(prediction.probability, s.scan.affine, PROBABILITY_LAYER, "probability", s.geometry,
                                         colormap="inferno", blending="additive", opacity=0.6)
@@ -437,7 +437,7 @@ class ReviewWidget(QScrollArea):
         self._helper(mask_tools.fill_holes)
 
     def _measure(self) -> None:
-        from ..core.measure import longest_axial_diameter_mm, volume_mm3
+        from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 
         if self.labels is None or self.session.scan is None:
             return
@@ -493,7 +493,7 @@ class ReviewWidget(QScrollArea):
         return answer == QMessageBox.StandardButton.Yes
 
     def save_correction(self):
-        from ..core.trainingset import save_correction
+        from napari_hcc.review.trainingset import save_correction
 
         s = self.session
         if self.labels is None or self.labels not in self.viewer.layers or s.scan is None:
@@ -526,7 +526,7 @@ class ReviewWidget(QScrollArea):
     def next_scan(self) -> None:
         from napari.qt.threading import create_worker
 
-        from .workers import summarize
+        from napari_hcc.gui.workers import summarize
 
         if self.worker is not None:
             return
@@ -550,7 +550,7 @@ class ReviewWidget(QScrollArea):
         self.worker.start()
 
     def _open_next(self) -> None:
-        from .scan_layers import show_scan
+        from napari_hcc.gui.scan_layers import show_scan
 
         summary = self.session.next_in_order()
         if summary is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.study import Scan
-from ..layers import META_KEY, scan_layers
+from napari_hcc.io.study import Scan
+from napari_hcc.plugin.layers import META_KEY, scan_layers
 
 
 def is_scan_layer(layer) -> bool:

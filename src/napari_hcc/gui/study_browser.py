@@ -17,8 +17,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.study import InputError, ScanRef, find_scans
-from .scan_layers import show_scan
+from napari_hcc.io.study import InputError, ScanRef, find_scans
+from napari_hcc.gui.scan_layers import show_scan
 
 COLUMNS = ("subject", "session", "arm", "mask")
 
@@ -54,7 +54,7 @@ class StudyBrowser(QWidget):
         layout.addWidget(self.open_button)
         layout.addWidget(self.status)
         if study is None:
-            from ..sample import sample_study
+            from napari_hcc.plugin.sample import sample_study
 
             study = sample_study()
         self.set_study(study)

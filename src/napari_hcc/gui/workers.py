@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from ..core.inference import Cancelled, Engine
-from ..core.review_queue import summarize_scans
-from ..core.study import Scan, ScanRef
+from napari_hcc.inference.engine import Cancelled, Engine
+from napari_hcc.review.queue import summarize_scans
+from napari_hcc.io.study import Scan, ScanRef
 
 
 _ENGINE_LOCK = threading.Lock()
@@ -27,8 +27,8 @@ _ENGINE_LOCK = threading.Lock()
 def get_engine(cache: dict, model_spec, device: str) -> Engine:
     """One Engine per (model, device), built on first use (loading and placing the model).
     Thread-safe: the widget warms the cache up in the background while the reader looks around."""
-    from ..core.checkpoint import load_model
-    from .triton_guard import keep_triton_out
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.gui.triton_guard import keep_triton_out
 
     keep_triton_out()
     key = (str(model_spec) if model_spec is not None else None, device)

@@ -1,0 +1,69 @@
+"""Predict many scans into one output folder; one scan's failure never stops the others.
+
+A generator, so the caller owns the progress display (tqdm in the CLI, a progress bar in napari):
+
+    for outcome in predict_scans(refs, out, engine):
+        print(outcome.label, outcome.error or outcome.prediction.response_probability)
+
+`predictions.csv` is rewritten (atomically) after every scan, so an interrupted run still leaves a
+correct table of what was done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_hcc.inference.engine import Engine, Prediction
+from napari_hcc.inference.postprocess import PostProcess
+from napari_hcc.inference.files import CSV_NAME, csv_row, earlier_rows, failed_row, mask_path_for, write_csv, write_prediction
+from napari_hcc.io.study import InputError, ScanRef
+
+
+@dataclass
+class Outcome:
+    ref: ScanRef
+    label: str
+    prediction: Prediction | None = None
+    paths: dict | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def ref_label(ref: ScanRef) -> str:
+    if ref.subject:
+        return f"sub-{ref.subject}" + (f" ses-{ref.session}" if ref.session else "")
+    return ref.t1w.name
+
+
+def predict_scans(refs: Iterable[ScanRef], out: str | Path, engine: Engine, tta: bool = False,
+                  postprocess: PostProcess | None = None, save_probabilities: bool = False,
+                  on_mismatch: str = "resample") -> Iterator[Outcome]:
+    out = Path(out)
+    refs = list(refs)
+    keys = [mask_path_for(out, r.subject, r.session, r.t1w).relative_to(out).as_posix() for r in refs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise InputError(f"two scans would write the same output {dup}; give them distinct names or output folders.")
+    kept = earlier_rows(out, set(keys))
+    rows: list[dict[str, str]] = []
+    for ref in refs:
+        label = ref_label(ref)
+        start = time.perf_counter()
+        try:
+            scan = ref.load(on_mismatch)
+            prediction = engine.predict(scan, tta=tta, postprocess=postprocess, keep_probability=save_probabilities)
+            paths = write_prediction(prediction, scan, out, save_probabilities)
+            rows.append(csv_row(prediction, paths["mask"], out))
+            outcome = Outcome(ref, label, prediction, paths, None, time.perf_counter() - start)
+        except (InputError, ValueError, OSError) as exc:
+            rows.append(failed_row(ref.subject, ref.session, str(exc)))
+            outcome = Outcome(ref, label, error=str(exc), seconds=time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - the next scan must still run; the error is reported
+            text = f"unexpected {type(exc).__name__}: {exc}"
+            rows.append(failed_row(ref.subject, ref.session, text))
+            outcome = Outcome(ref, label, error=text, seconds=time.perf_counter() - start)
+        write_csv(out / CSV_NAME, kept + rows)
+        yield outcome

@@ -1,0 +1,67 @@
+"""npe2 reader and writer: scans in, masks out on the exact source grid. No Qt import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_hcc.io.study import InputError, find_scans, is_bids_session, is_original_animal, load_volume, scan_ref_for_file
+from napari_hcc.plugin.layers import META_KEY, looks_like_labels, scan_layers, volume_layer
+
+
+def napari_get_reader(path):
+    """Return a reader for a BIDS session folder, an original-layout animal folder or a NIfTI file."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if is_bids_session(p) or is_original_animal(p):
+        return read_scan_folder
+    if p.is_dir() and (any(p.glob("sub-*/ses-*/anat")) or any(p.glob("ses-*/anat"))):
+        return read_scan_folder  # a study or subject folder: its first session
+    if p.name.endswith((".nii", ".nii.gz")):
+        return read_nifti
+    return None
+
+
+def _notify(messages: list[str]) -> None:
+    if not messages:
+        return
+    try:  # napari is there when the reader runs inside napari; tell the user what was resampled
+        from napari.utils.notifications import show_info
+
+        show_info("napari-hcc: " + " ".join(messages))
+    except ImportError:
+        pass
+
+
+def read_scan_folder(path) -> list[tuple]:
+    path = Path(path[0] if isinstance(path, list) else path)
+    refs = find_scans(path)
+    scan = refs[0].load()
+    _notify(scan.notes)
+    return scan_layers(scan)
+
+
+def read_nifti(path) -> list[tuple]:
+    path = Path(path[0] if isinstance(path, list) else path)
+    try:  # a file of a scan: open the whole scan, its sequences overlaid
+        scan = scan_ref_for_file(path).load()
+    except InputError:
+        pass  # not part of a scan, or an incomplete one: show the file on its own
+    else:
+        _notify(scan.notes)
+        return scan_layers(scan)
+    vol = load_volume(path, "image")
+    return [volume_layer(vol, looks_like_labels(vol))]
+
+
+def write_labels(path: str, data, meta: dict) -> list[str]:
+    """Write a Labels layer as NIfTI on its source grid (affine and header kept), atomically."""
+    from napari_hcc.io.masks import save_mask_like_source
+
+    source = (meta.get("metadata") or {}).get(META_KEY, {}).get("source")
+    out = save_mask_like_source(np.asarray(data), path, source, meta.get("scale"), meta.get("affine"), meta.get("translate"))
+    return [str(out)]

@@ -1,0 +1,202 @@
+"""Write a simulated preclinical cohort as a BIDS-shaped study (`napari-hcc simulate`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from napari_hcc.io import bids
+from napari_hcc.io.atomic import save_nifti, write_text
+from napari_hcc.simulate import mri
+from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy
+from napari_hcc.simulate.biology import ARMS, Rat, draw_cohort, tumor_state
+from napari_hcc.simulate.pathology import sample_histology
+from napari_hcc.simulate.render import Grid, draw_pose, render_session
+from napari_hcc.simulate.tumor import draw_tumor_shape
+
+SIMULATOR_VERSION = "1.0"
+DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
+
+
+def session_label(week: int) -> str:
+    return f"wk{week}"
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray, description: str):
+    import nibabel as nib
+
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_qform(affine, code=1)  # scanner coordinates
+    img.set_sform(affine, code=1)
+    img.header["descrip"] = description.encode()[:79]
+    if np.issubdtype(data.dtype, np.integer):
+        img.header.set_slope_inter(1.0, 0.0)
+    return img
+
+
+def _render_and_write(task: tuple) -> dict:
+    """Render one session and write its files. Runs in a worker process; deterministic."""
+    root, rat, week, is_endpoint, grid, motion_mm = task
+    rng = np.random.default_rng(rat.seed)
+    anatomy_params = draw_anatomy(rng)
+    shape = draw_tumor_shape(rng, build_anatomy(anatomy_params).left_lobe)
+    session_rng = np.random.default_rng([rat.seed, 2, week])
+    state = tumor_state(rat, week)
+    pose = draw_pose(session_rng, week, motion_mm)
+    out = render_session(rat, anatomy_params, shape, state, pose, session_rng, grid)
+
+    sub, ses = rat.participant_id, session_label(week)
+    for key, suffix in bids.SEQUENCES.items():
+        path = bids.image_path(root, sub, ses, key)
+        save_nifti(_nifti(out.images[suffix], out.affine, f"napari-hcc simulated {suffix}"), path)
+        seq = next(s for s in mri.SEQUENCES if s.suffix == suffix)
+        meta = seq.sidecar(mri.FIELD_STRENGTH_T) | {"ReceiverScale": out.acquisition[suffix]["receiver_scale"]}
+        write_text(bids.sidecar(path), json.dumps(meta, indent=2) + "\n")
+    mask_path = bids.truth_mask_path(root, sub, ses)
+    save_nifti(_nifti(out.mask, out.affine, "whole tumor incl. necrosis"), mask_path)
+    truth = out.truth | {"acquisition": out.acquisition, "Sources": [str(bids.image_path(root, sub, ses, "T1w").relative_to(root))]}
+    write_text(bids.sidecar(mask_path), json.dumps(truth, indent=2) + "\n")
+    for name, frac in out.fractions.items():
+        save_nifti(_nifti(frac, out.affine, f"volume fraction of {name} tumor tissue"), bids.truth_fraction_path(root, sub, ses, name))
+    tissue_path = bids.truth_tissue_path(root, sub, ses)
+    save_nifti(_nifti(out.tissue, out.affine, "tissue labels"), tissue_path)
+    write_text(tissue_path.with_name(tissue_path.name.replace(".nii.gz", ".tsv")), "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(TISSUES)))
+
+    result = {"participant_id": sub, "session": ses, "week": week, "tumor_volume_mm3": truth["tumor_volume_mm3_mask"]}
+    if is_endpoint:
+        result["histology"] = sample_histology(out.fractions, grid.spacing, np.random.default_rng([rat.seed, 3]))
+    return result
+
+
+def _tsv(rows: list[dict], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def check_arguments(rats_per_arm: int, weeks: Sequence[int]) -> list[int]:
+    """Validate the cohort's size and weeks; return the weeks sorted and unique."""
+    weeks = sorted(set(int(w) for w in weeks))
+    if rats_per_arm < 1:
+        raise ValueError("rats per arm must be at least 1.")
+    if not weeks or weeks[0] < 0:
+        raise ValueError("weeks must be one or more numbers >= 0 (0 = baseline, before treatment).")
+    return weeks
+
+
+def simulate_study(
+    out: str | os.PathLike,
+    rats_per_arm: int = 8,
+    weeks: Sequence[int] = (0, 1, 2, 3),
+    seed: int = 0,
+    grid: Grid = Grid(),
+    motion_mm: float = 0.3,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Simulate `rats_per_arm` rats in each of the four arms, scanned at `weeks`; return the root.
+
+    The same arguments give byte-identical files, whatever the number of workers.
+    """
+    root = Path(out)
+    weeks = check_arguments(rats_per_arm, weeks)
+    root.mkdir(parents=True, exist_ok=True)
+    rats = draw_cohort(seed, rats_per_arm)
+    tasks = [(root, rat, w, w == weeks[-1], grid, motion_mm) for rat in rats for w in weeks]
+    workers = workers or min(len(tasks), os.cpu_count() or 1)
+    results = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for r in pool.map(_render_and_write, tasks):
+                results.append(r)
+                if progress:
+                    progress(len(results), len(tasks))
+    else:
+        for task in tasks:
+            results.append(_render_and_write(task))
+            if progress:
+                progress(len(results), len(tasks))
+    _write_study_files(root, rats, weeks, results, seed, grid, motion_mm, rats_per_arm)
+    return root
+
+
+def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, motion_mm, rats_per_arm) -> None:
+    histology = {r["participant_id"]: r["histology"] for r in results if "histology" in r}
+    participants = [
+        {
+            "participant_id": f"sub-{rat.participant_id}",
+            "arm": rat.arm,
+            "strain": rat.strain,
+            "species": "Rattus norvegicus",
+            "histology_viability": f"{histology[rat.participant_id]['viability']:.4f}",
+            "histology_apoptosis": f"{histology[rat.participant_id]['apoptosis']:.4f}",
+            "histology_session": f"ses-{session_label(weeks[-1])}",
+        }
+        for rat in rats
+    ]
+    columns = ["participant_id", "arm", "strain", "species", "histology_viability", "histology_apoptosis", "histology_session"]
+    write_text(root / "participants.tsv", _tsv(participants, columns))
+    write_text(root / "participants.json", json.dumps(PARTICIPANTS_JSON, indent=2) + "\n")
+    for rat in rats:
+        rows = [{"session_id": f"ses-{session_label(w)}", "week": w, "days_after_implantation": DAYS_BASELINE + 7 * w} for w in weeks]
+        write_text(root / f"sub-{rat.participant_id}" / f"sub-{rat.participant_id}_sessions.tsv", _tsv(rows, ["session_id", "week", "days_after_implantation"]))
+    description = {
+        "Name": "napari-hcc simulated preclinical HCC cohort (rats; Control, Sorafenib, NK, Combination)",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "License": "CC0",
+        "GeneratedBy": [{"Name": "napari-hcc simulate", "Version": SIMULATOR_VERSION}],
+        "HowToAcknowledge": "Simulated data; see docs/simulator.md of napari-hcc for the model and its sources.",
+    }
+    write_text(root / "dataset_description.json", json.dumps(description, indent=2) + "\n")
+    truth_description = description | {"Name": "Ground truth of the simulation", "DatasetType": "derivative"}
+    write_text(root / "derivatives" / bids.TRUTH_PIPELINE / "dataset_description.json", json.dumps(truth_description, indent=2) + "\n")
+    params = {
+        "simulator_version": SIMULATOR_VERSION,
+        "seed": seed,
+        "rats_per_arm": rats_per_arm,
+        "arms": list(ARMS),
+        "weeks": list(weeks),
+        "grid": asdict(grid),
+        "motion_between_sequences_max_mm": motion_mm,
+        "rats": [asdict(r) for r in rats],
+        "mri": mri.describe(),
+    }
+    write_text(root / "code" / "simulation.json", json.dumps(params, indent=2) + "\n")
+    write_text(root / "README", README_TEXT)
+
+
+PARTICIPANTS_JSON = {
+    "arm": {
+        "Description": "Treatment arm, started right after the baseline session (ses-wk0)",
+        "Levels": {
+            "Control": "no treatment",
+            "Sorafenib": "systemic sorafenib",
+            "NK": "NK-cell immunotherapy through the hepatic artery",
+            "Combination": "sorafenib and NK cells",
+        },
+    },
+    "strain": {"Description": "Rat strain (random effect on growth and tumor relaxation)"},
+    "histology_viability": {"Description": "H&E viable tumor fraction at the endpoint", "Units": "fraction"},
+    "histology_apoptosis": {"Description": "TUNEL apoptotic index at the endpoint (apoptotic among cellular tumor)", "Units": "fraction"},
+    "histology_session": {"Description": "Session after which tissue was harvested"},
+}
+
+README_TEXT = """Simulated preclinical cohort written by `napari-hcc simulate`.
+
+Rats with an orthotopic HCC in the left liver lobe, scanned weekly with T1w, T2w and
+contrast-enhanced T1w MRI (7 T model). Raw images are in sub-*/ses-*/anat; the ground truth the
+images were rendered from (whole-tumor masks, tissue-composition fractions, tissue labels) is in
+derivatives/truth. code/simulation.json holds every parameter. See docs/simulator.md of napari-hcc.
+"""

@@ -1,0 +1,149 @@
+"""Improve a model with a study's saved corrections: `train --init MODEL --corrections-only`, with
+some corrected rats held out to show the Dice before and after.
+
+    result = fine_tune(study, base=None, epochs=10, progress=callback, stop=event)
+
+* Which scans: every session of the study with a complete saved correction (`trainingset`).
+* Held out: with corrections on two or more rats, a quarter of those rats (at least one) are kept out
+  of training and scored with the old and the new model against their corrections. With one rat
+  only, nothing can be held out; the Dice is then measured on the training corrections and
+  `independent` is False (the GUI says so).
+* Where the new model goes: a new folder under the user models folder (`checkpoint.user_models_folder`);
+  the base model, shipped or not, is never touched. A `finetune.json` beside it records the scores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_hcc.io import bids
+from napari_hcc.io.atomic import write_text
+from napari_hcc.io.study import InputError, find_scans, load_volume
+
+
+@dataclass
+class FineTuneResult:
+    model_dir: Path | None  # None when stopped before the end
+    base_model: str
+    new_model: str | None
+    trained_scans: list[str]
+    held_out_scans: list[str]
+    independent: bool  # the before/after scans were not trained on
+    dice_before: dict[str, float] = field(default_factory=dict)
+    dice_after: dict[str, float] = field(default_factory=dict)
+    epochs_run: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def mean_before(self) -> float:
+        return float(np.mean(list(self.dice_before.values()))) if self.dice_before else float("nan")
+
+    @property
+    def mean_after(self) -> float:
+        return float(np.mean(list(self.dice_after.values()))) if self.dice_after else float("nan")
+
+
+def corrected_sessions(study: str | Path) -> list:
+    """The study's scans that have a complete saved correction."""
+    root = Path(study)
+    return [r for r in find_scans(root, with_truth=False) if r.subject and r.session
+            and bids.correction_versions(root, r.subject, r.session)]
+
+
+def held_out_rats(rats: list[str], seed: int = 0) -> list[str]:
+    rats = sorted(set(rats))
+    if len(rats) < 2:
+        return []
+    n = max(1, round(len(rats) / 4))
+    rng = np.random.default_rng(seed)
+    return sorted(rats[i] for i in rng.permutation(len(rats))[:n])
+
+
+def new_model_folder(base_name: str) -> Path:
+    from napari_hcc.model.checkpoint import user_models_folder
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = user_models_folder() / f"{base_name}-finetuned-{stamp}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = user_models_folder() / f"{base_name}-finetuned-{stamp}-{n}"
+    return folder
+
+
+def _base_spec(base: str | Path | None) -> str:
+    from napari_hcc.model.checkpoint import WEIGHTS_FILE, default_model_folder
+
+    if base is not None:
+        return str(base)
+    folder = default_model_folder()
+    if not (folder / WEIGHTS_FILE).exists():
+        raise InputError("there is no trained default model to fine-tune; choose a model file.")
+    return str(folder)
+
+
+def dice_on(refs, models: list, device: str = "auto") -> list[dict[str, float]]:
+    """Dice of each model's masks against each scan's newest saved correction (one dict per model);
+    every scan and correction is read once, whatever the number of models."""
+    from napari_hcc.inference.batch import ref_label
+    from napari_hcc.inference.engine import Engine
+    from napari_hcc.evaluation.metrics import dice
+    from napari_hcc.review.queue import study_root
+
+    engines = [Engine(model, device=device) for model in models]
+    out: list[dict[str, float]] = [{} for _ in models]
+    for ref in refs:
+        truth = load_volume(bids.latest_correction(study_root(ref), ref.subject, ref.session), "mask").data > 0
+        scan = ref.load()
+        for scores, engine in zip(out, engines):
+            scores[ref_label(ref)] = round(float(dice(engine.predict(scan, keep_probability=False).mask > 0, truth)), 4)
+    return out
+
+
+def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path | None = None, epochs: int = 10,
+              lr: float = 3e-4, device: str = "auto", seed: int = 0, progress: Callable[[dict], None] | None = None,
+              stop=None) -> FineTuneResult:
+    from napari_hcc.inference.batch import ref_label
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.training.trainer import TrainConfig, train
+
+    root = Path(study)
+    refs = corrected_sessions(root)
+    if not refs:
+        raise InputError(f"{root} has no saved corrections yet; correct a mask and press Save correction first.")
+    base_spec = _base_spec(base)
+    base_model = load_model(base_spec)
+    held = held_out_rats([r.subject for r in refs], seed)
+    train_refs = [r for r in refs if r.subject not in held]
+    test_refs = [r for r in refs if r.subject in held] or train_refs
+    out = Path(out) if out is not None else new_model_folder(base_model.card.name)
+    version = f"{base_model.card.version or '0'}+ft{time.strftime('%Y%m%d%H%M%S')}"
+    cfg = TrainConfig(studies=[root], out=out, epochs=epochs, lr=lr, warmup_epochs=0.5, seed=seed, device=device,
+                      init=base_spec, corrections_only=True, exclude_rats=held, patience=max(3, epochs), version=version, quiet=True)
+    started = time.perf_counter()
+    result = FineTuneResult(None, base_model.model_id, None, [ref_label(r) for r in train_refs],
+                            [ref_label(r) for r in test_refs], bool(held))
+    trained = train(cfg, progress=progress, stop=stop)
+    result.epochs_run, result.cancelled = trained.epochs_run, trained.cancelled
+    if trained.cancelled:
+        result.seconds = time.perf_counter() - started
+        return result
+    new_model = load_model(out)
+    if progress is not None:
+        progress({"phase": "scoring", "scans": len(test_refs)})
+    result.dice_before, result.dice_after = dice_on(test_refs, [base_model, new_model], device)
+    result.model_dir, result.new_model = out, new_model.model_id
+    result.seconds = time.perf_counter() - started
+    record = {"base_model": result.base_model, "new_model": result.new_model, "study": str(root.resolve()),
+              "trained_scans": result.trained_scans, "held_out_scans": result.held_out_scans,
+              "independent": result.independent, "dice_before": result.dice_before, "dice_after": result.dice_after,
+              "epochs": result.epochs_run, "seconds": round(result.seconds, 1)}
+    write_text(out / "finetune.json", json.dumps(record, indent=2) + "\n")
+    return result
