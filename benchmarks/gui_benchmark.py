@@ -111,7 +111,7 @@ def main() -> None:
             gaps = np.diff([t0] + [t for t in ticks if t >= t0])
             to_screen.append(t_draw - t0)
             stalls.append(float(gaps.max()) if len(gaps) else float("nan"))
-            compute.append(widget.session.prediction.timings["total"])
+            compute.append(widget.session.prediction.run.timings["total"])
             handlers.append(max(handler_ms) / 1000)
         to_screen, stalls, compute, handlers = to_screen[1:], stalls[1:], compute[1:], handlers[1:]
         rows.append((tta, statistics.median(to_screen), max(to_screen), statistics.median(stalls), max(stalls), statistics.median(compute),

@@ -21,11 +21,11 @@ import time
 import numpy as np
 import torch
 
-from napari_hcc.model.checkpoint import load_model
-from napari_hcc.model.devices import cpu_native_bf16, describe_device, resolve_device
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io.study import find_scans
-from napari_hcc.plugin.sample import sample_study
+from napari_hcc.io.user_paths import sample_study
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.devices import cpu_native_bf16, describe_device, resolve_device
 
 
 def peak_rss_mib() -> float:

@@ -12,8 +12,8 @@ import sys
 import tempfile
 import time
 
-from napari_hcc.simulate.cohort import simulate_study
 from napari_hcc.evaluation.size_baseline import records_from_biology, records_from_study, size_only_auroc
+from napari_hcc.simulate.cohort import simulate_study
 
 out = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="hcc-bench-")
 start = time.perf_counter()

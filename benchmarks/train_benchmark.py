@@ -17,13 +17,13 @@ import time
 import numpy as np
 import torch
 
-from napari_hcc.training.augment import augment
-from napari_hcc.model.devices import autocast, cpu_native_bf16, describe_device, resolve_device
-from napari_hcc.training.losses import LossWeights, multitask_loss
+from napari_hcc.io.user_paths import sample_study
 from napari_hcc.model.card import ModelCard
+from napari_hcc.model.devices import autocast, cpu_native_bf16, describe_device, resolve_device
 from napari_hcc.model.network import HCCNet
+from napari_hcc.training.augment import augment
 from napari_hcc.training.dataset import build_dataset
-from napari_hcc.plugin.sample import sample_study
+from napari_hcc.training.losses import LossWeights, multitask_loss
 
 
 def run(device, precision: str, ds, steps: int, batch: int) -> float:

@@ -25,10 +25,10 @@ import numpy as np
 
 
 def main() -> None:
-    from napari_hcc.model.checkpoint import load_model
     from napari_hcc.inference.engine import Engine
-    from napari_hcc.readout.stored import feature_rows, fit_readout
-    from napari_hcc.simulate.biology import ARMS
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.readout.fit import feature_rows, fit_readout
+    from napari_hcc.vocabulary import ARMS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("studies", nargs="+", type=Path)
@@ -68,7 +68,7 @@ def _score(readout, fit, held_out) -> list[float]:
     from sklearn.metrics import roc_auc_score
 
     from napari_hcc.readout.history import history_of
-    from napari_hcc.simulate.biology import ARMS
+    from napari_hcc.vocabulary import ARMS
 
     by_rat: dict[str, list] = {}
     for r in held_out:

@@ -18,9 +18,10 @@ import numpy as np
 
 from napari_hcc.io import bids
 from napari_hcc.io.orientation import to_display
-from napari_hcc.simulate.biology import ARMS
-from napari_hcc.io.study import find_scans, load_volume
+from napari_hcc.io.study import find_scans
+from napari_hcc.io.volume import load_volume
 from napari_hcc.plugin.layers import contrast_limits
+from napari_hcc.vocabulary import ARMS
 
 
 def _slice(path, k=None):

@@ -5,7 +5,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from napari_hcc.io.study import load_scan
+from napari_hcc.io.scan import load_scan
 
 
 def write_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:

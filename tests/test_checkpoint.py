@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from napari_hcc.errors import InputError
+from napari_hcc.inference.engine import Engine
+from napari_hcc.io.study import bids_session
+from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model, save_model, untrained_model
 from napari_hcc.model.devices import resolve_device
-from napari_hcc.inference.engine import Engine
-from napari_hcc.model.card import ModelCard
 from napari_hcc.model.network import HCCNet, load_encoder_weights
-from napari_hcc.io.study import InputError, bids_session
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
+from napari_hcc.errors import InputError
 from napari_hcc.evaluation.protocols import evaluate_model
-from napari_hcc.evaluation.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
-from napari_hcc.io.study import InputError
-from napari_hcc.training.trainer import TrainConfig, train
+from napari_hcc.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
+from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.trainer import train
 
 
 def test_overlap_and_surface_distance_have_known_values():
@@ -95,8 +96,8 @@ def test_cross_validation_report_end_to_end(cv_report):
 def test_truth_composition_is_the_share_that_histology_estimates(tmp_path):
     import nibabel as nib
 
-    from napari_hcc.io import bids
     from napari_hcc.evaluation.histology_floor import truth_composition
+    from napari_hcc.io import bids
 
     assert truth_composition(tmp_path, "rat01", "wk3") is None  # not a simulated study: no floor
     shape = (4, 4, 2)
@@ -113,11 +114,11 @@ def test_truth_composition_is_the_share_that_histology_estimates(tmp_path):
 
 def test_a_model_is_not_scored_on_rats_it_trained_on(tiny_study, tmp_path):
     full = tmp_path / "full"
-    train(TrainConfig([tiny_study], full, epochs=1, batch_size=8, quiet=True))
+    train(TrainConfig([tiny_study], full, epochs=1, batch_size=8))
     with pytest.raises(InputError, match="was trained on 4 rats of"):
         evaluate_model(tiny_study, full, device="cpu")
     fold = tmp_path / "fold"
-    result = train(TrainConfig([tiny_study], fold, epochs=1, batch_size=8, folds=2, fold=0, quiet=True))
+    result = train(TrainConfig([tiny_study], fold, epochs=1, batch_size=8, folds=2, fold=0))
     results, extra = evaluate_model(tiny_study, fold, device="cpu")
     assert {r.rat for r in results} == set(result.test_rats)
     # a copy of the study elsewhere (or the same seed simulated again) holds the same rats
@@ -134,7 +135,7 @@ def test_evaluate_needs_model_or_cv(tiny_study, tmp_path):
 
 
 def test_histology_references_use_the_rats_the_model_scored():
-    from napari_hcc.evaluation.protocols import ScanResult, summarize
+    from napari_hcc.evaluation.scoring import ScanResult, summarize
 
     def rat(i, arm, predicted, measured, exact):
         return ScanResult(0, f"rat{i}", "wk3", f"s/rat{i}", 3, arm, 0.9, 0.8, 1.0, 100.0, 100.0, 5.0, 5.0,
@@ -151,8 +152,8 @@ def test_histology_references_use_the_rats_the_model_scored():
 
 
 def test_a_missed_histology_target_says_which_reference_is_beyond_it():
-    from napari_hcc.evaluation.protocols import _targets
     from napari_hcc.evaluation.report import _met
+    from napari_hcc.evaluation.scoring import _targets
 
     summary = {"segmentation": {"dice_mean": 0.93},
                "histology": {"viability": {"rmse": 0.1084, "arm_mean_rmse": 0.1078, "floor_rmse": 0.085},

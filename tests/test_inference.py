@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from helpers import scan_from_files, write_scan
-from napari_hcc.model.checkpoint import untrained_model
-from napari_hcc.inference.engine import Cancelled, Engine
+from napari_hcc.errors import Cancelled
+from napari_hcc.inference.engine import Engine
 from napari_hcc.inference.measure import volume_mm3
-from napari_hcc.io.orientation import from_display, to_display
 from napari_hcc.inference.postprocess import PostProcess
+from napari_hcc.io.orientation import from_display, to_display
 from napari_hcc.io.study import bids_session
+from napari_hcc.model.checkpoint import untrained_model
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +75,17 @@ def test_mask_lands_on_the_exact_input_grid_and_follows_the_anatomy(tmp_path, en
     else:
         assert np.array_equal(ref_disp, new_disp)
         assert pred.tumor_volume_mm3 == pytest.approx(reference.tumor_volume_mm3)
-    assert np.allclose(pred.arm_probabilities, reference.arm_probabilities, atol=1e-6)
+    assert np.allclose(pred.response.arm_probabilities, reference.response.arm_probabilities, atol=1e-6)
 
 
 def test_probabilities_sum_to_one_and_response_is_one_minus_control(engine, scan):
     pred = engine.predict(scan, tta=True)
-    assert pred.arm_probabilities.shape == (4,) and pred.arm_probabilities.sum() == pytest.approx(1.0, abs=1e-9)
-    assert np.all(pred.arm_probabilities >= 0)
-    assert pred.response_probability == pytest.approx(1.0 - pred.arm_probabilities[0])
-    assert np.allclose(pred.slice_arm_probabilities.sum(1), 1.0, atol=1e-5)
-    assert len(pred.slice_index) == scan.shape[scan.slice_axis] and sorted(pred.slice_index) == list(range(len(pred.slice_index)))
-    assert pred.uncertainty_method == "tta-std" and pred.uncertainty >= 0 and pred.slice_uncertainty.shape == pred.slice_index.shape
+    assert pred.response.arm_probabilities.shape == (4,) and pred.response.arm_probabilities.sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.all(pred.response.arm_probabilities >= 0)
+    assert pred.response.response_probability == pytest.approx(1.0 - pred.response.arm_probabilities[0])
+    assert np.allclose(pred.slices.arm_probabilities.sum(1), 1.0, atol=1e-5)
+    assert len(pred.slices.index) == scan.shape[scan.slice_axis] and sorted(pred.slices.index) == list(range(len(pred.slices.index)))
+    assert pred.uncertainty_method == "tta-std" and pred.uncertainty >= 0 and pred.slices.uncertainty.shape == pred.slices.index.shape
     assert set(pred.summary()["arm_probabilities"]) == {"Control", "Sorafenib", "NK", "Combination"}
 
 
@@ -92,7 +93,7 @@ def test_same_input_gives_identical_results(scan):
     a = Engine(untrained_model(), device="cpu").predict(scan, tta=True)
     b = Engine(untrained_model(), device="cpu").predict(scan, tta=True)
     assert np.array_equal(a.mask, b.mask) and np.array_equal(a.probability, b.probability)
-    assert np.array_equal(a.arm_probabilities, b.arm_probabilities) and a.viability == b.viability
+    assert np.array_equal(a.response.arm_probabilities, b.response.arm_probabilities) and a.response.viability == b.response.viability
     assert a.uncertainty == b.uncertainty
 
 
@@ -149,7 +150,7 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(monkeypatch, scan
 
     monkeypatch.setattr(Engine, "_forward", small_batches_only)
     pred = eng.predict(scan)
-    assert [e.split(";")[0] for e in pred.events] == [
+    assert [e.split(";")[0] for e in pred.run.events] == [
         "out of memory on cpu with a batch of 16", "out of memory on cpu with a batch of 8"]
     assert np.array_equal(pred.mask, reference.mask)
     assert np.allclose(pred.probability, reference.probability, atol=1e-5)
@@ -166,8 +167,8 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(monkeypatch, scan
 
     monkeypatch.setattr(Engine, "_forward", gpu_always_full)
     pred = eng.predict(scan)
-    assert pred.events[-1].startswith("out of memory on meta even with a batch of 1; continued on the CPU")
-    assert pred.device == "cpu"
+    assert pred.run.events[-1].startswith("out of memory on meta even with a batch of 1; continued on the CPU")
+    assert pred.run.device == "cpu"
     assert np.array_equal(pred.mask, reference.mask)
 
 
@@ -213,6 +214,6 @@ def test_no_tumor_gives_no_biomarkers_but_valid_arm_probabilities(engine, scan):
     pred = engine.predict(scan, postprocess=PostProcess(threshold=0.999999, min_component_mm3=0, fill_holes=False))
     if pred.mask.any():
         pytest.skip("the untrained network is certain somewhere")
-    assert np.isnan(pred.viability) and np.isnan(pred.apoptosis) and pred.tumor_volume_mm3 == 0
-    assert pred.arm_probabilities.sum() == pytest.approx(1.0)
+    assert np.isnan(pred.response.viability) and np.isnan(pred.response.apoptosis) and pred.tumor_volume_mm3 == 0
+    assert pred.response.arm_probabilities.sum() == pytest.approx(1.0)
     assert any("no tumor found" in n for n in pred.notes)

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_hcc.readout.history import earlier_sessions, history_of
 from napari_hcc.io.study import find_scans
+from napari_hcc.readout.history import earlier_sessions, history_of
 
 
 def test_earlier_sessions_are_the_rats_own_sessions_before_this_one(tiny_study, tmp_path):
@@ -30,8 +30,8 @@ def test_history_sorts_sessions_and_skips_those_without_a_tumor():
 
 
 def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_path):
-    from napari_hcc.model.checkpoint import default_model
     from napari_hcc.inference.engine import Engine
+    from napari_hcc.model.checkpoint import default_model
 
     study = tmp_path / "study"
     shutil.copytree(tiny_study, study)
@@ -40,17 +40,17 @@ def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_p
     wk2 = next(r for r in find_scans(study) if r.subject == "rat03" and r.session == "wk2").load()
     engine = Engine(default_model(), device="cpu")
     pred = engine.predict(wk2)
-    assert pred.response_source == "readout" and pred.readout_sessions == []
+    assert pred.response.source == "readout" and pred.response.sessions == []
     assert any(n.startswith("the rat's earlier session wk0 could not be read") for n in pred.notes)
-    assert 0 <= pred.apoptosis <= 1 and abs(pred.arm_probabilities.sum() - 1) < 1e-6
+    assert 0 <= pred.response.apoptosis <= 1 and abs(pred.response.arm_probabilities.sum() - 1) < 1e-6
     # Mended on disk, the session is read at the next prediction (the broken file was not cached).
     shutil.copy(next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk0").t1w, wk0.t1w)
     assert engine.predict(wk2).readout_sessions == ["wk0"]
 
 
 def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
-    from napari_hcc.model.checkpoint import default_model
     from napari_hcc.inference.engine import Engine
+    from napari_hcc.model.checkpoint import default_model
 
     wk2 = next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk2").load()
     engine = Engine(default_model(), device="cpu")
@@ -61,11 +61,11 @@ def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
         except StopIteration as done:
             first = done.value
             break
-    assert first.response_pending and first.readout_sessions == [] and first.mask.any()
+    assert first.response.pending and first.response.sessions == [] and first.mask.any()
     complete = engine.complete_response(first, wk2)
     full = Engine(default_model(), device="cpu").predict(wk2)  # the usual one-call reading, on a fresh engine
-    assert not complete.response_pending and complete.readout_sessions == full.readout_sessions == ["wk0"]
-    np.testing.assert_allclose(complete.arm_probabilities, full.arm_probabilities, atol=1e-9)
-    assert complete.apoptosis == pytest.approx(full.apoptosis) and complete.viability == pytest.approx(full.viability)
+    assert not complete.response.pending and complete.response.sessions == full.response.sessions == ["wk0"]
+    np.testing.assert_allclose(complete.response.arm_probabilities, full.response.arm_probabilities, atol=1e-9)
+    assert complete.response.apoptosis == pytest.approx(full.response.apoptosis) and complete.response.viability == pytest.approx(full.response.viability)
     np.testing.assert_array_equal(complete.mask, first.mask)
     assert engine.complete_response(complete, wk2) is complete  # nothing left to read

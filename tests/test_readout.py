@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from napari_hcc.cli import main
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.errors import InputError
 from napari_hcc.evaluation.protocols import evaluate_model
 from napari_hcc.inference.engine import Engine
-from napari_hcc.readout.stored import feature_rows, fit_readout
-from napari_hcc.simulate.biology import ARMS
-from napari_hcc.io.study import InputError, Scan, find_scans
+from napari_hcc.io.scan import Scan
+from napari_hcc.io.study import find_scans
+from napari_hcc.model.checkpoint import load_model
 from napari_hcc.readout.features import FEATURE_NAMES, tumor_features
-from napari_hcc.training.trainer import TrainConfig, train
+from napari_hcc.readout.fit import feature_rows, fit_readout
+from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.trainer import train
+from napari_hcc.vocabulary import ARMS
 
 
 def _phantom(gain: float = 1.0, spacing=(0.3, 0.3, 1.2)) -> tuple[Scan, np.ndarray]:
@@ -64,7 +67,7 @@ def test_features_do_not_change_with_scanner_gain_and_are_none_without_a_tumor()
 @pytest.fixture(scope="module")
 def network(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "net"
-    train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, quiet=True, version="0.0.1"))
+    train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, version="0.0.1"))
     return out
 
 
@@ -113,7 +116,7 @@ def test_fine_tuning_keeps_the_readout(network, tiny_study, tmp_path):
     with_readout = tmp_path / "r"
     assert main(["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(with_readout), "--quiet"]) == 0
     tuned = tmp_path / "tuned"
-    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, quiet=True, init=str(with_readout), version="0.0.3"))
+    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, init=str(with_readout), version="0.0.3"))
     np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(with_readout).readout.arm_coef)
 
 
@@ -136,8 +139,9 @@ def test_a_readout_needs_every_arm_and_histology(tiny_study):
 def _synthetic_rows(n_rats: int = 160, seed: int = 0):
     """Rats whose arm shifts features 0-3 and whose apoptosis follows feature 5 with a slope that
     differs by arm (rising under NK, falling under Sorafenib), as a mechanism-dependent readout must learn."""
-    from napari_hcc.readout.stored import FeatureRow
     from scipy.special import expit
+
+    from napari_hcc.readout.fit import FeatureRow
 
     rng = np.random.default_rng(seed)
     base, slope = np.array([-4.0, -3.2, -2.6, -2.3]), np.array([0.0, -0.4, 0.5, 0.2])
@@ -200,7 +204,7 @@ def _composition_rows(n_rats: int = 120, seed: int = 0):
     scan. Each rat responds to its treatment with its own strength r: its tumor swells with oedema
     (feature 11) at weeks 1 and 2, which has resolved by the endpoint, and its endpoint TUNEL index rises
     with r, most steeply under NK. So the endpoint scan alone cannot show r; the rat's history can."""
-    from napari_hcc.readout.stored import FeatureRow
+    from napari_hcc.readout.fit import FeatureRow
 
     rng = np.random.default_rng(seed)
     base, slope = np.array([0.02, 0.04, 0.06, 0.08]), np.array([0.0, 0.005, 0.02, 0.01])
@@ -249,7 +253,7 @@ def test_apoptosis_is_read_from_the_composition_history_when_cross_validation_pr
     # Without any earlier session (a loose file) the scan's own experts answer.
     assert readout.read(endpoint).apoptosis == pytest.approx(readout.biomarkers(endpoint, readout.arm_probabilities(endpoint))[1])
     # The route travels inside the model file.
-    back = Readout.from_tensors(readout.tensors(), readout.card_entry())
+    back = Readout.from_arrays(readout.arrays(), readout.card_entry())
     history = RatHistory(week=3, baseline=wk0, earlier=[wk1, wk2])
     assert back.read(endpoint, history).apoptosis == pytest.approx(readout.read(endpoint, history).apoptosis, abs=1e-5)
     assert back.reads_history and back.pools_sessions
@@ -273,9 +277,9 @@ def test_a_readout_saved_by_model_1_1_still_loads_and_reads(tmp_path):
     n = len(FEATURE_NAMES)
     old = Readout(list(FEATURE_NAMES), rng.normal(size=n), np.ones(n), rng.normal(size=(4, n)), np.zeros(4),
                   rng.normal(size=(2, n + 4)) * 0.1, np.array([0.0, -3.0]))
-    tensors = old.tensors()
+    tensors = old.arrays()
     assert not any(k.startswith(PREFIX + "clip") for k in tensors)  # 1.1 files had no clipping range
-    back = Readout.from_tensors(tensors, old.card_entry())
+    back = Readout.from_arrays(tensors, old.card_entry())
     f = rng.normal(size=n)
     p = back.arm_probabilities(f)
     expected = expit(old.bio_coef @ np.concatenate([f - old.mean, p]) + old.bio_intercept)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_hcc.io.study import InputError
+from napari_hcc.errors import InputError
 
 
 def fake_layers(scan_ref, **meta_changes):
@@ -96,7 +96,8 @@ def test_a_half_written_version_is_ignored_and_skipped(tiny_study, tmp_path):
     import shutil
 
     from napari_hcc.io import bids
-    from napari_hcc.io.study import find_scans, load_volume
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.io.volume import load_volume
     from napari_hcc.review.trainingset import save_correction
 
     tiny_study = Path(shutil.copytree(tiny_study, tmp_path / "study"))

@@ -54,7 +54,7 @@ def corrections_dir(user_folders, subject="rat01", session="wk2"):
 
 
 def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
-    from napari_hcc.evaluation.metrics import dice
+    from napari_hcc.metrics import dice
 
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)
@@ -71,12 +71,12 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert abs(sum(bars) - 1000) <= 3 and bars[0] == max(bars)  # a Control rat: Control most likely
     volume = float((labels.data > 0).sum() * np.prod(t1w.scale))
     assert widget.panel.volume_label.text().startswith(f"{volume:.1f} mm³") and volume == pytest.approx(p.tumor_volume_mm3)
-    assert f"{p.response_probability:.2f}" in widget.panel.response_label.text()
+    assert f"{p.response.response_probability:.2f}" in widget.panel.response_label.text()
     assert "non-responder" in widget.panel.response_label.text()
     assert "Running on cpu" in widget.device_note.text()
-    assert p.response_source == "readout" and "tumor-feature readout" in widget.panel.model_label.text()
+    assert p.response.source == "readout" and "tumor-feature readout" in widget.panel.model_label.text()
     # The mask went on screen first; the response was then read beside the rat's baseline session.
-    assert not p.response_pending and p.readout_sessions == ["wk0"]
+    assert not p.response.pending and p.response.sessions == ["wk0"]
     assert "response read with the rat's earlier sessions wk0" in widget.status.text()
     from dataclasses import replace
 
@@ -84,7 +84,7 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert widget.panel.arm_bars["Control"].text() == "…" and not widget.panel.arm_bars["Control"].isEnabled()
     assert "reading the rat's earlier sessions" in widget.panel.apoptosis_label.text()
     widget.panel.show_response_reading(p, "model")
-    assert widget.panel.arm_bars["Control"].isEnabled() and f"{p.apoptosis:.3f}" in widget.panel.apoptosis_label.text()
+    assert widget.panel.arm_bars["Control"].isEnabled() and f"{p.response.apoptosis:.3f}" in widget.panel.apoptosis_label.text()
     # The per-slice plot is drawn off the Qt thread and then shown: a picture with the bars' colour in it.
     qtbot.waitUntil(lambda: not widget.panel.slice_plot.pending and widget.panel.slice_plot.image is not None, timeout=10000)
     image = widget.panel.slice_plot.image
@@ -94,7 +94,7 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     # Uncertain slices, least certain first; clicking one goes there.
     items = [widget.uncertain_list.item(i) for i in range(widget.uncertain_list.count())]
     assert items
-    values = [p.slice_uncertainty[int(it.text().split()[1].rstrip(":"))] for it in items]
+    values = [p.slices.uncertainty[int(it.text().split()[1].rstrip(":"))] for it in items]
     assert values == sorted(values, reverse=True)
     widget._go_to_slice(items[0])
     assert int(round(labels.world_to_data(viewer.dims.point)[0])) == int(items[0].text().split()[1].rstrip(":"))
@@ -106,9 +106,9 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
 
 
 def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, qtbot):
-    from napari_hcc.io.study import bids_session
     from napari_hcc.gui.scan_layers import show_scan
-    from napari_hcc.plugin.sample import sample_study
+    from napari_hcc.io.study import bids_session
+    from napari_hcc.io.user_paths import sample_study
 
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)
@@ -240,11 +240,11 @@ def test_unsaved_edits_are_offered_back_after_a_crash(make_napari_viewer, qtbot,
 
 
 def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot):
-    from napari_hcc.model.checkpoint import load_model
     from napari_hcc.inference.engine import Engine
-    from napari_hcc.review.queue import review_order, summarize_scans
     from napari_hcc.io.study import find_scans
-    from napari_hcc.plugin.sample import sample_study
+    from napari_hcc.io.user_paths import sample_study
+    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.review.queue import review_order, summarize_scans
 
     expected = [(s.ref.subject, s.ref.session) for s in
                 review_order(list(summarize_scans(find_scans(sample_study(), with_truth=False), Engine(load_model(None)))))]
@@ -265,8 +265,8 @@ def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot
 
 
 def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbot, user_folders):
-    from napari_hcc.model.checkpoint import default_model_folder
     from napari_hcc.gui.scan_layers import show_scan
+    from napari_hcc.model.catalog import default_model_folder
     from napari_hcc.plugin.sample import sample_scan_ref
 
     shipped = default_model_folder() / "model.safetensors"
@@ -292,4 +292,4 @@ def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbo
     click(qtbot, panel.use_button)
     assert widget.session.model_spec == str(result.model_dir)
     labels = run(qtbot, widget)
-    assert widget.session.prediction.model_id == result.new_model and labels.data.any()
+    assert widget.session.prediction.run.model_id == result.new_model and labels.data.any()

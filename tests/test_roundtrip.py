@@ -4,10 +4,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_hcc.errors import InputError
 from napari_hcc.io.orientation import from_display, to_display
-from napari_hcc.io.study import InputError
-from napari_hcc.plugin.reader import napari_get_reader, write_labels
 from napari_hcc.plugin.layers import scan_layers, volume_layer
+from napari_hcc.plugin.reader import napari_get_reader
+from napari_hcc.plugin.writer import write_labels
 
 
 def _affine(kind):
@@ -90,7 +91,7 @@ def test_scan_layers_overlay_in_millimetres(tiny_study):
 
 def test_single_nifti_files_open_as_image_or_labels(realdata):
     d = realdata / "totalseg_abdomen_mr"
-    from napari_hcc.io.study import load_volume
+    from napari_hcc.io.volume import load_volume
 
     data, kw, kind = napari_get_reader(str(d / "example_seg_roi_subset_mr.nii.gz"))(str(d / "example_seg_roi_subset_mr.nii.gz"))[0]
     assert kind == "labels" and set(np.unique(data)) == {0, 5}

@@ -44,8 +44,8 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("seed", [0, 1])
 def test_killing_napari_during_a_save_loses_nothing(tmp_path, seed):
     from napari_hcc.io import bids
-    from napari_hcc.review.trainingset import save_correction
     from napari_hcc.plugin.sample import sample_scan_ref
+    from napari_hcc.review.trainingset import save_correction
 
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "home"), NAPARI_HCC_RECOVERY=str(tmp_path / "recovery"))
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)

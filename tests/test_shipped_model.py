@@ -4,11 +4,12 @@ sample study (simulated with seed 2026; the model trained on seed 0 and never sa
 import numpy as np
 import pytest
 
-from napari_hcc.model.checkpoint import default_model, default_model_folder
 from napari_hcc.inference.engine import Engine
-from napari_hcc.evaluation.metrics import dice
 from napari_hcc.io.study import find_scans
-from napari_hcc.plugin.sample import sample_study
+from napari_hcc.io.user_paths import sample_study
+from napari_hcc.metrics import dice
+from napari_hcc.model.catalog import default_model_folder
+from napari_hcc.model.checkpoint import default_model
 
 pytestmark = pytest.mark.skipif(not (default_model_folder() / "model.safetensors").exists(), reason="no shipped model in this build")
 
@@ -28,10 +29,10 @@ def test_shipped_model_segments_the_sample_study():
         scan = ref.load()
         pred = engine.predict(scan)
         scores.append(dice(pred.mask, scan.mask))
-        assert pred.arm_probabilities.sum() == pytest.approx(1.0) and pred.response_source == "readout"
+        assert pred.response.arm_probabilities.sum() == pytest.approx(1.0) and pred.response.source == "readout"
         if pred.week:  # after treatment: the arm can be read, beside the rat's baseline scan
-            arms.append((ref.arm, pred.predicted_arm))
-            assert pred.readout_sessions == ["wk0"] and 0 < pred.apoptosis < 0.3
+            arms.append((ref.arm, pred.response.predicted_arm))
+            assert pred.response.sessions == ["wk0"] and 0 < pred.response.apoptosis < 0.3
         else:
             assert pred.before_treatment and any("baseline scan" in n for n in pred.notes)
     assert np.mean(scores) > 0.85, scores

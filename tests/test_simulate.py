@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_hcc.io import bids
-from napari_hcc.simulate.biology import ARMS, draw_cohort, tumor_state
-from napari_hcc.simulate.cohort import simulate_study
-from napari_hcc.simulate.render import COMPONENTS
 from napari_hcc.evaluation.size_baseline import records_from_biology, records_from_study, size_only_auroc
+from napari_hcc.io import bids
+from napari_hcc.simulate.biology import draw_cohort, tumor_state
+from napari_hcc.simulate.cohort import simulate_study
+from napari_hcc.vocabulary import ARMS, COMPONENTS
 
 
 def _participants(root):

@@ -7,8 +7,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_hcc.errors import InputError
 from napari_hcc.io import bids
-from napari_hcc.io.study import InputError, bids_session, find_scans, load_scan, original_animal
+from napari_hcc.io.scan import load_scan
+from napari_hcc.io.study import bids_session, find_scans, original_animal
 
 
 def _scan_files(study, sub="rat01", ses="wk2"):

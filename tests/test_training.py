@@ -11,23 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from napari_hcc.io import bids
-from napari_hcc.training.augment import AugmentConfig, augment
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.errors import InputError
 from napari_hcc.inference.engine import Engine
-from napari_hcc.training.losses import LossWeights, multitask_loss
-from napari_hcc.model.card import ModelCard
 from napari_hcc.inference.slices import model_mask, model_slices
-from napari_hcc.training.splits import rat_folds, validation_rats
-from napari_hcc.io.study import InputError, bids_session
-from napari_hcc.training.trainer import TrainConfig, train
+from napari_hcc.io import bids
+from napari_hcc.io.study import bids_session
+from napari_hcc.model.card import ModelCard
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.training.augment import AugmentConfig, augment
+from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.dataset import build_dataset
+from napari_hcc.training.losses import LossWeights, multitask_loss
+from napari_hcc.training.splits import rat_folds, validation_rats
+from napari_hcc.training.trainer import train
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny"
-    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, quiet=True, version="0.0.1"))
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, version="0.0.1"))
     return out, result
 
 
@@ -43,7 +45,7 @@ def test_train_writes_a_loadable_model_with_its_card(trained, tiny_study):
     assert card.training["train_slices_per_second"] > 0 and "val_dice" in card.metrics
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
     pred = Engine(model, device="cpu").predict(scan)
-    assert pred.mask.shape == scan.shape and pred.arm_probabilities.sum() == pytest.approx(1.0)
+    assert pred.mask.shape == scan.shape and pred.response.arm_probabilities.sum() == pytest.approx(1.0)
     assert result.epochs_run == 1 and result.slices_per_second > 0
 
 
@@ -51,7 +53,7 @@ def test_a_model_is_never_overwritten(trained, tiny_study):
     out, _ = trained
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(InputError, match="already holds a model"):
-        train(TrainConfig([tiny_study], out, epochs=1, quiet=True))
+        train(TrainConfig([tiny_study], out, epochs=1))
     assert (out / "model.safetensors").read_bytes() == before
 
 
@@ -59,7 +61,7 @@ def test_fine_tuning_makes_a_new_model_and_leaves_the_old_one(trained, tiny_stud
     out, _ = trained
     before = (out / "model.safetensors").read_bytes()
     new = tmp_path / "tuned"
-    train(TrainConfig([tiny_study], new, epochs=1, batch_size=8, init=str(out), quiet=True))
+    train(TrainConfig([tiny_study], new, epochs=1, batch_size=8, init=str(out)))
     assert (out / "model.safetensors").read_bytes() == before
     card = load_model(new).card
     assert card.training["init"] == str(out) and "fine-tuned" in card.description
@@ -68,24 +70,24 @@ def test_fine_tuning_makes_a_new_model_and_leaves_the_old_one(trained, tiny_stud
 def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
     stop = threading.Event()
 
-    def progress(event):
-        if event["epoch"] == 2:
+    def progress(update):
+        if update.unit == "batch" and update.detail["epoch"] == 2:
             stop.set()
 
     out = tmp_path / "resumed"
-    first = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, quiet=True, version="r"), progress=progress, stop=stop)
+    first = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, version="r"), progress=progress, cancel=stop)
     assert first.cancelled and not (out / "model.safetensors").exists() and (out / "training" / "state.json").exists()
-    second = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, quiet=True, version="r"))
+    second = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, version="r"))
     assert not second.cancelled and len(second.history) == 2 and (out / "model.safetensors").exists()
     straight = tmp_path / "straight"
-    train(TrainConfig([tiny_study], straight, epochs=2, batch_size=8, quiet=True, version="r"))
+    train(TrainConfig([tiny_study], straight, epochs=2, batch_size=8, version="r"))
     a, b = load_model(out).state, load_model(straight).state
     assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run must end where an uninterrupted one does"
 
 
 def test_folds_keep_held_out_rats_out_of_training(tiny_study, tmp_path):
     out = tmp_path / "fold1"
-    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, folds=2, fold=1, quiet=True))
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, folds=2, fold=1))
     held = set(result.test_rats)
     assert len(held) == 2 and held.isdisjoint(result.train_rats) and held.isdisjoint(result.val_rats)
     assert set(load_model(out).card.training["held_out_rats"]) == held

@@ -9,9 +9,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_hcc.errors import InputError
+from napari_hcc.inference.postprocess import fill_holes, remove_small_islands
 from napari_hcc.io import bids
-from napari_hcc.review.mask_edit import fill_holes, interpolate_between, remove_small_islands
-from napari_hcc.io.study import InputError
+from napari_hcc.review.mask_edit import interpolate_between
 from napari_hcc.review.trainingset import list_corrections, save_correction
 
 

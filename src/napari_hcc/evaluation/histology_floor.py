@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from napari_hcc.io import bids
-
-COMPONENTS = ("viable", "necrosis", "apoptosis", "edema")
+from napari_hcc.vocabulary import COMPONENTS
 
 
 def truth_composition(root: Path, subject: str, session: str) -> tuple[float, float] | None:
     """(viable fraction of the whole tumor, apoptotic fraction of its cellular part) from the simulator's
     truth maps of one session, the quantities H&E and TUNEL estimate; None when the maps are not there."""
-    import nibabel as nib
 
     paths = {c: bids.truth_fraction_path(root, subject, session, c) for c in COMPONENTS}
     if not all(p.is_file() for p in paths.values()):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from napari_hcc.io.atomic import atomic_path, write_text
-from napari_hcc.simulate.biology import ARMS
+from napari_hcc.vocabulary import ARMS
 
 
 def _f(v, digits: int = 3) -> str:
@@ -29,7 +30,6 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
     made = []
     post = [r for r in results if r.week and r.arm in ARMS]

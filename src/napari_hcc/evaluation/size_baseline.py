@@ -12,8 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from napari_hcc.simulate.biology import ARMS
+from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
+from napari_hcc.io.study import find_scans
+from napari_hcc.io.volume import load_volume
+from napari_hcc.simulate.biology import draw_cohort, tumor_state
+from napari_hcc.vocabulary import ARMS
 
 
 @dataclass
@@ -48,11 +57,6 @@ def features(records: Sequence[SizeRecord]) -> tuple[np.ndarray, np.ndarray, np.
 
 def size_only_auroc(records: Sequence[SizeRecord], folds: int = 5, seed: int = 0) -> dict:
     """Macro and per-arm one-vs-rest AUROC of the size classifier, rat-grouped cross-validation."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     X, y, groups = features(records)
     n_rats_min = min(len(set(groups[y == k])) for k in range(len(ARMS)))
@@ -66,7 +70,6 @@ def size_only_auroc(records: Sequence[SizeRecord], folds: int = 5, seed: int = 0
 
 def records_from_biology(seed: int, rats_per_arm: int, weeks: Sequence[int] = (0, 1, 2, 3)) -> list[SizeRecord]:
     """Size records straight from the growth model (no images): for large virtual cohorts."""
-    from napari_hcc.simulate.biology import draw_cohort, tumor_state
 
     return [
         SizeRecord(rat.participant_id, rat.arm, w, tumor_state(rat, w).volume_mm3, tumor_state(rat, w).diameter_mm)
@@ -77,8 +80,6 @@ def records_from_biology(seed: int, rats_per_arm: int, weeks: Sequence[int] = (0
 
 def records_from_study(root) -> list[SizeRecord]:
     """Size records measured on a study's truth masks (volume and longest axial diameter)."""
-    from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
-    from napari_hcc.io.study import find_scans, load_volume
 
     out = []
     for ref in find_scans(root):

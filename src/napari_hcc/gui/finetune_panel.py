@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
@@ -58,7 +60,6 @@ class FineTunePanel(QWidget):
         layout.addWidget(self.use_button)
 
     def start(self) -> None:
-        from napari.qt.threading import create_worker
 
         from napari_hcc.training.finetune import fine_tune
 
@@ -117,7 +118,6 @@ class FineTunePanel(QWidget):
         self.bar.setValue(1 if self.result is not None and not self.result.cancelled else 0)
 
     def _say(self, message: str, error: bool = False) -> None:
-        from napari.utils.notifications import show_error, show_info
 
         self.status.setText(message)
         (show_error if error else show_info)("napari-hcc: " + message)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import napari
+
+from napari_hcc.gui.review_widget import ReviewWidget
+from napari_hcc.gui.study_browser import StudyBrowser
+from napari_hcc.io.user_paths import sample_study
+
 
 def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = True):
     """A viewer with HCC Review and the Study browser docked (tabbed) and the first scan of `path`
     (default: the sample) open; with `run`, the model starts on it at once (in the background)."""
-    import napari
 
-    from napari_hcc.plugin.sample import sample_study
-    from napari_hcc.gui.review_widget import ReviewWidget
-    from napari_hcc.gui.study_browser import StudyBrowser
 
     viewer = napari.Viewer(title="napari-hcc", show=show)
     browser = StudyBrowser(viewer, path if path is not None else sample_study())
@@ -29,7 +31,6 @@ def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = T
 
 
 def launch(path: str | Path | None = None) -> int:
-    import napari
 
     open_viewer(path)
     napari.run()

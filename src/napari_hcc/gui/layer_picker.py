@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+from napari.layers import Image
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QWidget
 
 from napari_hcc.plugin.layers import META_KEY
-from napari_hcc.plugin.layers import SEQUENCE_ROLES as ROLES
+from napari_hcc.vocabulary import SEQUENCE_ROLES
+
 #: name patterns, tried after the metadata role; CE first so that "T1 post-Gd" is not taken as T1w
 NAME_PATTERNS = {
     "CE": re.compile(r"(^|[^a-z])(ce|gd|contrast|post|t1c|t1ce|t1\+c|dce)([^a-z]|$)", re.I),
@@ -19,11 +21,10 @@ NAME_PATTERNS = {
 
 def guess_roles(layers) -> dict[str, object]:
     """role -> layer: napari-hcc's own metadata first, then the layer names."""
-    from napari.layers import Image
 
     images = [lyr for lyr in layers if isinstance(lyr, Image) and getattr(lyr.data, "ndim", 0) == 3]
     chosen: dict[str, object] = {}
-    for role in ROLES:
+    for role in SEQUENCE_ROLES:
         for lyr in reversed(images):  # the newest scan's layer when several are open
             if (lyr.metadata.get(META_KEY) or {}).get("role") == role:
                 chosen[role] = lyr
@@ -44,7 +45,7 @@ class LayerPicker(QWidget):
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
         self.viewer = viewer
-        self.boxes = {role: QComboBox() for role in ROLES}
+        self.boxes = {role: QComboBox() for role in SEQUENCE_ROLES}
         for box in self.boxes.values():
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(8)
@@ -59,7 +60,6 @@ class LayerPicker(QWidget):
 
     def refresh(self) -> None:
         """Re-list the image layers; keep the user's choices when still there, else guess."""
-        from napari.layers import Image
 
         names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]  # napari hands plugins proxies: isinstance, not type()
         guess = guess_roles(self.viewer.layers)
@@ -84,4 +84,4 @@ class LayerPicker(QWidget):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def layers(self) -> tuple:
-        return tuple(self.layer(role) for role in ROLES)
+        return tuple(self.layer(role) for role in SEQUENCE_ROLES)

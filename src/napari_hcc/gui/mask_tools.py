@@ -1,6 +1,7 @@
 """The mask-editing helpers on a napari Labels layer, each one undoable (Ctrl+Z) as a single step.
 
-The arithmetic is in `core.mask_edit`; here the result is written back through
+The arithmetic is in `review/mask_edit.py` (interpolation) and `inference/postprocess.py` (islands,
+holes, the same functions that clean the model's mask); here the result is written back through
 `Labels.data_setitem` inside `block_history`, which is how napari's own brush records its edits.
 Layer data is in the display frame: axis 0 is the axial slice.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_hcc.inference import postprocess
 from napari_hcc.review import mask_edit
 
 
@@ -45,8 +47,8 @@ def interpolate(labels, first: int, last: int) -> int:
 
 def remove_islands(labels, min_mm3: float) -> int:
     voxel_mm3 = float(np.prod(labels.scale))
-    return apply_mask(labels, mask_edit.remove_small_islands(np.asarray(labels.data) > 0, voxel_mm3, min_mm3))
+    return apply_mask(labels, postprocess.remove_small_islands(np.asarray(labels.data) > 0, voxel_mm3, min_mm3))
 
 
 def fill_holes(labels) -> int:
-    return apply_mask(labels, mask_edit.fill_holes(np.asarray(labels.data) > 0, axis=0))
+    return apply_mask(labels, postprocess.fill_holes(np.asarray(labels.data) > 0, axis=0))

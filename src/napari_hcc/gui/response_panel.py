@@ -111,8 +111,8 @@ class ResponsePanel(QWidget):
         self.show_response_reading(prediction, model_text)
         self.show_measurements(prediction.tumor_volume_mm3, prediction.longest_diameter_mm, edited=False)
         # a TTA spread of the arms exists only for the network's heads; the readout reads the one final mask
-        spread = (", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.arms, prediction.arm_uncertainty))
-                  if prediction.tta and prediction.response_source == "network" else "")
+        spread = (", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.response.arms, prediction.response.arm_uncertainty))
+                  if prediction.run.tta and prediction.response.source == "network" else "")
         self.uncertainty_label.setText(f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else ""))
         self._plot_slices(prediction)
 
@@ -122,12 +122,12 @@ class ResponsePanel(QWidget):
         self.prediction = prediction
         self.model_label.setText(model_text)
         self.baseline_label.setVisible(prediction.before_treatment)
-        pending = prediction.response_pending
+        pending = prediction.response.pending
         for bar in self.arm_bars.values():
             bar.setEnabled(not prediction.before_treatment and not pending)
-        best = prediction.predicted_arm
+        best = prediction.response.predicted_arm
         for arm, bar in self.arm_bars.items():
-            p = prediction.arm_probability.get(arm, float("nan"))
+            p = prediction.response.arm_probability.get(arm, float("nan"))
             bar.setValue(0 if pending or not np.isfinite(p) else int(round(1000 * p)))
             bar.setFormat("…" if pending else f"{100 * p:.1f} %")
             font = self.arm_labels[arm].font()
@@ -135,16 +135,16 @@ class ResponsePanel(QWidget):
             self.arm_labels[arm].setFont(font)
         self._show_response()
         waiting = "reading the rat's earlier sessions…"
-        self.viability_label.setText(waiting if pending else _fmt(prediction.viability, ".2f") + " viable fraction")
-        self.apoptosis_label.setText(waiting if pending else _fmt(prediction.apoptosis, ".3f") + " apoptotic fraction")
+        self.viability_label.setText(waiting if pending else _fmt(prediction.response.viability, ".2f") + " viable fraction")
+        self.apoptosis_label.setText(waiting if pending else _fmt(prediction.response.apoptosis, ".3f") + " apoptotic fraction")
 
     def _show_response(self) -> None:
         if self.prediction is None:
             return
-        if self.prediction.response_pending:
+        if self.prediction.response.pending:
             self.response_label.setText("reading the rat's earlier sessions…")
             return
-        r = self.prediction.response_probability
+        r = self.prediction.response.response_probability
         verdict = "responder" if r >= self.threshold.value() else "non-responder"
         if self.prediction.before_treatment:
             verdict = "baseline, before treatment: not a response reading"
@@ -157,8 +157,8 @@ class ResponsePanel(QWidget):
 
     def _plot_slices(self, p) -> None:
         """Tumor area (bars) and highest tumor probability (line) per slice, drawn off the Qt thread."""
-        area = np.array(p.slice_tumor_area_mm2, copy=True)
-        prob = np.array(p.slice_tumor_probability, copy=True)
+        area = np.array(p.slices.tumor_area_mm2, copy=True)
+        prob = np.array(p.slices.tumor_probability, copy=True)
 
         def draw(ax, ax2):
             k = np.arange(len(prob))

@@ -12,9 +12,15 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from napari import layers
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QThreadPool, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -34,15 +40,20 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_hcc.review import recovery
-from napari_hcc.inference.engine import BASELINE_NOTE
-from napari_hcc.io.study import InputError
-from napari_hcc.plugin.layers import META_KEY, labels_layer, layer_scan_meta, layer_source, scan_from_layers
+from napari_hcc.errors import InputError
 from napari_hcc.gui import mask_tools
 from napari_hcc.gui.finetune_panel import FineTunePanel
 from napari_hcc.gui.layer_picker import LayerPicker
 from napari_hcc.gui.response_panel import ResponsePanel, theme_colors
+from napari_hcc.gui.scan_layers import show_scan
+from napari_hcc.gui.workers import predict_scan, summarize, warm_up
+from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
+from napari_hcc.inference.prediction import BASELINE_NOTE
+from napari_hcc.model.catalog import list_models
+from napari_hcc.plugin.layers import META_KEY, labels_layer, layer_scan_meta, layer_source, scan_from_layers
+from napari_hcc.review import recovery
 from napari_hcc.review.session import ReviewSession
+from napari_hcc.review.trainingset import save_correction
 
 TUMOR_LAYER = "tumor"
 PROBABILITY_LAYER = "tumor probability"
@@ -195,7 +206,6 @@ class ReviewWidget(QScrollArea):
         self._measure_timer = QTimer(self, singleShot=True, interval=150, timeout=self._measure)
 
     def _fill_models(self, select: str | None = None) -> None:
-        from napari_hcc.model.checkpoint import list_models
 
         self.model_box.clear()
         for name, folder, card, problem in list_models():
@@ -221,9 +231,7 @@ class ReviewWidget(QScrollArea):
         self._say(f"now using the model in {folder}; press Run to see its prediction.")
 
     def _warm_up(self) -> None:
-        from napari.qt.threading import create_worker
 
-        from napari_hcc.gui.workers import warm_up
 
         self._warm_worker = create_worker(warm_up, self.session.engines, self.session.model_spec, self.device_box.currentText())
         _wait_for_workers_at_quit()
@@ -232,9 +240,7 @@ class ReviewWidget(QScrollArea):
     # -- run -------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        from napari.qt.threading import create_worker
 
-        from napari_hcc.gui.workers import predict_scan
 
         if self.worker is not None:
             return
@@ -242,7 +248,7 @@ class ReviewWidget(QScrollArea):
             scan, geometry = scan_from_layers(*self.picker.layers())
         except InputError as exc:
             return self._say(str(exc), error=True)
-        self.session.set_scan(scan, geometry, self.picker.layer("T1w"))
+        self.session.set_scan(scan, geometry, layer_scan_meta(self.picker.layer("T1w")))
         self.cancel_event.clear()
         siblings = self.session.sibling_refs()
         self._shown = threading.Event()
@@ -280,7 +286,6 @@ class ReviewWidget(QScrollArea):
             self.status.setText("cancelled: nothing was changed.")
 
     def _progress(self, done: int, total: int) -> None:
-        from napari.utils import progress
 
         if self._activity is None:
             self._activity = progress(total=total, desc="napari-hcc")
@@ -344,27 +349,26 @@ class ReviewWidget(QScrollArea):
 
     def _model_text(self, prediction) -> str:
         card = self.session.engine_card()
-        earlier = prediction.timings.get("earlier_sessions", 0.0)
-        seconds = f"{prediction.timings['total'] - earlier:.2f} s" + (f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else "")
-        return (f"Model {card.name} {card.version} ({prediction.model_id}) on {prediction.device}, {prediction.precision}: "
+        earlier = prediction.run.timings.get("earlier_sessions", 0.0)
+        seconds = f"{prediction.run.timings['total'] - earlier:.2f} s" + (f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else "")
+        return (f"Model {card.name} {card.version} ({prediction.run.model_id}) on {prediction.run.device}, {prediction.run.precision}: "
                 f"{seconds}; arms and histology from "
-                + ("the tumor-feature readout" if prediction.response_source == "readout" else "the network's heads"))
+                + ("the tumor-feature readout" if prediction.response.source == "readout" else "the network's heads"))
 
     def _say_reading(self, prediction) -> None:
         # at baseline the panel's warning says why the arms mean nothing; the status line does not name one
         if prediction.before_treatment:
             reading = "baseline scan (week 0, before treatment)"
-        elif prediction.response_pending:
+        elif prediction.response.pending:
             reading = "reading the response beside the rat's earlier sessions…"
         else:
-            reading = f"{prediction.predicted_arm} most likely"
-        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.events if n != BASELINE_NOTE)
+            reading = f"{prediction.response.predicted_arm} most likely"
+        notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.run.events if n != BASELINE_NOTE)
         self.status.setText(f"{self.session.label}: {reading}; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else ""))
 
     def _add_tumor_layer(self, data, kwargs):
         """The editable tumor layer, in yellow so that it stands apart from a truth mask (red);
         each edit re-measures the tumor and refreshes the recovery file."""
-        from napari.utils.colormaps import DirectLabelColormap
 
         fresh = TUMOR_LAYER not in self.viewer.layers
         layer = self._replace_layer(TUMOR_LAYER, "labels", data, kwargs)
@@ -379,7 +383,6 @@ class ReviewWidget(QScrollArea):
         """Show `data` in the layer `name`: the same layer when it is on the same grid (removing a
         layer costs napari about 0.4 s on the Qt thread, setting its data a few milliseconds, and a
         Labels layer then starts a fresh undo history), else a new one."""
-        from napari import layers
 
         old = self.viewer.layers[name] if name in self.viewer.layers else None
         cls = {"labels": layers.Labels, "image": layers.Image}[kind]
@@ -394,9 +397,9 @@ class ReviewWidget(QScrollArea):
 
     def _list_uncertain(self, p) -> None:
         self.uncertain_list.clear()
-        order = np.argsort(-p.slice_uncertainty, kind="stable")
-        for k in [int(k) for k in order if p.slice_uncertainty[k] > 0][:5]:
-            item = QListWidgetItem(f"slice {k}: uncertainty {p.slice_uncertainty[k]:.3f}, max P(tumor) {p.slice_tumor_probability[k]:.2f}")
+        order = np.argsort(-p.slices.uncertainty, kind="stable")
+        for k in [int(k) for k in order if p.slices.uncertainty[k] > 0][:5]:
+            item = QListWidgetItem(f"slice {k}: uncertainty {p.slices.uncertainty[k]:.3f}, max P(tumor) {p.slices.tumor_probability[k]:.2f}")
             item.setData(Qt.ItemDataRole.UserRole, k)
             self.uncertain_list.addItem(item)
 
@@ -437,7 +440,6 @@ class ReviewWidget(QScrollArea):
         self._helper(mask_tools.fill_holes)
 
     def _measure(self) -> None:
-        from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 
         if self.labels is None or self.session.scan is None:
             return
@@ -453,7 +455,7 @@ class ReviewWidget(QScrollArea):
         recovery.write_recovery(self.session.key, mask, self.session.label, self.session.model_id)
 
     def _check_recovery(self) -> None:
-        found = self.session.pending_recovery(self.picker.layer("T1w"))
+        found = self.session.pending_recovery(layer_scan_meta(self.picker.layer("T1w")))
         if found is None:
             self.banner.setVisible(False)
             return
@@ -462,7 +464,7 @@ class ReviewWidget(QScrollArea):
         self.banner.setVisible(True)
 
     def restore_recovery(self) -> None:
-        found = self.session.pending_recovery(self.picker.layer("T1w"))
+        found = self.session.pending_recovery(layer_scan_meta(self.picker.layer("T1w")))
         if found is None:
             return self.banner.setVisible(False)
         t1w = self.picker.layer("T1w")
@@ -474,14 +476,14 @@ class ReviewWidget(QScrollArea):
         else:
             self.labels = self._add_tumor_layer(data, kwargs)
             if self.session.scan is None:
-                self.session.set_scan(*scan_from_layers(*self.picker.layers()), t1w)
+                self.session.set_scan(*scan_from_layers(*self.picker.layers()), layer_scan_meta(t1w))
         self.banner.setVisible(False)
         self.session.recovery_handled = True
         self._measure()
         self._say(f"restored the unsaved edits of {found.label or 'this scan'}.")
 
     def discard_recovery(self) -> None:
-        key = self.session.key_for(self.picker.layer("T1w"))
+        key = self.session.key_for(layer_scan_meta(self.picker.layer("T1w")))
         if key:
             recovery.discard_recovery(key)
         self.banner.setVisible(False)
@@ -493,7 +495,6 @@ class ReviewWidget(QScrollArea):
         return answer == QMessageBox.StandardButton.Yes
 
     def save_correction(self):
-        from napari_hcc.review.trainingset import save_correction
 
         s = self.session
         if self.labels is None or self.labels not in self.viewer.layers or s.scan is None:
@@ -524,13 +525,11 @@ class ReviewWidget(QScrollArea):
         return record
 
     def next_scan(self) -> None:
-        from napari.qt.threading import create_worker
 
-        from napari_hcc.gui.workers import summarize
 
         if self.worker is not None:
             return
-        refs = self.session.study_refs(self.picker.layer("T1w"))
+        refs = self.session.study_refs(layer_scan_meta(self.picker.layer("T1w")))
         if not refs:
             return self._say("Next scan walks a study: open a scan of a study first (the Study browser lists them).", error=True)
         if self.session.order is not None:
@@ -550,7 +549,6 @@ class ReviewWidget(QScrollArea):
         self.worker.start()
 
     def _open_next(self) -> None:
-        from napari_hcc.gui.scan_layers import show_scan
 
         summary = self.session.next_in_order()
         if summary is None:
@@ -565,7 +563,6 @@ class ReviewWidget(QScrollArea):
         self.status.setText(f"{summary.label}: uncertainty {summary.uncertainty:.3f}, {self.session.position_text()}; predicting…")
 
     def _say(self, message: str, error: bool = False) -> None:
-        from napari.utils.notifications import show_error, show_info
 
         self.status.setText(message)
         (show_error if error else show_info)("napari-hcc: " + message)
@@ -580,8 +577,6 @@ def _wait_for_workers_at_quit() -> None:
     global _QUIT_HOOKED
     if _QUIT_HOOKED:
         return
-    from qtpy.QtCore import QThreadPool
-    from qtpy.QtWidgets import QApplication
 
     app = QApplication.instance()
     if app is not None:

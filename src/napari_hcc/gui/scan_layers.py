@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_hcc.io.study import Scan
+from napari_hcc.io.scan import Scan
 from napari_hcc.plugin.layers import META_KEY, scan_layers
 
 

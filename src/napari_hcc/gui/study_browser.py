@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -17,8 +18,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_hcc.io.study import InputError, ScanRef, find_scans
+from napari_hcc.errors import InputError
 from napari_hcc.gui.scan_layers import show_scan
+from napari_hcc.io.scan import ScanRef
+from napari_hcc.io.study import find_scans
 
 COLUMNS = ("subject", "session", "arm", "mask")
 
@@ -54,7 +57,7 @@ class StudyBrowser(QWidget):
         layout.addWidget(self.open_button)
         layout.addWidget(self.status)
         if study is None:
-            from napari_hcc.plugin.sample import sample_study
+            from napari_hcc.io.user_paths import sample_study
 
             study = sample_study()
         self.set_study(study)
@@ -104,7 +107,6 @@ class StudyBrowser(QWidget):
         raise InputError(f"the study has no scan sub-{subject} ses-{session}.")
 
     def _error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
 
         self.status.setText(message)
         show_error(message)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from napari_hcc.inference.engine import Cancelled, Engine
+from napari_hcc.errors import Cancelled
+from napari_hcc.inference.engine import Engine
+from napari_hcc.io.scan import Scan, ScanRef
 from napari_hcc.review.queue import summarize_scans
-from napari_hcc.io.study import Scan, ScanRef
-
 
 _ENGINE_LOCK = threading.Lock()
 
@@ -27,8 +27,8 @@ _ENGINE_LOCK = threading.Lock()
 def get_engine(cache: dict, model_spec, device: str) -> Engine:
     """One Engine per (model, device), built on first use (loading and placing the model).
     Thread-safe: the widget warms the cache up in the background while the reader looks around."""
-    from napari_hcc.model.checkpoint import load_model
     from napari_hcc.gui.triton_guard import keep_triton_out
+    from napari_hcc.model.checkpoint import load_model
 
     keep_triton_out()
     key = (str(model_spec) if model_spec is not None else None, device)
@@ -59,7 +59,7 @@ def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, ca
     try:
         prediction = yield from _tagged(engine.steps(scan, tta=tta, cancel=cancel, read_history=False))
         yield ("prediction", prediction)  # the mask on screen first; the rat's earlier sessions next
-        if prediction.response_pending:
+        if prediction.response.pending:
             yield ("status", "reading the response beside the rat's earlier sessions…")
             yield ("response", engine.complete_response(prediction, scan, cancel))
     except Cancelled:

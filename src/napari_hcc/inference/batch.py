@@ -1,9 +1,10 @@
 """Predict many scans into one output folder; one scan's failure never stops the others.
 
-A generator, so the caller owns the progress display (tqdm in the CLI, a progress bar in napari):
+A generator of one `Outcome` per scan, each carrying its `Progress` (scans done of the total), so the
+caller owns the progress display (tqdm in the CLI, a progress bar in napari):
 
     for outcome in predict_scans(refs, out, engine):
-        print(outcome.label, outcome.error or outcome.prediction.response_probability)
+        print(outcome.label, outcome.error or outcome.prediction.response.response_probability)
 
 `predictions.csv` is rewritten (atomically) after every scan, so an interrupted run still leaves a
 correct table of what was done.
@@ -13,13 +14,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from napari_hcc.inference.engine import Engine, Prediction
+from napari_hcc.errors import InputError
+from napari_hcc.inference.engine import Engine
+from napari_hcc.inference.files import (
+    CSV_NAME,
+    csv_row,
+    earlier_rows,
+    failed_row,
+    mask_path_for,
+    write_csv,
+    write_prediction,
+)
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.inference.files import CSV_NAME, csv_row, earlier_rows, failed_row, mask_path_for, write_csv, write_prediction
-from napari_hcc.io.study import InputError, ScanRef
+from napari_hcc.inference.prediction import Prediction
+from napari_hcc.io.scan import ScanRef, ref_label
+from napari_hcc.progress import Progress
+from napari_hcc.vocabulary import MismatchPolicy
 
 
 @dataclass
@@ -30,17 +43,15 @@ class Outcome:
     paths: dict | None = None
     error: str | None = None
     seconds: float = 0.0
+    #: this scan's place in the batch (scans done of the total), for the caller's progress display
+    progress: Progress = field(default_factory=lambda: Progress(0, 0, "scan"))
 
 
-def ref_label(ref: ScanRef) -> str:
-    if ref.subject:
-        return f"sub-{ref.subject}" + (f" ses-{ref.session}" if ref.session else "")
-    return ref.t1w.name
 
 
 def predict_scans(refs: Iterable[ScanRef], out: str | Path, engine: Engine, tta: bool = False,
                   postprocess: PostProcess | None = None, save_probabilities: bool = False,
-                  on_mismatch: str = "resample") -> Iterator[Outcome]:
+                  on_mismatch: MismatchPolicy = "resample") -> Iterator[Outcome]:
     out = Path(out)
     refs = list(refs)
     keys = [mask_path_for(out, r.subject, r.session, r.t1w).relative_to(out).as_posix() for r in refs]
@@ -49,7 +60,7 @@ def predict_scans(refs: Iterable[ScanRef], out: str | Path, engine: Engine, tta:
         raise InputError(f"two scans would write the same output {dup}; give them distinct names or output folders.")
     kept = earlier_rows(out, set(keys))
     rows: list[dict[str, str]] = []
-    for ref in refs:
+    for n, ref in enumerate(refs, start=1):
         label = ref_label(ref)
         start = time.perf_counter()
         try:
@@ -66,4 +77,5 @@ def predict_scans(refs: Iterable[ScanRef], out: str | Path, engine: Engine, tta:
             rows.append(failed_row(ref.subject, ref.session, text))
             outcome = Outcome(ref, label, error=text, seconds=time.perf_counter() - start)
         write_csv(out / CSV_NAME, kept + rows)
+        outcome.progress = Progress(n, len(refs), "scan")
         yield outcome

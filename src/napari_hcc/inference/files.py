@@ -15,11 +15,13 @@ import json
 import re
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
+from napari_hcc import __version__
 from napari_hcc.io.atomic import save_nifti, write_text
 from napari_hcc.io.masks import mask_image
-from napari_hcc.io.study import Scan
+from napari_hcc.io.scan import Scan
 
 CSV_NAME = "predictions.csv"
 CSV_COLUMNS = [
@@ -55,7 +57,6 @@ def mask_path_for(out: Path, subject: str | None, session: str | None, t1w: Path
 
 def write_prediction(prediction, scan: Scan, out: str | Path, save_probabilities: bool = False) -> dict[str, Path]:
     """Write the mask (and sidecar, and optionally the probability map); returns the paths."""
-    import nibabel as nib
 
     out = Path(out)
     folder, stem = output_stem(out, scan.subject, scan.session, scan.paths["T1w"])
@@ -84,7 +85,6 @@ def _dataset_description(out: Path) -> None:
     path = out / "dataset_description.json"
     if path.exists():
         return
-    from napari_hcc import __version__
 
     write_text(path, json.dumps({
         "Name": "napari-hcc predictions", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
@@ -101,19 +101,19 @@ def _fmt(value) -> str:
 
 
 def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
-    p = prediction.arm_probability
+    p = prediction.response.arm_probability
     row = {
         "subject": prediction.subject or "", "session": prediction.session or "",
         "week": prediction.week,
         "p_control": p["Control"], "p_sorafenib": p["Sorafenib"], "p_nk": p["NK"], "p_combination": p["Combination"],
-        "response_probability": prediction.response_probability, "viability": prediction.viability,
-        "apoptosis": prediction.apoptosis, "tumor_volume_mm3": prediction.tumor_volume_mm3,
-        "longest_diameter_mm": prediction.longest_diameter_mm, "model": prediction.model_id, "device": prediction.device,
-        "seconds": round(prediction.timings["total"], 4),
+        "response_probability": prediction.response.response_probability, "viability": prediction.response.viability,
+        "apoptosis": prediction.response.apoptosis, "tumor_volume_mm3": prediction.tumor_volume_mm3,
+        "longest_diameter_mm": prediction.longest_diameter_mm, "model": prediction.run.model_id, "device": prediction.run.device,
+        "seconds": round(prediction.run.timings["total"], 4),
         "mask": mask_path.relative_to(out).as_posix() if mask_path is not None else "",
-        "predicted_arm": prediction.predicted_arm, "uncertainty": prediction.uncertainty,
-        "uncertainty_method": prediction.uncertainty_method, "tta": prediction.tta, "precision": prediction.precision,
-        "readout_sessions": " ".join(prediction.readout_sessions), "error": "",
+        "predicted_arm": prediction.response.predicted_arm, "uncertainty": prediction.uncertainty,
+        "uncertainty_method": prediction.uncertainty_method, "tta": prediction.run.tta, "precision": prediction.run.precision,
+        "readout_sessions": " ".join(prediction.response.sessions), "error": "",
     }
     return {k: _fmt(v) for k, v in row.items()}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.distance import pdist
 
 from napari_hcc.io.orientation import slice_axis, spacing
 
@@ -13,8 +15,6 @@ def volume_mm3(mask: np.ndarray, affine: np.ndarray) -> float:
 
 def longest_axial_diameter_mm(mask: np.ndarray, affine: np.ndarray) -> float:
     """Longest in-plane distance across the tumor on any axial slice (voxel centres, mm)."""
-    from scipy.spatial import ConvexHull, QhullError
-    from scipy.spatial.distance import pdist
 
     axis = slice_axis(affine)
     in_plane = [a for a in range(3) if a != axis]

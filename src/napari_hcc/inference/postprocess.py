@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 
+from napari_hcc.errors import InputError
 from napari_hcc.io.orientation import slice_axis, spacing
 
 
@@ -33,7 +35,6 @@ class PostProcess:
         return base
 
     def check(self) -> None:
-        from napari_hcc.io.study import InputError
 
         if not 0.0 < self.threshold < 1.0:
             raise InputError(f"the probability threshold must lie between 0 and 1 (got {self.threshold}).")
@@ -45,7 +46,6 @@ class PostProcess:
 
     def apply(self, probability: np.ndarray, affine: np.ndarray) -> np.ndarray:
         """Probability on a voxel grid -> uint8 mask on the same grid."""
-        from napari_hcc.review.mask_edit import fill_holes, remove_small_islands
 
         mask = (probability >= self.threshold).astype(np.uint8)
         if self.min_component_mm3 > 0 and mask.any():
@@ -53,3 +53,24 @@ class PostProcess:
         if self.fill_holes and mask.any():
             mask = fill_holes(mask, axis=slice_axis(affine))
         return mask
+
+
+def remove_small_islands(mask: np.ndarray, voxel_mm3: float, min_mm3: float) -> np.ndarray:
+    """Drop 26-connected pieces smaller than `min_mm3`."""
+
+    m = np.asarray(mask) > 0
+    labels, n = ndimage.label(m, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return np.asarray(mask).copy()
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_mm3
+    keep = sizes >= min_mm3
+    keep[0] = False
+    return keep[labels].astype(np.asarray(mask).dtype)
+
+
+def fill_holes(mask: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Fill holes enclosed within each slice along `axis`."""
+
+    m = np.moveaxis(np.asarray(mask) > 0, axis, 0)
+    out = np.stack([ndimage.binary_fill_holes(s) for s in m])
+    return np.moveaxis(out, 0, axis).astype(np.asarray(mask).dtype)

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from napari_hcc.io.orientation import from_display, to_display
+from napari_hcc.io.orientation import from_display, slice_axis, to_display
 
 
 @dataclass
@@ -42,7 +44,6 @@ class SliceGeometry:
 
     def to_display_grid(self, maps):
         """(N, H, W) model-frame torch maps -> (N, rows, cols) at the display grid's pixel size."""
-        import torch.nn.functional as F
 
         maps = self.crop(maps)
         if self.resampled:
@@ -55,7 +56,6 @@ class SliceGeometry:
 
     def display_slice_to_source_index(self) -> np.ndarray:
         """For each display slice (S axis, inferior to superior), its index along the source slice axis."""
-        from napari_hcc.io.orientation import slice_axis
 
         axis = slice_axis(self.source_affine)
         shape = [1, 1, 1]
@@ -90,8 +90,6 @@ def model_slices(channels: np.ndarray, affine: np.ndarray, card) -> tuple[np.nda
 
 def to_model_frame(stack: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
     """(N, C, rows, cols) display-frame slices -> (N, C, H, W) at the model's pixel size, padded."""
-    import torch
-    import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
     if geometry.resampled:

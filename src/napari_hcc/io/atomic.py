@@ -7,10 +7,13 @@ new one, plus at most a hidden temporary file that is removed on the way out.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import nibabel as nib
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -58,7 +61,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def save_nifti(img, path: str | os.PathLike) -> None:
     """Save a nibabel image atomically (compressed when `path` ends in .nii.gz)."""
-    import nibabel as nib
 
     with atomic_path(path) as tmp:
         nib.save(img, tmp)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 #: Sequence key -> BIDS suffix (with entities) of the raw image, in the model's channel order.
@@ -9,7 +10,6 @@ SEQUENCES = {"T1w": "T1w", "T2w": "T2w", "CE": "ce-gd_T1w"}
 TRUTH_PIPELINE = "truth"
 #: corrected masks saved by reviewers (the training set): derivatives/corrections/.../*_desc-correctionNNN_mask.nii.gz
 CORRECTIONS_PIPELINE = "corrections"
-COMPONENTS = ("viable", "necrosis", "apoptosis", "edema")
 
 
 def prefix(subject: str, session: str) -> str:
@@ -48,7 +48,6 @@ def correction_path(root: Path, subject: str, session: str, version: int) -> Pat
 
 def _versions_in(root: Path, subject: str, session: str, kinds: str) -> dict[int, set[str]]:
     """Version number -> the kinds of file present ("correction", "prediction", "json")."""
-    import re
 
     folder = anat_dir(root, subject, session, CORRECTIONS_PIPELINE)
     if not folder.is_dir():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
+from napari_hcc.errors import InputError
 from napari_hcc.io.atomic import save_nifti
 from napari_hcc.io.orientation import affine_from_napari, from_display
-from napari_hcc.io.study import InputError
 
 
 def nifti_path(path: str | Path) -> Path:
@@ -18,7 +19,6 @@ def nifti_path(path: str | Path) -> Path:
 
 def mask_image(mask: np.ndarray, affine: np.ndarray, header=None):
     """A uint8 NIfTI mask on the given grid; the source header's codes and units are kept."""
-    import nibabel as nib
 
     hdr = nib.Nifti1Header(binaryblock=header) if isinstance(header, bytes | bytearray) else (header.copy() if header is not None else None)
     img = nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine), header=hdr)

@@ -12,14 +12,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from napari_hcc.model.network import DEFAULT_ARCHITECTURE
-from napari_hcc.simulate.biology import ARMS
-from napari_hcc.io.study import InputError
+from napari_hcc.errors import InputError
+from napari_hcc.vocabulary import ARMS, BIOMARKERS, SEQUENCE_ROLES
 
 CARD_FORMAT = "napari-hcc model card"
 CARD_SCHEMA = 1
-CHANNELS = ["T1w", "T2w", "CE"]
-BIOMARKERS = ["viability", "apoptosis"]
 
 
 @dataclass
@@ -30,7 +27,7 @@ class ModelCard:
     description: str = ""
     created: str = ""
     architecture: dict = field(default_factory=lambda: dict(DEFAULT_ARCHITECTURE))
-    channels: list[str] = field(default_factory=lambda: list(CHANNELS))
+    channels: list[str] = field(default_factory=lambda: list(SEQUENCE_ROLES))
     #: axial slices in the display frame (rows anterior->posterior, columns the animal's right->left)
     input: dict = field(default_factory=lambda: {
         "frame": "axial slices; rows anterior to posterior, columns right to left (radiological)",
@@ -69,8 +66,8 @@ class ModelCard:
             raise InputError(f"{source} uses model-card schema {data['schema']}; this napari-hcc reads schema {CARD_SCHEMA} (update napari-hcc).")
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
-        if list(card.channels) != CHANNELS:
-            raise InputError(f"{source} expects input channels {card.channels}; napari-hcc provides {CHANNELS}.")
+        if list(card.channels) != list(SEQUENCE_ROLES):
+            raise InputError(f"{source} expects input channels {card.channels}; napari-hcc provides {list(SEQUENCE_ROLES)}.")
         if len(card.arms) != int(card.architecture.get("arm_classes", 4)):
             raise InputError(f"{source} names {len(card.arms)} arms but its arm head has {card.architecture.get('arm_classes')} outputs.")
         if len(card.biomarkers) != int(card.architecture.get("biomarkers", 2)):
@@ -84,3 +81,18 @@ class ModelCard:
         except json.JSONDecodeError as exc:
             raise InputError(f"{source} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
         return cls.from_dict(data, source)
+
+
+DEFAULT_ARCHITECTURE = {
+    "family": "UnetPlusPlus",
+    "encoder": "efficientnet-b0",
+    "encoder_depth": 5,
+    "decoder_channels": [256, 128, 64, 32, 16],
+    "in_channels": 3,
+    "classes": 1,
+    "arm_classes": 4,
+    "arm_dropout": 0.5,  # as in the paper; 0.2 let the arm head memorise the 24 training rats
+    "arm_pooling": "tumor",  # "tumor": tumor-weighted average of the deepest features; "average": the paper's global average
+    "biomarkers": 2,
+    "biomarker_hidden": 64,
+}

@@ -8,23 +8,21 @@ present with the right shape, and says in one sentence what is wrong otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from napari_hcc.io.atomic import atomic_path, write_text
-from napari_hcc.model.card import ModelCard
-from napari_hcc.readout.stored import Readout, split_state
-from napari_hcc.io.study import InputError
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model.json"
-#: where the shipped default model lives inside the package
-PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL_NAME = "default"
+from napari_hcc.errors import InputError
+from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
+from napari_hcc.model.card import ModelCard
+from napari_hcc.model.catalog import CARD_FILE, DEFAULT_MODEL_NAME, WEIGHTS_FILE, default_model_folder, untrained_card
+from napari_hcc.model.network import HCCNet
+from napari_hcc.readout.stored import Readout, split_state
 
 
 @dataclass
@@ -40,19 +38,12 @@ class LoadedModel:
 
     def build(self):
         """A fresh HCCNet with these weights, on the CPU, in eval mode."""
-        from napari_hcc.model.network import HCCNet
 
         net = HCCNet(self.card.architecture)
         net.load_state_dict(self.state, strict=True)
         return net.eval()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16", overwrite: bool = False,
@@ -60,19 +51,17 @@ def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16",
     """Write `folder/model.safetensors` and `folder/model.json` atomically; never replaces a model
     unless `overwrite`. fp16 halves the file; the network still runs in fp32 or mixed precision.
     A response readout is stored beside the network's tensors (float32, `readout.` prefix)."""
-    import torch
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     if (folder / WEIGHTS_FILE).exists() and not overwrite:
         raise InputError(f"{folder} already holds a model; choose a new folder (models are never overwritten).")
     cast = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     state = {k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous() for k, v in net.state_dict().items()}
-    card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    card.created = card.created or datetime.now(UTC).isoformat(timespec="seconds")
     card.architecture = dict(net.architecture)
     card.readout = readout.card_entry() if readout is not None else {}
     if readout is not None:
-        state.update(readout.tensors())
+        state.update({k: torch.from_numpy(v) for k, v in readout.arrays().items()})
     card.weights = {"file": WEIGHTS_FILE, "dtype": dtype, "tensors": len(state), "sha256": ""}
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
@@ -118,7 +107,6 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
     if spec is None or str(spec) == DEFAULT_MODEL_NAME:
         return default_model()
     weights, card_path = locate(spec)
-    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(weights), framework="pt", device="cpu") as fh:
@@ -144,7 +132,7 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
     readout = None
     if card.readout:
         try:
-            readout = Readout.from_tensors(readout_state, card.readout)
+            readout = Readout.from_arrays({k: v.float().numpy() for k, v in readout_state.items()}, card.readout)
         except KeyError as exc:
             raise InputError(f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}.") from None
         except ValueError as exc:  # e.g. a readout of a newer napari-hcc, on features this one does not compute
@@ -154,7 +142,6 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
 
 
 def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None:
-    from napari_hcc.model.network import HCCNet
 
     try:
         expected = {k: tuple(v.shape) for k, v in HCCNet(card.architecture).state_dict().items()}
@@ -175,8 +162,6 @@ def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None
         raise InputError(f"the weights in {source} do not match its model card: {'; '.join(parts)}.")
 
 
-def default_model_folder() -> Path:
-    return PACKAGED_MODELS / DEFAULT_MODEL_NAME
 
 
 def default_model() -> LoadedModel:
@@ -188,9 +173,7 @@ def default_model() -> LoadedModel:
 
 
 def untrained_model(seed: int = 0) -> LoadedModel:
-    import torch
 
-    from napari_hcc.model.network import HCCNet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -200,37 +183,9 @@ def untrained_model(seed: int = 0) -> LoadedModel:
     return LoadedModel(card, {k: v.detach().clone() for k, v in net.state_dict().items()}, None)
 
 
-def user_models_folder() -> Path:
-    """Where new model versions go (fine-tuning): $NAPARI_HCC_MODELS or ~/.local/share/napari-hcc/models."""
-    env = os.environ.get("NAPARI_HCC_MODELS")
-    if env:
-        return Path(env)
-    from napari_hcc.io.user_paths import user_data_folder
-
-    return user_data_folder() / "models"
 
 
-def list_models() -> list[tuple[str, Path | None, ModelCard | None, str]]:
-    """(name, folder, card, problem) for the default model and every model in the user folder."""
-    rows = []
-    folder = default_model_folder()
-    if (folder / WEIGHTS_FILE).exists():
-        rows.append(_describe(DEFAULT_MODEL_NAME, folder))
-    else:
-        rows.append((DEFAULT_MODEL_NAME, None, untrained_card(), ""))
-    user = user_models_folder()
-    if user.is_dir():
-        for sub in sorted(p for p in user.iterdir() if (p / WEIGHTS_FILE).exists()):
-            rows.append(_describe(sub.name, sub))
-    return rows
 
 
-def untrained_card() -> ModelCard:
-    return ModelCard(description="untrained network (seeded random weights): the pipeline runs, the masks mean nothing")
 
 
-def _describe(name: str, folder: Path):
-    try:
-        return name, folder, ModelCard.from_json((folder / CARD_FILE).read_text(encoding="utf-8"), folder / CARD_FILE), ""
-    except (OSError, InputError) as exc:
-        return name, folder, None, str(exc)

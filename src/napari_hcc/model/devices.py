@@ -6,17 +6,20 @@ checked here, so a wrong choice ends in one sentence instead of a CUDA error dee
 
 from __future__ import annotations
 
+import contextlib
 import re
 from functools import lru_cache
 
-from napari_hcc.io.study import InputError
+import torch
+
+from napari_hcc.errors import InputError
+from napari_hcc.vocabulary import PRECISIONS, Precision
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def resolve_device(spec: str | None = "auto"):
     """The torch.device for 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', or an InputError saying why not."""
-    import torch
 
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
@@ -44,7 +47,6 @@ def resolve_device(spec: str | None = "auto"):
 
 
 def _mps_available() -> bool:
-    import torch
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
@@ -65,13 +67,11 @@ def cpu_native_bf16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def choose_precision(device, requested: str = "auto") -> str:
+def choose_precision(device, requested: Precision = "auto") -> Precision:
     """fp32, bf16 or fp16 for this device. auto: mixed precision on a GPU, bf16 on a CPU with native
     bf16, otherwise fp32."""
-    import torch
 
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
@@ -88,16 +88,13 @@ def choose_precision(device, requested: str = "auto") -> str:
 
 
 def autocast_dtype(precision: str):
-    import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 def autocast(device, precision: str):
     """Mixed precision for bf16/fp16 on this device; a no-op context for fp32."""
-    import contextlib
 
-    import torch
 
     dtype = autocast_dtype(precision)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -105,7 +102,6 @@ def autocast(device, precision: str):
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """A CUDA/MPS/CPU allocation failure (as opposed to any other runtime error)."""
-    import torch
 
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -115,7 +111,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def describe_device(device) -> str:
     """e.g. 'cuda:0 (NVIDIA H200, 139 GiB)' or 'cpu (2 threads, native bf16)'."""
-    import torch
 
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -127,7 +122,6 @@ def describe_device(device) -> str:
 
 def available_devices() -> list[str]:
     """One line for each device this machine can run the model on, best first."""
-    import torch
 
     lines = []
     if torch.cuda.is_available():

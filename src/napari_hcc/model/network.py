@@ -21,24 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-DEFAULT_ARCHITECTURE = {
-    "family": "UnetPlusPlus",
-    "encoder": "efficientnet-b0",
-    "encoder_depth": 5,
-    "decoder_channels": [256, 128, 64, 32, 16],
-    "in_channels": 3,
-    "classes": 1,
-    "arm_classes": 4,
-    "arm_dropout": 0.5,  # as in the paper; 0.2 let the arm head memorise the 24 training rats
-    "arm_pooling": "tumor",  # "tumor": tumor-weighted average of the deepest features; "average": the paper's global average
-    "biomarkers": 2,
-    "biomarker_hidden": 64,
-}
-
+from napari_hcc.errors import InputError
+from napari_hcc.model.card import DEFAULT_ARCHITECTURE
 
 #: typical H&E viable and TUNEL apoptotic fractions, the biomarker head's starting point
 TYPICAL_FRACTIONS = (0.6, 0.04)
@@ -67,7 +57,6 @@ class HCCNet(nn.Module):
 
     def __init__(self, architecture: dict | None = None):
         super().__init__()
-        import segmentation_models_pytorch as smp
 
         arch = {**DEFAULT_ARCHITECTURE, **(architecture or {})}
         if arch["family"] != "UnetPlusPlus":
@@ -113,7 +102,6 @@ def fold_batchnorm(model: nn.Module) -> int:
     tensor a BatchNorm receives *is* the tensor a convolution produced, so the rule holds for any
     encoder. Returns the number of folded pairs. About 10 % faster on a CPU.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     produced: dict[int, str] = {}
     pairs: list[tuple[str, str]] = []
@@ -163,7 +151,6 @@ def load_encoder_weights(model: HCCNet, path: str | Path) -> int:
     Keys may carry an `encoder.` prefix. Returns the number of tensors loaded; raises InputError
     when the file does not fit the encoder.
     """
-    from napari_hcc.io.study import InputError
 
     path = Path(path)
     if not path.is_file():

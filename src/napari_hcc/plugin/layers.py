@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hcc.errors import InputError
 from napari_hcc.io.orientation import affine_from_napari, from_display, split_scale, to_display
-from napari_hcc.io.study import InputError, Scan, describe_grid, same_grid
+from napari_hcc.io.scan import Scan
+from napari_hcc.io.volume import describe_grid, same_grid
 
 META_KEY = "napari_hcc"
 #: the three sequences of a scan, in the model's channel order; also the keys of `Scan.paths`
-SEQUENCE_ROLES = ("T1w", "T2w", "CE")
 #: How each sequence is shown: fused as colour channels over a grey T1w, each one toggleable.
 STYLE = {
     "T1w": {"colormap": "gray", "blending": "translucent_no_depth", "opacity": 1.0},

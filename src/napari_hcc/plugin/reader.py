@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from napari_hcc.io.study import InputError, find_scans, is_bids_session, is_original_animal, load_volume, scan_ref_for_file
-from napari_hcc.plugin.layers import META_KEY, looks_like_labels, scan_layers, volume_layer
+from napari_hcc.errors import InputError
+from napari_hcc.io.study import find_scans, is_bids_session, is_original_animal, scan_ref_for_file
+from napari_hcc.io.volume import load_volume
+from napari_hcc.plugin.layers import looks_like_labels, scan_layers, volume_layer
 
 
 def napari_get_reader(path):
@@ -58,10 +58,3 @@ def read_nifti(path) -> list[tuple]:
     return [volume_layer(vol, looks_like_labels(vol))]
 
 
-def write_labels(path: str, data, meta: dict) -> list[str]:
-    """Write a Labels layer as NIfTI on its source grid (affine and header kept), atomically."""
-    from napari_hcc.io.masks import save_mask_like_source
-
-    source = (meta.get("metadata") or {}).get(META_KEY, {}).get("source")
-    out = save_mask_like_source(np.asarray(data), path, source, meta.get("scale"), meta.get("affine"), meta.get("translate"))
-    return [str(out)]

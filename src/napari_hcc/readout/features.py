@@ -21,9 +21,10 @@ radiologist's correction when the readout is fitted.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from napari_hcc.io.orientation import spacing
-from napari_hcc.io.study import Scan
+from napari_hcc.io.scan import Scan
 
 #: three sequences and the enhancement map (CE / T1w voxel by voxel)
 MAPS = ("t1", "t2", "ce", "enhancement")
@@ -41,7 +42,6 @@ RIM_MM = 0.6  # outer layer of the tumor
 
 def tumor_features(scan: Scan, mask: np.ndarray) -> np.ndarray | None:
     """The FEATURE_NAMES vector for one scan and tumor mask (source grid); None without a tumor."""
-    from scipy import ndimage
 
     inside = np.asarray(mask) > 0
     if not inside.any():

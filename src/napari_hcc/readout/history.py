@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hcc.io.study import InputError, ScanRef, bids_session, is_bids_session, session_weeks, study_root_of, week_in
+from napari_hcc.errors import InputError
+from napari_hcc.io.scan import ScanRef
+from napari_hcc.io.study import bids_session, is_bids_session, session_weeks, study_root_of, week_in
 
 
 @dataclass

@@ -1,14 +1,17 @@
-"""Mask editing helpers a reader expects beside brush and eraser: interpolate between two drawn
-slices, remove small islands (in mm^3), fill holes. Plain arrays in, new arrays out (undo is the
-caller's: the napari widget records each change in the Labels layer's history)."""
+"""Mask editing a reader expects beside brush and eraser: interpolate between two drawn slices.
+Removing small islands (in mm^3) and filling holes are the model's own post-processing
+(`inference/postprocess.py`), offered by the widget as editing helpers too. Plain arrays in, new
+arrays out (undo is the caller's: the napari widget records each change in the Labels layer's history)."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+
+from napari_hcc.errors import InputError
 
 
 def _signed_distance(sl: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
 
     if not sl.any():
         return np.full(sl.shape, -1e6)
@@ -20,7 +23,6 @@ def _signed_distance(sl: np.ndarray) -> np.ndarray:
 def interpolate_between(mask: np.ndarray, first: int, last: int, axis: int = 0) -> np.ndarray:
     """Shape-based interpolation: the slices strictly between `first` and `last` (along `axis`) become
     the blend of the two drawn outlines' signed distance maps. Both end slices must hold a mask."""
-    from napari_hcc.io.study import InputError
 
     lo, hi = sorted((int(first), int(last)))
     if hi - lo < 2:
@@ -36,24 +38,5 @@ def interpolate_between(mask: np.ndarray, first: int, last: int, axis: int = 0) 
     return np.moveaxis(out, 0, axis).astype(np.asarray(mask).dtype)
 
 
-def remove_small_islands(mask: np.ndarray, voxel_mm3: float, min_mm3: float) -> np.ndarray:
-    """Drop 26-connected pieces smaller than `min_mm3`."""
-    from scipy import ndimage
-
-    m = np.asarray(mask) > 0
-    labels, n = ndimage.label(m, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
-        return np.asarray(mask).copy()
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_mm3
-    keep = sizes >= min_mm3
-    keep[0] = False
-    return keep[labels].astype(np.asarray(mask).dtype)
 
 
-def fill_holes(mask: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Fill holes enclosed within each slice along `axis`."""
-    from scipy import ndimage
-
-    m = np.moveaxis(np.asarray(mask) > 0, axis, 0)
-    out = np.stack([ndimage.binary_fill_holes(s) for s in m])
-    return np.moveaxis(out, 0, axis).astype(np.asarray(mask).dtype)

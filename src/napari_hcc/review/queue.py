@@ -13,9 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_hcc.io import bids
+from napari_hcc.errors import InputError
 from napari_hcc.inference.engine import Engine
-from napari_hcc.io.study import InputError, ScanRef, study_root_of, week_of
+from napari_hcc.io import bids
+from napari_hcc.io.scan import ScanRef, ref_label
+from napari_hcc.io.study import study_root, week_of
+from napari_hcc.progress import CancelFlag, is_cancelled
 
 
 @dataclass
@@ -31,14 +34,10 @@ class ScanSummary:
 
     @property
     def label(self) -> str:
-        from napari_hcc.inference.batch import ref_label
 
         return ref_label(self.ref)
 
 
-def study_root(ref: ScanRef) -> Path | None:
-    """The BIDS study folder a scan belongs to (…/sub-X/ses-Y/anat/file -> …), or None."""
-    return study_root_of(ref.t1w, ref.subject)
 
 
 def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
@@ -47,20 +46,20 @@ def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
     return bool(root and ref.session and bids.correction_versions(root, ref.subject, ref.session))
 
 
-def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel=None,
+def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel: CancelFlag | None = None,
                     corrections_root: Path | None = None) -> Iterator[ScanSummary]:
     """One summary per scan, in the given order (no TTA: the entropy of the probability map is the
     uncertainty). A scan that cannot be read gets a summary with its error instead of stopping."""
     for ref in refs:
-        if cancel is not None and cancel.is_set():
+        if is_cancelled(cancel):
             return
         try:
             p = engine.predict(ref.load(), tta=False, keep_probability=False)
         except InputError as exc:
             yield ScanSummary(ref, week_of(ref.t1w, ref.subject, ref.session), float("nan"), float("nan"), float("nan"), "", is_reviewed(ref, corrections_root), str(exc))
             continue
-        yield ScanSummary(ref, p.week, p.uncertainty, p.response_probability, p.tumor_volume_mm3,
-                          p.predicted_arm, is_reviewed(ref, corrections_root))
+        yield ScanSummary(ref, p.week, p.uncertainty, p.response.response_probability, p.tumor_volume_mm3,
+                          p.response.predicted_arm, is_reviewed(ref, corrections_root))
 
 
 def review_order(summaries: list[ScanSummary]) -> list[ScanSummary]:

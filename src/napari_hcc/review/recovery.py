@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from napari_hcc.io.atomic import atomic_path
+from napari_hcc.io.atomic import atomic_path, sha256_file
 from napari_hcc.io.user_paths import user_data_folder
 
 
@@ -34,7 +34,6 @@ def recovery_folder() -> Path:
 
 def scan_key(paths: dict[str, str | Path] | None = None, arrays: list[np.ndarray] | None = None) -> str:
     """A stable identity for a scan: hashes of its source files, else of its voxels."""
-    from napari_hcc.model.checkpoint import sha256_file
 
     h = hashlib.sha256()
     if paths and all(Path(p).is_file() for p in paths.values()):
@@ -65,7 +64,7 @@ def recovery_path(key: str, folder: Path | None = None) -> Path:
 
 def write_recovery(key: str, mask: np.ndarray, label: str, model_id: str | None = None, folder: Path | None = None) -> Path:
     path = recovery_path(key, folder)
-    meta = {"label": label, "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": model_id}
+    meta = {"label": label, "saved": datetime.now(UTC).isoformat(timespec="seconds"), "model": model_id}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, mask=(np.asarray(mask) > 0).astype(np.uint8), meta=np.array(json.dumps(meta)))
     return path

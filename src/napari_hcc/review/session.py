@@ -1,16 +1,20 @@
 """What the review widget remembers between clicks: the scan under review, its prediction, the
 recovery key, the subject's weekly numbers and the study's reading order. Plain Python (no Qt), so
-the widget stays a thin layer of buttons over it."""
+the widget stays a thin layer of buttons over it.
+
+Where the session needs to know which files the scan in view came from, it is given the T1w layer's
+scan metadata (`plugin.layers.layer_scan_meta`: subject, session, file paths), a plain dict."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from napari_hcc.io.scan import Scan, ScanRef
+from napari_hcc.io.study import find_scans, study_root_of
 from napari_hcc.review import recovery
+from napari_hcc.review.corrections import study_for_corrections
 from napari_hcc.review.queue import ScanSummary, review_order, siblings
-from napari_hcc.io.study import study_root_of
-from napari_hcc.io.study import Scan, ScanRef, find_scans
-from napari_hcc.plugin.layers import SEQUENCE_ROLES, layer_scan_meta
+from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 
 class ReviewSession:
@@ -30,10 +34,10 @@ class ReviewSession:
 
     # -- the scan --------------------------------------------------------------------------------
 
-    def set_scan(self, scan: Scan, geometry: dict, t1w_layer=None) -> None:
+    def set_scan(self, scan: Scan, geometry: dict, t1w_meta: dict | None = None) -> None:
         same = self.scan is not None and (self.scan.subject, self.scan.session) == (scan.subject, scan.session) and scan.subject
         self.scan, self.geometry, self.prediction = scan, geometry, None
-        new_key = self.key_for(t1w_layer) or recovery.scan_key(arrays=[scan.t1w, scan.t2w, scan.ce])
+        new_key = self.key_for(t1w_meta) or recovery.scan_key(arrays=[scan.t1w, scan.t2w, scan.ce])
         if new_key != self.key:
             self.recovery_handled = False
         self.key = new_key
@@ -46,16 +50,16 @@ class ReviewSession:
 
     @property
     def model_id(self) -> str | None:
-        return self.prediction.model_id if self.prediction is not None else None
+        return self.prediction.run.model_id if self.prediction is not None else None
 
     def engine_card(self):
         return next(iter(self.engines.values())).card
 
-    def key_for(self, t1w_layer) -> str | None:
-        """The recovery key of the scan a T1w layer came from (its files' hashes), if it came from files.
+    def key_for(self, t1w_meta: dict | None) -> str | None:
+        """The recovery key of the scan a T1w layer (its scan metadata) came from (its files' hashes), if it came from files.
         Hashing three volumes is not free and runs on the Qt thread at every Run and scan change, so
         the key is kept per (file, size, modification time)."""
-        paths = (layer_scan_meta(t1w_layer) if t1w_layer is not None else {}).get("paths") or {}
+        paths = (t1w_meta or {}).get("paths") or {}
         files = {k: paths[k] for k in SEQUENCE_ROLES if k in paths}
         if len(files) != 3 or not all(Path(p).is_file() for p in files.values()):
             return None
@@ -64,9 +68,9 @@ class ReviewSession:
             self._keys[stamp] = recovery.scan_key(files)
         return self._keys[stamp]
 
-    def pending_recovery(self, t1w_layer):
+    def pending_recovery(self, t1w_meta: dict | None):
         """An unsaved-edits file for the scan in view, unless the reader already dealt with it."""
-        key = self.key_for(t1w_layer) or (self.key if self.scan is not None else None)
+        key = self.key_for(t1w_meta) or (self.key if self.scan is not None else None)
         if key is None or (self.recovery_handled and key == self.key):
             return None
         return recovery.read_recovery(key)
@@ -82,13 +86,12 @@ class ReviewSession:
         return study_root_of(self.scan.paths.get("T1w"), self.scan.subject)
 
     def corrections_root(self) -> Path | None:
-        from napari_hcc.plugin.sample import study_for_corrections
 
         root = self.study_root()
         return study_for_corrections(root) if root is not None else None
 
-    def study_refs(self, t1w_layer=None) -> list[ScanRef]:
-        root = self.study_root() or (self._root_of(layer_scan_meta(t1w_layer)) if t1w_layer is not None else None)
+    def study_refs(self, t1w_meta: dict | None = None) -> list[ScanRef]:
+        root = self.study_root() or (self._root_of(t1w_meta) if t1w_meta else None)
         return find_scans(root, with_truth=True) if root is not None else []
 
     def sibling_refs(self) -> list[ScanRef]:
@@ -109,7 +112,7 @@ class ReviewSession:
                 for k, s in self.summaries.items() if self.scan is not None and k[0] == self.scan.subject and s.error is None}
         if self.prediction is not None and self.scan is not None:
             rows[(self.scan.subject, self.scan.session)] = (self.prediction.week, self.scan.session or "", self.prediction.tumor_volume_mm3,
-                                                            self.prediction.response_probability)
+                                                            self.prediction.response.response_probability)
         ordered = sorted(rows.values(), key=lambda r: (r[0] is None, r[0] if r[0] is not None else 0, r[1]))
         return [(r[1], r[2], r[3]) for r in ordered]
 

@@ -20,15 +20,19 @@ from __future__ import annotations
 import getpass
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+from filelock import FileLock, Timeout
 
+from napari_hcc.errors import InputError
 from napari_hcc.io import bids
-from napari_hcc.io.atomic import write_text
+from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
 from napari_hcc.io.masks import mask_image
-from napari_hcc.io.study import InputError, load_volume, same_grid
+from napari_hcc.io.volume import load_volume, same_grid
+from napari_hcc.metrics import dice
 
 LOCK_NAME = ".corrections.lock"
 
@@ -58,10 +62,7 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
                     model_id: str | None = None, annotator: str | None = None, note: str = "", allow_empty: bool = False,
                     lock_timeout: float = 60.0) -> CorrectionRecord:
     """Add a new version of a session's corrected mask (source-grid arrays, same shape as the T1w)."""
-    from filelock import FileLock, Timeout
 
-    from napari_hcc.model.checkpoint import sha256_file
-    from napari_hcc.evaluation.metrics import dice
 
     root = Path(root)
     t1w_path = bids.image_path(root, subject, session, "T1w")
@@ -99,7 +100,7 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
             provenance = {
                 "Description": "tumor mask corrected by a reviewer in napari-hcc",
                 "version": version, "previous_version": versions[-1] if versions else None,
-                "annotator": annotator or getpass.getuser(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "annotator": annotator or getpass.getuser(), "time": datetime.now(UTC).isoformat(timespec="seconds"),
                 "model": model_id, "note": note,
                 "sources": {k: {"path": str(p.relative_to(root)), "sha256": sha256_file(p)} for k, p in sources.items() if p.exists()},
                 "voxels": int(corrected.sum()), **changed,
@@ -110,7 +111,6 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
             write_text(sidecar, json.dumps(provenance, indent=2) + "\n")
     except Timeout:
         raise InputError(f"another save of sub-{subject} ses-{session} has held the lock for {lock_timeout:.0f} s; try again.") from None
-    import nibabel as nib
 
     check = nib.load(str(mask_path))  # header only: the geometry that was really written
     if not same_grid(check.shape, check.affine, t1w.data.shape, t1w.affine):
@@ -126,9 +126,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 
 def _save_new(img, path: Path) -> None:
-    import nibabel as nib
 
-    from napari_hcc.io.atomic import atomic_path
 
     with atomic_path(path, overwrite=False) as tmp:
         nib.save(img, tmp)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ARMS = ("Control", "Sorafenib", "NK", "Combination")
+from napari_hcc.vocabulary import ARMS
+
 STRAINS = ("Buffalo", "Sprague-Dawley")
 
 #: Tumor diameter at which Gompertz growth saturates (mm): a rat's left lobe cannot hold more.

@@ -6,21 +6,24 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from napari_hcc.io import bids
 from napari_hcc.io.atomic import save_nifti, write_text
+from napari_hcc.progress import ProgressFn, report
 from napari_hcc.simulate import mri
 from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy
-from napari_hcc.simulate.biology import ARMS, Rat, draw_cohort, tumor_state
+from napari_hcc.simulate.biology import Rat, draw_cohort, tumor_state
 from napari_hcc.simulate.pathology import sample_histology
 from napari_hcc.simulate.render import Grid, draw_pose, render_session
 from napari_hcc.simulate.tumor import draw_tumor_shape
+from napari_hcc.vocabulary import ARMS
 
 SIMULATOR_VERSION = "1.0"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
@@ -31,7 +34,6 @@ def session_label(week: int) -> str:
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray, description: str):
-    import nibabel as nib
 
     img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm", "sec")
@@ -103,7 +105,7 @@ def simulate_study(
     grid: Grid = Grid(),
     motion_mm: float = 0.3,
     workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Simulate `rats_per_arm` rats in each of the four arms, scanned at `weeks`; return the root.
 
@@ -120,13 +122,11 @@ def simulate_study(
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for r in pool.map(_render_and_write, tasks):
                 results.append(r)
-                if progress:
-                    progress(len(results), len(tasks))
+                report(progress, len(results), len(tasks), "scan")
     else:
         for task in tasks:
             results.append(_render_and_write(task))
-            if progress:
-                progress(len(results), len(tasks))
+            report(progress, len(results), len(tasks), "scan")
     _write_study_files(root, rats, weeks, results, seed, grid, motion_mm, rats_per_arm)
     return root
 

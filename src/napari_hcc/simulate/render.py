@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from napari_hcc.simulate import mri
 from napari_hcc.simulate.anatomy import LABEL, TISSUES, build_anatomy, paint
 from napari_hcc.simulate.biology import Rat, TumorState
 from napari_hcc.simulate.tumor import TumorShape, apply_mass_effect, composition
-
-COMPONENTS = ("viable", "necrosis", "apoptosis", "edema")
+from napari_hcc.vocabulary import COMPONENTS
 
 
 @dataclass(frozen=True)

@@ -13,47 +13,16 @@ measured once per rat, at its `histology_session`; the biomarker targets apply t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from napari_hcc.io import bids
-from napari_hcc.model.checkpoint import sha256_file
-from napari_hcc.simulate.biology import ARMS
-from napari_hcc.io.study import InputError, Scan, find_scans, load_volume, read_participants, session_week
-
-
-@dataclass
-class ScanItem:
-    study: Path
-    subject: str
-    session: str
-    week: int | None
-    arm: str | None
-    viability: float | None  # only on the histology session
-    apoptosis: float | None
-    mask_source: str  # "correction" or "truth"
-    start: int  # first slice in the dataset's arrays
-    stop: int
-
-    @property
-    def rat(self) -> str:
-        """A rat's identity across studies (two studies may both have a rat01)."""
-        return f"{self.study.name}/{self.subject}"
-
-    @property
-    def arm_index(self) -> int:
-        return ARMS.index(self.arm) if self.arm in ARMS else -1
-
-    @property
-    def arm_labelled(self) -> bool:
-        return self.arm_index >= 0 and self.week is not None and self.week > 0
-
-    @property
-    def has_histology(self) -> bool:
-        return self.viability is not None and self.apoptosis is not None
+from napari_hcc.inference.slices import model_mask, model_slices
+from napari_hcc.io.atomic import sha256_file
+from napari_hcc.io.labels import ScanItem, labelled_sessions, simulation_of
+from napari_hcc.progress import ProgressFn
 
 
 @dataclass
@@ -89,60 +58,13 @@ class SliceDataset:
         return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations)
 
 
-def _float(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
-def labelled_sessions(studies: Sequence[str | Path], corrections_only: bool = False,
-                      progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[ScanItem, Scan, np.ndarray, Path]]:
-    """Every session of the studies that has a tumor mask (a reviewer's latest correction, else the
-    truth; with `corrections_only`, only corrected sessions): (labels, scan, mask, mask file).
-    The labels' start/stop are left at 0 for the caller."""
-    refs = []
-    for study in studies:
-        root = Path(study)
-        if not root.is_dir():
-            raise InputError(f"study {root} is not a folder.")
-        participants = read_participants(root)
-        for ref in find_scans(root, with_truth=True):
-            if not ref.subject or not ref.session:
-                raise InputError(f"{ref.t1w} is not in a BIDS session; training needs BIDS studies (napari-hcc simulate writes them).")
-            refs.append((root, participants, ref))
-    if not refs:
-        raise InputError("the given studies hold no scans.")
-    found = 0
-    for n, (root, participants, ref) in enumerate(refs):
-        correction = bids.latest_correction(root, ref.subject, ref.session)
-        mask_path = correction or (None if corrections_only else ref.mask)
-        if mask_path is not None:  # a session nobody has outlined cannot teach anything
-            scan = ref.load()
-            mask = load_volume(mask_path, "mask")
-            if mask.data.shape != scan.shape:
-                raise InputError(f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid.")
-            row = participants.get(ref.subject, {})
-            histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
-            item = ScanItem(
-                root, ref.subject, ref.session, session_week(root, ref.subject, ref.session), row.get("arm") or ref.arm,
-                _float(row.get("histology_viability")) if histology_here else None,
-                _float(row.get("histology_apoptosis")) if histology_here else None,
-                "correction" if correction else "truth", 0, 0,
-            )
-            found += 1
-            yield item, scan, mask.data > 0, mask_path
-        if progress is not None:
-            progress(n + 1, len(refs))
-    if not found:
-        what = "a saved correction" if corrections_only else "a tumor mask (truth or correction)"
-        raise InputError(f"no session of the given studies has {what} to learn from.")
 
 
-def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, int], None] | None = None,
+def build_dataset(studies: Sequence[str | Path], card, progress: ProgressFn | None = None,
                   corrections_only: bool = False) -> SliceDataset:
     """The slice dataset over `labelled_sessions` (see there for which mask is used)."""
-    from napari_hcc.inference.slices import model_mask, model_slices
 
     xs, ys, owners, scans, digests = [], [], [], [], []
     total = 0
@@ -161,13 +83,8 @@ def build_dataset(studies: Sequence[str | Path], card, progress: Callable[[int, 
                         [str(Path(s).resolve()) for s in studies], [sim for s in studies if (sim := simulation_of(s))])
 
 
-def simulation_of(study: str | Path) -> dict | None:
-    """How a simulated study was made (seed, rats per arm, weeks, simulator version), or None."""
-    import json
-
-    path = Path(study) / "code" / "simulation.json"
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return {k: meta.get(k) for k in ("simulator_version", "seed", "rats_per_arm", "weeks")}
+def slice_targets(ds, idx: np.ndarray):
+    scans = [ds.scans[i] for i in ds.scan_of_slice[idx]]
+    arm = np.array([s.arm_index if s.arm_labelled else -1 for s in scans], dtype=np.int64)
+    bio = np.array([[s.viability, s.apoptosis] if s.has_histology else [np.nan, np.nan] for s in scans], dtype=np.float32)
+    return arm, bio

@@ -1,7 +1,7 @@
 """Improve a model with a study's saved corrections: `train --init MODEL --corrections-only`, with
 some corrected rats held out to show the Dice before and after.
 
-    result = fine_tune(study, base=None, epochs=10, progress=callback, stop=event)
+    result = fine_tune(study, base=None, epochs=10, progress=callback, cancel=event)
 
 * Which scans: every session of the study with a complete saved correction (`trainingset`).
 * Held out: with corrections on two or more rats, a quarter of those rats (at least one) are kept out
@@ -16,15 +16,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from napari_hcc.errors import InputError
+from napari_hcc.inference.engine import Engine
 from napari_hcc.io import bids
 from napari_hcc.io.atomic import write_text
-from napari_hcc.io.study import InputError, find_scans, load_volume
+from napari_hcc.io.scan import ref_label
+from napari_hcc.io.study import find_scans, study_root
+from napari_hcc.io.volume import load_volume
+from napari_hcc.metrics import dice
+from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_models_folder
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.progress import CancelFlag, ProgressFn, report
+from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.trainer import train
 
 
 @dataclass
@@ -67,7 +76,6 @@ def held_out_rats(rats: list[str], seed: int = 0) -> list[str]:
 
 
 def new_model_folder(base_name: str) -> Path:
-    from napari_hcc.model.checkpoint import user_models_folder
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = user_models_folder() / f"{base_name}-finetuned-{stamp}"
@@ -79,7 +87,6 @@ def new_model_folder(base_name: str) -> Path:
 
 
 def _base_spec(base: str | Path | None) -> str:
-    from napari_hcc.model.checkpoint import WEIGHTS_FILE, default_model_folder
 
     if base is not None:
         return str(base)
@@ -92,10 +99,6 @@ def _base_spec(base: str | Path | None) -> str:
 def dice_on(refs, models: list, device: str = "auto") -> list[dict[str, float]]:
     """Dice of each model's masks against each scan's newest saved correction (one dict per model);
     every scan and correction is read once, whatever the number of models."""
-    from napari_hcc.inference.batch import ref_label
-    from napari_hcc.inference.engine import Engine
-    from napari_hcc.evaluation.metrics import dice
-    from napari_hcc.review.queue import study_root
 
     engines = [Engine(model, device=device) for model in models]
     out: list[dict[str, float]] = [{} for _ in models]
@@ -108,11 +111,8 @@ def dice_on(refs, models: list, device: str = "auto") -> list[dict[str, float]]:
 
 
 def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path | None = None, epochs: int = 10,
-              lr: float = 3e-4, device: str = "auto", seed: int = 0, progress: Callable[[dict], None] | None = None,
-              stop=None) -> FineTuneResult:
-    from napari_hcc.inference.batch import ref_label
-    from napari_hcc.model.checkpoint import load_model
-    from napari_hcc.training.trainer import TrainConfig, train
+              lr: float = 3e-4, device: str = "auto", seed: int = 0, progress: ProgressFn | None = None,
+              cancel: CancelFlag | None = None) -> FineTuneResult:
 
     root = Path(study)
     refs = corrected_sessions(root)
@@ -126,18 +126,17 @@ def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path
     out = Path(out) if out is not None else new_model_folder(base_model.card.name)
     version = f"{base_model.card.version or '0'}+ft{time.strftime('%Y%m%d%H%M%S')}"
     cfg = TrainConfig(studies=[root], out=out, epochs=epochs, lr=lr, warmup_epochs=0.5, seed=seed, device=device,
-                      init=base_spec, corrections_only=True, exclude_rats=held, patience=max(3, epochs), version=version, quiet=True)
+                      init=base_spec, corrections_only=True, exclude_rats=held, patience=max(3, epochs), version=version)
     started = time.perf_counter()
     result = FineTuneResult(None, base_model.model_id, None, [ref_label(r) for r in train_refs],
                             [ref_label(r) for r in test_refs], bool(held))
-    trained = train(cfg, progress=progress, stop=stop)
+    trained = train(cfg, progress=progress, cancel=cancel)
     result.epochs_run, result.cancelled = trained.epochs_run, trained.cancelled
     if trained.cancelled:
         result.seconds = time.perf_counter() - started
         return result
     new_model = load_model(out)
-    if progress is not None:
-        progress({"phase": "scoring", "scans": len(test_refs)})
+    report(progress, 0, len(test_refs), "scan", phase="scoring")
     result.dice_before, result.dice_after = dice_on(test_refs, [base_model, new_model], device)
     result.model_dir, result.new_model = out, new_model.model_id
     result.seconds = time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_hcc.io.study import InputError
+from napari_hcc.errors import InputError
 
 
 def rat_folds(rat_arm: dict[str, str], k: int, seed: int = 0) -> list[list[str]]:
@@ -44,3 +44,18 @@ def validation_rats(rat_arm: dict[str, str], fraction: float = 0.2, seed: int = 
     if not chosen:  # every arm has fewer than 3 rats: hold out one rat in all
         chosen = [rats[int(rng.integers(len(rats)))]]
     return sorted(chosen)
+
+
+def epoch_indices(train_slices: np.ndarray, tumor: np.ndarray, share: float, seed: int, epoch: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, epoch])
+    with_tumor = train_slices[tumor[train_slices]]
+    without = train_slices[~tumor[train_slices]]
+    n_free = min(len(without), int(round(share * max(1, len(with_tumor)))))
+    chosen = np.concatenate([with_tumor, rng.choice(without, n_free, replace=False) if n_free else without[:0]])
+    return chosen[rng.permutation(len(chosen))]
+
+
+def leaky_holdout(ds, k: int, fold: int, seed: int) -> np.ndarray:
+    """Slice indices of fold `fold` of a shuffled slice-level K-fold (the paper's leaky protocol)."""
+    order = np.random.default_rng([seed, 4242]).permutation(len(ds.y))
+    return np.sort(np.array_split(order, k)[fold])

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import ndimage
+from scipy.stats import spearmanr
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from napari_hcc.io.orientation import spacing
 
@@ -23,14 +26,12 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
 
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
 
 
 def hd95_mm(pred: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> float:
     """95th percentile of the symmetric surface distance in mm; NaN when either mask is empty."""
-    from scipy import ndimage
 
     p, t = pred > 0, truth > 0
     if not p.any() or not t.any():
@@ -45,7 +46,6 @@ def hd95_mm(pred: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> float:
 def arm_metrics(y: np.ndarray, proba: np.ndarray, arms: Sequence[str]) -> dict:
     """One-vs-rest AUROC (macro and per arm), accuracy, confusion matrix, sensitivity and
     specificity per arm, and calibration (Brier score, expected calibration error)."""
-    from sklearn.metrics import confusion_matrix, roc_auc_score
 
     y = np.asarray(y, int)
     proba = np.asarray(proba, float)
@@ -84,7 +84,6 @@ def _calibration(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) ->
 
 
 def regression_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
-    from scipy.stats import spearmanr
 
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     ok = np.isfinite(pred) & np.isfinite(truth)

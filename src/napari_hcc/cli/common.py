@@ -1,0 +1,77 @@
+"""What the command handlers share: the scans named on the command line, and the
+adapters that turn the core's `Progress` updates (progress.py) into tqdm bars and lines on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+from napari_hcc.errors import UsageError
+from napari_hcc.io.scan import ScanRef
+from napari_hcc.io.study import find_scans
+from napari_hcc.progress import Progress, ProgressFn
+
+
+def scan_refs(args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None) -> list[ScanRef]:
+    """The scans named on the command line: three files (one scan), or every scan under INPUT."""
+    if args.t1w or args.t2w or args.ce:
+        missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
+        if missing:
+            raise UsageError(f"one scan needs all three files; missing {', '.join(missing)}.")
+        return [ScanRef(args.t1w, args.t2w, args.ce, mask)]
+    if args.input:
+        return find_scans(args.input, with_truth=with_truth)
+    raise UsageError(f"give {hint} or --t1w, --t2w and --ce.")
+
+
+def say(text: str) -> None:
+    """A line on stderr that does not break a progress bar."""
+    tqdm.write(text, file=sys.stderr)
+
+
+@contextmanager
+def progress_bar(desc: str, unit: str, quiet: bool, total: int | None = None) -> Iterator[ProgressFn]:
+    """A tqdm bar fed by `Progress` updates (done of total); nothing is shown when `quiet`."""
+    with tqdm(total=total, unit=unit, desc=desc, disable=quiet) as bar:
+
+        def progress(update: Progress) -> None:
+            bar.total = update.total
+            bar.update(update.done - bar.n)
+
+        yield progress
+
+
+class TrainingProgress:
+    """`train`'s updates on the terminal: a bar of the epoch's batches with their losses, and one line per
+    epoch (losses and validation), as `napari-hcc train` and `evaluate --cv` show them."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, update: Progress) -> None:
+        d = update.detail
+        if update.unit == "batch":
+            if self.bar is None:
+                self.bar = tqdm(total=d["batches"], desc=f"epoch {d['epoch']}/{d['epochs']}", unit="batch", leave=False)
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{d['loss']:.3f}", seg=f"{d['seg']:.3f}", arm=f"{d['arm']:.3f}", bio=f"{d['bio']:.3f}")
+            if update.done == update.total:
+                self.close()
+        elif update.unit == "epoch":
+            self.close()
+            if d.get("resumed"):
+                tqdm.write(f"resuming {d['out']} after epoch {update.done} of {update.total}")
+                return
+            validation = "".join(f", val {k[4:].replace('_', ' ')} {v:.4f}" for k, v in d.items() if k.startswith("val_"))
+            tqdm.write(
+                "epoch {epoch}: loss {loss:.4f} (seg {seg:.4f}, arm {arm:.4f}, bio {bio:.4f})".format(**d) + validation
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,164 @@
+"""`napari-hcc predict`, `info`, `train`, `fit-readout` and `evaluate`: the commands that run the network."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from napari_hcc.cli.common import TrainingProgress, progress_bar, say, scan_refs
+from napari_hcc.errors import UsageError
+from napari_hcc.evaluation import protocols
+from napari_hcc.inference.batch import predict_scans
+from napari_hcc.inference.engine import Engine
+from napari_hcc.inference.postprocess import PostProcess
+from napari_hcc.model.catalog import list_models, user_models_folder
+from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.devices import available_devices
+from napari_hcc.readout.build import add_readout
+from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.trainer import train as train_model
+
+
+def predict(args) -> int:
+    if args.input and (args.t1w or args.t2w or args.ce):
+        raise UsageError("give either INPUT or --t1w/--t2w/--ce, not both.")
+    refs = scan_refs(args, with_truth=False)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"output {args.out} exists and is not a folder.")
+    model = load_model(args.model)
+    engine = Engine(model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    post = PostProcess.from_card(
+        model.card,
+        threshold=args.threshold,
+        min_component_mm3=args.min_component_mm3,
+        fill_holes=False if args.no_fill_holes else None,
+    )
+    note = (lambda text: None) if args.quiet else say
+    note(
+        f"model {model.model_id} on {engine.device_name}, {engine.precision}, batch {engine.batch_size}"
+        + (", TTA" if args.tta else "")
+    )
+    if not model.card.trained:
+        note("warning: this model is untrained; its masks and probabilities mean nothing (the pipeline is real).")
+    if engine.device.type == "cpu" and args.device in (None, "auto"):
+        note("note: no GPU found; running on the CPU.")
+    start = time.perf_counter()
+    failed, done = [], 0
+    with progress_bar("predict", "scan", args.quiet, len(refs)) as progress:
+        outcomes = predict_scans(
+            refs,
+            args.out,
+            engine,
+            tta=args.tta,
+            postprocess=post,
+            save_probabilities=args.save_probabilities,
+            on_mismatch=args.on_mismatch,
+        )
+        for outcome in outcomes:
+            progress(outcome.progress)
+            if outcome.error:
+                failed.append(outcome)
+                if len(refs) > 1:
+                    note(f"failed: {outcome.label}: {outcome.error}")
+                continue
+            done += 1
+            for line in outcome.prediction.notes + outcome.prediction.run.events:
+                note(f"  {outcome.label}: {line}")
+    wall = time.perf_counter() - start
+    if len(refs) == 1 and failed:  # one scan: its problem is the command's error
+        raise UsageError(failed[0].error)
+    print(
+        f"predicted {done} of {len(refs)} scan(s) in {wall:.1f} s on {engine.device}; "
+        f"results in {args.out / 'predictions.csv'}"
+        + (f"; {len(failed)} failed: " + ", ".join(o.label for o in failed) if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def info(args) -> int:
+    print("models:")
+    for name, folder, card, problem in list_models():
+        if card is None:
+            print(f"  {name}: unreadable ({problem})")
+            continue
+        where = folder if folder is not None else "built in, no file"
+        metrics = ", ".join(f"{k} {v}" for k, v in list(card.metrics.items())[:4] if not isinstance(v, dict))
+        print(f"  {name}: {card.model_id} [{where}]" + (f" ({metrics})" if metrics else ""))
+    print(f"  (new model versions go to {user_models_folder()})")
+    print("devices:")
+    for line in available_devices():
+        print(f"  {line}")
+    return 0
+
+
+def train(args) -> int:
+    cfg = TrainConfig(
+        studies=args.study,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        init=args.init,
+        encoder_weights=args.encoder_weights,
+        corrections_only=args.corrections_only,
+        folds=args.folds,
+        fold=args.fold,
+        patience=args.patience,
+        version=args.version or "",
+    )
+    progress = None if args.quiet else TrainingProgress()
+    result = train_model(cfg, progress=progress)
+    if progress is not None:
+        progress.close()
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(
+            f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s ({result.slices_per_second:.1f} slices/s); "
+            f"best epoch {result.best_epoch}{' (early stop)' if result.stopped_early else ''}; model in {result.model_dir}"
+        )
+    return 0
+
+
+def fit_readout(args) -> int:
+    with progress_bar("tumor features", "scan", args.quiet) as progress:
+        model = None if args.model == "default" else args.model
+        card = add_readout(model, args.study, args.out, version=args.version, progress=progress, device=args.device)
+    cv = card.readout.get("cross_validation", {})
+    print(
+        f"readout fitted on {len(card.readout['fitted_on']['rats'])} rats (rat-grouped CV inside them: arm AUROC "
+        f"{cv.get('arm_macro_auroc_pooled')} over each rat's sessions ({cv.get('arm_macro_auroc')} per scan), accuracy "
+        f"{cv.get('arm_accuracy_pooled')}, viability RMSE {cv.get('viability_rmse')}, apoptosis RMSE {cv.get('apoptosis_rmse')} "
+        f"from {card.readout.get('apoptosis_route')}); model {card.model_id} in {args.out}"
+    )
+    return 0
+
+
+def evaluate(args) -> int:
+    if (args.model is None) == (args.cv is None):
+        raise UsageError("give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation).")
+    training = None if args.quiet else TrainingProgress()
+    if args.model is not None:
+        model = None if args.model == "default" else args.model
+        results, extra = protocols.evaluate_model(args.study, model, device=args.device)
+    else:
+        results, extra = protocols.evaluate_cv(
+            args.study, args.cv, args.out, device=args.device, epochs=args.epochs, seed=args.seed, progress=training
+        )
+    leaky = None
+    if args.leaky and args.cv:
+        leaky = protocols.evaluate_leaky(args.study, args.cv, args.out, args.device, args.epochs, args.seed, progress=training)
+    summary = protocols.summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
+    extra["info"]["bootstrap"] = args.bootstrap
+    notes = None
+    if args.notes is not None:
+        try:
+            notes = args.notes.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"notes file {args.notes} could not be read ({type(exc).__name__}).") from None
+    report = protocols.write_results(args.out, results, summary, extra["info"], leaky, notes)
+    for t in summary["targets"]:
+        print(f"{t['metric']}: {t['value']:.3f} (target {t['target']}: {'met' if t['met'] else 'NOT met'})")
+    print(f"report: {report}")
+    return 0

@@ -1,0 +1,38 @@
+"""`napari-hcc simulate` and `napari-hcc check`: studies in, files and a report out. No torch here."""
+
+from __future__ import annotations
+
+import time
+
+from napari_hcc.cli.common import progress_bar, scan_refs
+from napari_hcc.simulate.cohort import check_arguments, simulate_study
+from napari_hcc.simulate.render import Grid
+
+
+def simulate(args) -> int:
+    check_arguments(args.rats_per_arm, args.weeks)
+    grid = Grid(shape=(args.matrix, args.matrix, args.slices), spacing=(args.pixel_mm, args.pixel_mm, args.slice_mm))
+    start = time.perf_counter()
+    total = args.rats_per_arm * 4 * len(set(args.weeks))
+    with progress_bar("simulate", "scan", args.quiet, total) as progress:
+        root = simulate_study(args.out, args.rats_per_arm, args.weeks, args.seed, grid, args.motion_mm, args.workers, progress)
+    print(
+        f"wrote {args.rats_per_arm * 4} rats x {len(set(args.weeks))} sessions to {root} "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    return 0
+
+
+def check(args) -> int:
+    scans = [ref.load(args.on_mismatch) for ref in scan_refs(args, hint="an INPUT folder", mask=args.mask)]
+    for scan in scans:
+        mask = f", mask {int(scan.mask.sum())} voxels" if scan.mask is not None else ""
+        arm = f" [{scan.arm}]" if scan.arm else ""
+        print(
+            f"{scan.label}{arm}: {'x'.join(map(str, scan.shape))} voxels of "
+            f"{'x'.join(f'{v:.2f}' for v in scan.spacing)} mm, {scan.orientation}, slice axis {scan.slice_axis}{mask}"
+        )
+        for note in scan.notes:
+            print(f"  note: {note}")
+    print(f"{len(scans)} scan(s) ok")
+    return 0

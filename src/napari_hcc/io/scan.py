@@ -1,0 +1,145 @@
+"""A scan: T1w, T2w and CE (and a mask) on one voxel grid, loaded from three files with geometry checks.
+
+Sequences that do not share the T1w's voxel grid are resampled onto it on purpose, and the scan says so
+in `notes`, or (with `on_mismatch="refuse"`) the load is refused; they are never silently misaligned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_hcc.errors import InputError
+from napari_hcc.io.orientation import axcodes, slice_axis, spacing
+from napari_hcc.io.volume import Volume, load_volume, overlap_fraction, resample_to, same_grid
+from napari_hcc.vocabulary import MISMATCH_POLICIES, MismatchPolicy
+
+
+@dataclass
+class Scan:
+    """One MRI session of one animal: three co-registered sequences on one voxel grid."""
+
+    t1w: np.ndarray
+    t2w: np.ndarray
+    ce: np.ndarray
+    affine: np.ndarray  # of the reference (T1w) grid
+    header: object  # reference NIfTI header, kept for writing masks back
+    mask: np.ndarray | None = None  # uint8 0/1 on the same grid
+    mask_kind: str = "tumor"  # layer name: "tumor (truth)", "tumor (manual)", ...
+    subject: str | None = None
+    session: str | None = None
+    arm: str | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.t1w.shape)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return spacing(self.affine)
+
+    @property
+    def slice_axis(self) -> int:
+        return slice_axis(self.affine)
+
+    @property
+    def orientation(self) -> str:
+        return axcodes(self.affine)
+
+    @property
+    def label(self) -> str:
+        if self.subject and self.session:
+            return f"sub-{self.subject} ses-{self.session}"
+        return self.paths["T1w"].name if "T1w" in self.paths else "scan"
+
+    def channels(self) -> np.ndarray:
+        """The sequences stacked in the model's channel order [T1w, T2w, CE]."""
+        return np.stack([self.t1w, self.t2w, self.ce])
+
+
+def _on_reference(vol: Volume, role: str, ref: Volume, on_mismatch: MismatchPolicy, notes: list[str], order: int) -> np.ndarray:
+    if same_grid(vol.data.shape, vol.affine, ref.data.shape, ref.affine):
+        return vol.data
+    covered = overlap_fraction(ref.data.shape, ref.affine, vol.data.shape, vol.affine)
+    if covered < 0.2:
+        raise InputError(
+            f"{role} file {vol.path} covers only {100 * covered:.0f}% of the T1w field of view ({ref.path.name}); "
+            "they do not image the same region and cannot form one scan."
+        )
+    if on_mismatch == "refuse":
+        raise InputError(
+            f"{role} file {vol.path} is on a different voxel grid ({vol.grid}) than the T1w {ref.path.name} "
+            f"({ref.grid}); resample it onto the T1w grid first, or allow resampling."
+        )
+    how = "nearest-neighbour" if order == 0 else "linear"
+    notes.append(f"{role} {vol.path.name} ({vol.grid}) was resampled onto the T1w grid ({ref.grid}) by {how} interpolation.")
+    return resample_to(vol, ref.data.shape, ref.affine, order)
+
+
+def _binary_mask(mask: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    values = np.unique(mask)
+    if np.all(np.isin(values, (0, 1))):
+        return mask.astype(np.uint8)
+    if np.allclose(values, np.round(values)):
+        notes.append(f"mask {path.name} has labels {', '.join(f'{v:g}' for v in values[:8])}; every non-zero voxel is taken as tumor.")
+        return (mask != 0).astype(np.uint8)
+    notes.append(f"mask {path.name} holds fractional values; voxels >= 0.5 are taken as tumor.")
+    return (mask >= 0.5).astype(np.uint8)
+
+
+def load_scan(
+    t1w: str | Path,
+    t2w: str | Path,
+    ce: str | Path,
+    mask: str | Path | None = None,
+    *,
+    on_mismatch: MismatchPolicy = "resample",
+    mask_kind: str = "tumor",
+    subject: str | None = None,
+    session: str | None = None,
+    arm: str | None = None,
+) -> Scan:
+    """Load three sequences (and an optional mask) as one Scan on the T1w grid."""
+    if on_mismatch not in MISMATCH_POLICIES:
+        raise ValueError("on_mismatch must be 'resample' or 'refuse'.")
+    ref = load_volume(t1w, "T1w")
+    notes: list[str] = []
+    t2 = load_volume(t2w, "T2w")
+    c = load_volume(ce, "CE")
+    data = {"T2w": _on_reference(t2, "T2w", ref, on_mismatch, notes, 1), "CE": _on_reference(c, "CE", ref, on_mismatch, notes, 1)}
+    paths = {"T1w": ref.path, "T2w": t2.path, "CE": c.path}
+    mask_data = None
+    if mask is not None:
+        m = load_volume(mask, "mask")
+        mask_data = _binary_mask(_on_reference(m, "mask", ref, on_mismatch, notes, 0), m.path, notes)
+        paths["mask"] = m.path
+    return Scan(ref.data, data["T2w"], data["CE"], ref.affine, ref.header, mask_data, mask_kind, subject, session, arm, paths, notes)
+
+
+@dataclass(frozen=True)
+class ScanRef:
+    """Where one scan's files are, before loading."""
+
+    t1w: Path
+    t2w: Path
+    ce: Path
+    mask: Path | None = None
+    mask_kind: str = "tumor"
+    subject: str | None = None
+    session: str | None = None
+    arm: str | None = None
+
+    def load(self, on_mismatch: MismatchPolicy = "resample") -> Scan:
+        return load_scan(
+            self.t1w, self.t2w, self.ce, self.mask, on_mismatch=on_mismatch, mask_kind=self.mask_kind,
+            subject=self.subject, session=self.session, arm=self.arm,
+        )
+
+
+def ref_label(ref: ScanRef) -> str:
+    if ref.subject:
+        return f"sub-{ref.subject}" + (f" ses-{ref.session}" if ref.session else "")
+    return ref.t1w.name

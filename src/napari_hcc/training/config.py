@@ -1,0 +1,68 @@
+"""The options of a training run and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from napari_hcc.errors import InputError
+from napari_hcc.model.catalog import WEIGHTS_FILE
+from napari_hcc.training.augment import AugmentConfig
+from napari_hcc.training.losses import LossWeights
+from napari_hcc.vocabulary import Precision
+
+
+@dataclass
+class TrainConfig:
+    studies: list[Path]
+    out: Path
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    precision: Precision = "auto"
+    init: str | None = None
+    encoder_weights: str | None = None
+    folds: int | None = None
+    fold: int | None = None
+    tumor_free_share: float = 0.3  # tumor-free slices per tumor slice in an epoch
+    patience: int = 10
+    val_fraction: float = 0.2
+    name: str = "hcc-unetpp-effb0"
+    version: str = ""
+    exclude_rats: list[str] = field(default_factory=list)  # e.g. an evaluation fold, given in-process
+    corrections_only: bool = False  # learn only from sessions with a reviewer's saved correction
+    leaky_folds: int | None = None  # the paper's slice-level K-fold (evaluation --leaky only)
+    leaky_fold: int | None = None
+    loss: LossWeights = field(default_factory=LossWeights)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def check(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"--epochs must be at least 1 (got {self.epochs}).")
+        if self.batch_size < 2:
+            raise InputError(f"--batch-size must be at least 2 for training (got {self.batch_size}).")
+        if (self.folds is None) != (self.fold is None):
+            raise InputError("give --folds K and --fold I together.")
+        if self.folds is not None and not 0 <= self.fold < self.folds:
+            raise InputError(f"--fold must be between 0 and {self.folds - 1} (got {self.fold}).")
+        if (Path(self.out) / WEIGHTS_FILE).exists():
+            raise InputError(f"{self.out} already holds a model; choose a new folder (models are never overwritten).")
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    cancelled: bool
+    seconds: float
+    slices_per_second: float
+    history: list[dict]
+    train_rats: list[str]
+    val_rats: list[str]
+    test_rats: list[str]

@@ -1,0 +1,36 @@
+"""The study's words, each defined once: arms, sequence roles, biomarkers and tissue components; and the
+values of the options every face offers (precision, mismatch policy, device kind).
+
+Everything else (the model card, BIDS file names, the simulator, training, evaluation, the layers
+napari shows) takes its names from here, so a reader of any file knows they mean the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+#: the four treatment arms of the study, in the order of the network's arm head
+ARMS: tuple[str, ...] = ("Control", "Sorafenib", "NK", "Combination")
+
+#: the MRI sequences of a scan, in the order of the network's input channels
+SEQUENCE_ROLES: tuple[str, ...] = ("T1w", "T2w", "CE")
+
+#: the histology fractions the response panel reports (H&E viable fraction, TUNEL apoptotic fraction)
+BIOMARKERS: tuple[str, ...] = ("viability", "apoptosis")
+
+#: the tissue components of a tumor: the simulator's truth maps and the histology floor
+COMPONENTS: tuple[str, ...] = ("viable", "necrosis", "apoptosis", "edema")
+
+# -- the values of options, each a Literal type and the tuple of its values (for argparse and the GUI) --
+
+#: numeric precision of a run: "auto" picks bf16 where the device runs it natively, else fp16 on a GPU, fp32 on a CPU
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+
+#: sequences on different voxel grids: resample them onto the T1w grid (and say so), or refuse the scan
+MismatchPolicy = Literal["resample", "refuse"]
+MISMATCH_POLICIES: tuple[MismatchPolicy, ...] = get_args(MismatchPolicy)
+
+#: the kinds of compute device a user picks from ("cuda:N" is accepted too, where it is typed)
+DeviceKind = Literal["auto", "cuda", "mps", "cpu"]
+DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
