@@ -65,7 +65,7 @@ def main() -> None:
 
         setattr(obj, name, wrapper)
 
-    for name in ("run", "_on_yield", "_on_finished"):  # everything the widget does on the Qt thread during a run
+    for name in ("run", "_on_update", "_on_finished"):  # everything the widget does on the Qt thread during a run
         timed(widget, name)
     for plot in (widget.panel.slice_plot, widget.panel.week_plot):
         timed(plot, "_on_rendered")
@@ -97,9 +97,12 @@ def main() -> None:
             drawn.clear()
             handler_ms.clear()
             inserted: list[float] = []
-            hook = viewer.layers.events.inserted.connect(lambda e: inserted.append(time.perf_counter()) if e.value.name == "tumor" else None)
+            # each run's hooks append to that run's list and are disconnected before the next run
+            hook = viewer.layers.events.inserted.connect(
+                lambda e: inserted.append(time.perf_counter()) if e.value.name == "tumor" else None  # noqa: B023
+            )
             if "tumor" in viewer.layers:  # later runs put the new mask into the same layer
-                viewer.layers["tumor"].events.data.connect(lambda _e: inserted.append(time.perf_counter()))
+                viewer.layers["tumor"].events.data.connect(lambda _e: inserted.append(time.perf_counter()))  # noqa: B023
             t0 = time.perf_counter()
             widget.run()
             while widget.worker is not None:
@@ -114,19 +117,35 @@ def main() -> None:
             compute.append(widget.session.prediction.run.timings["total"])
             handlers.append(max(handler_ms) / 1000)
         to_screen, stalls, compute, handlers = to_screen[1:], stalls[1:], compute[1:], handlers[1:]
-        rows.append((tta, statistics.median(to_screen), max(to_screen), statistics.median(stalls), max(stalls), statistics.median(compute),
-                     statistics.median(handlers), max(handlers)))
+        rows.append(
+            (
+                tta,
+                statistics.median(to_screen),
+                max(to_screen),
+                statistics.median(stalls),
+                max(stalls),
+                statistics.median(compute),
+                statistics.median(handlers),
+                max(handlers),
+            )
+        )
 
     timer.stop()
     engine = next(iter(widget.session.engines.values()))
     print(f"device: {engine.device_name}, precision {engine.precision}; {args.runs} runs each")
-    print("| TTA | Run -> mask on screen, median (max) | longest event-loop stall, median (max) | longest plugin handler, median (max) | inference alone (median) |")
+    print(
+        "| TTA | Run -> mask on screen, median (max) | longest event-loop stall, median (max) | longest plugin handler, median (max) | inference alone (median) |"
+    )
     print("|---|---|---|---|---|")
     for tta, med, worst, stall_med, stall_max, comp, h_med, h_max in rows:
-        print(f"| {'on' if tta else 'off'} | {med * 1000:.0f} ms ({worst * 1000:.0f} ms) | {stall_med * 1000:.0f} ms ({stall_max * 1000:.0f} ms) | "
-              f"{h_med * 1000:.0f} ms ({h_max * 1000:.0f} ms) | {comp * 1000:.0f} ms |")
-    print(f"napari alone, moving one slice with nothing running: longest stall {statistics.median(napari_alone) * 1000:.0f} ms median "
-          f"({max(napari_alone) * 1000:.0f} ms max)")
+        print(
+            f"| {'on' if tta else 'off'} | {med * 1000:.0f} ms ({worst * 1000:.0f} ms) | {stall_med * 1000:.0f} ms ({stall_max * 1000:.0f} ms) | "
+            f"{h_med * 1000:.0f} ms ({h_max * 1000:.0f} ms) | {comp * 1000:.0f} ms |"
+        )
+    print(
+        f"napari alone, moving one slice with nothing running: longest stall {statistics.median(napari_alone) * 1000:.0f} ms median "
+        f"({max(napari_alone) * 1000:.0f} ms max)"
+    )
     viewer.close()
 
 

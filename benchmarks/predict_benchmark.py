@@ -100,8 +100,10 @@ def main() -> None:
     scans = [r.load() for r in refs]
     one = [next(s for s in scans if s.subject == "rat01" and s.session == "wk2")]
     slices = one[0].shape[one[0].slice_axis]
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, native CPU bf16: {cpu_native_bf16()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, native CPU bf16: {cpu_native_bf16()}"
+    )
     print(f"model: {loaded.model_id}; sample scan {'x'.join(map(str, one[0].shape))}, batch of {len(scans)} scans\n")
     print("| device | pipeline | scan(s) | median s/scan | slices/s | peak memory |")
     print("|---|---|---|---|---|---|")
@@ -110,27 +112,49 @@ def main() -> None:
         name = describe_device(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        variants = [("napari-hcc", "auto", False, False), ("napari-hcc, earlier sessions read afresh", "auto", False, True)]
+        variants = [
+            ("napari-hcc", "auto", False, False),
+            ("napari-hcc, earlier sessions read afresh", "auto", False, True),
+        ]
         if device.type == "cpu":
             variants.append(("napari-hcc fp32", "fp32", False, False))
         variants.append(("napari-hcc + TTA (4 flips)", "auto", True, False))
         results = {}
         for label, precision, tta, cold in variants:
             engine = Engine(loaded, device=spec, precision=precision)
-            for what, group, reps in (("1 sample", one, args.repeats), (f"{len(scans)} sample", scans, max(1, args.repeats // 5))):
+            for what, group, reps in (
+                ("1 sample", one, args.repeats),
+                (f"{len(scans)} sample", scans, max(1, args.repeats // 5)),
+            ):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 times = time_engine(engine, group, reps, tta, cold)
                 med = statistics.median(times)
                 results[(label, what)] = med
-                mem = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU" if device.type == "cuda" else f"{peak_rss_mib():.0f} MiB RSS"
-                print(f"| {name} | {label} ({engine.precision}) | {what} | {med:.4f} | {slices / med:.0f} | {mem} |", flush=True)
+                mem = (
+                    f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU"
+                    if device.type == "cuda"
+                    else f"{peak_rss_mib():.0f} MiB RSS"
+                )
+                print(
+                    f"| {name} | {label} ({engine.precision}) | {what} | {med:.4f} | {slices / med:.0f} | {mem} |",
+                    flush=True,
+                )
         times = time_reference(loaded, one, device, max(2, args.repeats // 3))
         ref = statistics.median(times)
-        mem = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU" if device.type == "cuda" else f"{peak_rss_mib():.0f} MiB RSS"
-        print(f"| {name} | paper-style reference (fp32, 224 px, 1 slice at a time) | 1 sample | {ref:.4f} | {slices / ref:.0f} | {mem} |")
+        mem = (
+            f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB GPU"
+            if device.type == "cuda"
+            else f"{peak_rss_mib():.0f} MiB RSS"
+        )
+        print(
+            f"| {name} | paper-style reference (fp32, 224 px, 1 slice at a time) | 1 sample | {ref:.4f} | {slices / ref:.0f} | {mem} |"
+        )
         fast = results[("napari-hcc", "1 sample")]
-        print(f"\n{name}: napari-hcc {fast * 1000:.0f} ms/scan vs reference {ref * 1000:.0f} ms/scan: {ref / fast:.1f}x faster\n", flush=True)
+        print(
+            f"\n{name}: napari-hcc {fast * 1000:.0f} ms/scan vs reference {ref * 1000:.0f} ms/scan: {ref / fast:.1f}x faster\n",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

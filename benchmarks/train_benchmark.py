@@ -64,7 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     ds = build_dataset([sample_study()], ModelCard())
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, native CPU bf16: {cpu_native_bf16()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, native CPU bf16: {cpu_native_bf16()}"
+    )
     print(f"{len(ds.y)} slices of 128 x 128 (0.375 mm); batch {args.batch_size}; median of {args.steps} steps\n")
     print("| device | precision | slices/s |")
     print("|---|---|---|")

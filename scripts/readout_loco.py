@@ -44,7 +44,9 @@ def main() -> None:
             rows.setdefault(k, feature_rows([k], engine=engine))
         args.cache.write_bytes(pickle.dumps(rows))
 
-    print("| held-out cohort | fitted on | arm AUROC | accuracy | viability RMSE | apoptosis RMSE | apoptosis: arm mean | apoptosis: exact composition |")
+    print(
+        "| held-out cohort | fitted on | arm AUROC | accuracy | viability RMSE | apoptosis RMSE | apoptosis: arm mean | apoptosis: exact composition |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     tables: dict[str, list] = {}
     for i, k in enumerate(keys):
@@ -73,8 +75,12 @@ def _score(readout, fit, held_out) -> list[float]:
     by_rat: dict[str, list] = {}
     for r in held_out:
         by_rat.setdefault(r.rat, []).append(r)
-    reading = {id(r): readout.read(r.features, history_of(r.week, [(o.week, f"wk{o.week}", o.features) for o in by_rat[r.rat] if o is not r]))
-               for r in held_out}
+    reading = {
+        id(r): readout.read(
+            r.features, history_of(r.week, [(o.week, f"wk{o.week}", o.features) for o in by_rat[r.rat] if o is not r])
+        )
+        for r in held_out
+    }
     treated = [r for r in held_out if r.week]
     p = np.stack([reading[id(r)].arm_probabilities for r in treated])
     y = np.array([ARMS.index(r.arm) for r in treated])
@@ -95,8 +101,13 @@ def _score(readout, fit, held_out) -> list[float]:
         mu, sd = X.mean(0), X.std(0) + 1e-9
         model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((X - mu) / sd, [f.apoptosis for f in A])
         exact[idx] = model.predict((np.stack([histo[i].composition for i in idx]) - mu) / sd)
-    return [roc_auc_score(y, p, multi_class="ovr"), float((p.argmax(1) == y).mean()), *rmse,
-            float(np.sqrt(((arm_mean - truth[:, 1]) ** 2).mean())), float(np.sqrt(((exact - truth[:, 1]) ** 2).mean()))]
+    return [
+        roc_auc_score(y, p, multi_class="ovr"),
+        float((p.argmax(1) == y).mean()),
+        *rmse,
+        float(np.sqrt(((arm_mean - truth[:, 1]) ** 2).mean())),
+        float(np.sqrt(((exact - truth[:, 1]) ** 2).mean())),
+    ]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # napari-hcc set-up, for a fresh Debian machine with Python >= 3.11, as root.
 #   bash scripts/setup.sh demo   install everything, open napari with the plugin docked and the sample scan
-#   bash scripts/setup.sh test   install everything (plus Xvfb, Mesa GL, Qt xcb libraries) and run all tests
+#   bash scripts/setup.sh test   install everything (plus Xvfb, Mesa GL, Qt xcb libraries), run the house
+#                                checks (ruff check, ruff format --check, lint-imports) and all tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-demo}"
@@ -31,6 +32,10 @@ case "$mode" in
     # A regular (non-editable) install: the tests run against what a user gets, sample data included.
     "$PY" -m pip install --quiet --disable-pip-version-check ".[test]"
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    # The house checks first (seconds): lint, format and the layers' contract; any finding fails the run.
+    "$PY" -m ruff check src tests scripts benchmarks
+    "$PY" -m ruff format --check src tests scripts benchmarks
+    PYTHONPATH=src lint-imports
     cd tests  # import the installed package, not the source tree
     exec xvfb-run -a -s "-screen 0 1600x1000x24" "$PY" -m pytest -ra -p no:cacheprovider "${@:2}" .
     ;;

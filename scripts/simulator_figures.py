@@ -83,7 +83,9 @@ def composition(study: Path, out: Path) -> Path:
                 ax.set_title(name if j < 2 else f"{name} fraction")
             if j == 0:
                 ax.set_ylabel(arm)
-    fig.suptitle("Week 2: images and the tissue-composition maps they were rendered from (apoptosis scale 0-0.15)", fontsize=10)
+    fig.suptitle(
+        "Week 2: images and the tissue-composition maps they were rendered from (apoptosis scale 0-0.15)", fontsize=10
+    )
     fig.tight_layout()
     path = out / "simulated_composition_week2.png"
     fig.savefig(path, dpi=100)

@@ -16,10 +16,15 @@ def write_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
     return path
 
 
-def write_scan(folder: Path, channels: list[np.ndarray], affine: np.ndarray, stem: str = "scan") -> tuple[Path, Path, Path]:
+def write_scan(
+    folder: Path, channels: list[np.ndarray], affine: np.ndarray, stem: str = "scan"
+) -> tuple[Path, Path, Path]:
     """Write [T1w, T2w, CE] volumes as three NIfTI files on one grid."""
     folder.mkdir(parents=True, exist_ok=True)
-    return tuple(write_volume(folder / f"{stem}_{role}.nii.gz", vol, affine) for role, vol in zip(("T1w", "T2w", "ce-gd_T1w"), channels))
+    return tuple(
+        write_volume(folder / f"{stem}_{role}.nii.gz", vol, affine)
+        for role, vol in zip(("T1w", "T2w", "ce-gd_T1w"), channels)
+    )
 
 
 def scan_from_files(paths):

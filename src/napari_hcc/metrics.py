@@ -1,5 +1,8 @@
-"""Evaluation metrics: overlap and surface distance in millimetres, arm classification, histology
-regression, and bootstrap confidence intervals over rats (scikit-learn and scipy do the maths)."""
+"""Scores against the truth: overlap and surface distance in millimetres, arm classification, histology
+regression, and bootstrap confidence intervals over rats (scikit-learn and scipy do the maths).
+
+One module for every stage that scores: evaluation, training's validation and the provenance of a saved
+correction (Dice of the model's mask against the reader's). It sits low in the layers for that reason."""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
-from scipy.stats import spearmanr
-from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from napari_hcc.io.orientation import spacing
 
@@ -46,6 +47,8 @@ def hd95_mm(pred: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> float:
 def arm_metrics(y: np.ndarray, proba: np.ndarray, arms: Sequence[str]) -> dict:
     """One-vs-rest AUROC (macro and per arm), accuracy, confusion matrix, sensitivity and
     specificity per arm, and calibration (Brier score, expected calibration error)."""
+    # lazy: scikit-learn takes half a second to import; the review widget needs only Dice from here
+    from sklearn.metrics import confusion_matrix, roc_auc_score  # noqa: PLC0415
 
     y = np.asarray(y, int)
     proba = np.asarray(proba, float)
@@ -59,8 +62,12 @@ def arm_metrics(y: np.ndarray, proba: np.ndarray, arms: Sequence[str]) -> dict:
         fn = int(((pred != k) & positives).sum())
         tn = int(((pred != k) & ~positives).sum())
         fp = int(((pred == k) & ~positives).sum())
-        per_arm[arm] = {"auroc": auc, "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
-                        "specificity": tn / (tn + fp) if tn + fp else float("nan"), "n": int(positives.sum())}
+        per_arm[arm] = {
+            "auroc": auc,
+            "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+            "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+            "n": int(positives.sum()),
+        }
     out["per_arm"] = per_arm
     aucs = [v["auroc"] for v in per_arm.values() if np.isfinite(v["auroc"])]
     out["macro_auroc"] = float(np.mean(aucs)) if aucs else float("nan")
@@ -84,6 +91,7 @@ def _calibration(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) ->
 
 
 def regression_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
+    from scipy.stats import spearmanr  # noqa: PLC0415 - lazy: scipy.stats is slow to import, as above
 
     pred, truth = np.asarray(pred, float), np.asarray(truth, float)
     ok = np.isfinite(pred) & np.isfinite(truth)
@@ -97,7 +105,9 @@ def regression_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
     return {"n": int(len(pred)), "rmse": rmse, "r2": r2, "spearman": float(rho)}
 
 
-def bootstrap_ci(groups: Sequence[str], statistic: Callable[[np.ndarray], float], n: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    groups: Sequence[str], statistic: Callable[[np.ndarray], float], n: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """95 % percentile interval of `statistic(row indices)` when whole rats are resampled."""
     groups = np.asarray(groups)
     rats = np.unique(groups)

@@ -46,13 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="write a simulated preclinical cohort as a BIDS study")
     sim.add_argument("--out", required=True, type=Path, help="study folder to write")
     sim.add_argument("--rats-per-arm", type=int, default=8, help="rats in each of the 4 arms (default 8)")
-    sim.add_argument("--weeks", type=int, nargs="+", default=[0, 1, 2, 3], help="scan weeks; 0 = baseline (default 0 1 2 3)")
+    sim.add_argument(
+        "--weeks", type=int, nargs="+", default=[0, 1, 2, 3], help="scan weeks; 0 = baseline (default 0 1 2 3)"
+    )
     sim.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files")
     sim.add_argument("--matrix", type=int, default=160, help="in-plane matrix (default 160)")
     sim.add_argument("--pixel-mm", type=float, default=0.3, help="in-plane pixel size in mm (default 0.3)")
     sim.add_argument("--slices", type=int, default=15, help="number of axial slices (default 15)")
     sim.add_argument("--slice-mm", type=float, default=1.2, help="slice thickness in mm (default 1.2)")
-    sim.add_argument("--motion-mm", type=float, default=0.3, help="largest in-plane shift between sequences (default 0.3; 0 = none)")
+    sim.add_argument(
+        "--motion-mm", type=float, default=0.3, help="largest in-plane shift between sequences (default 0.3; 0 = none)"
+    )
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -62,32 +66,57 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--t2w", type=Path)
     chk.add_argument("--ce", type=Path)
     chk.add_argument("--mask", type=Path)
-    chk.add_argument("--on-mismatch", choices=MISMATCH_POLICIES, default="resample",
-                     help="sequences on different grids: resample onto the T1w grid (default) or refuse")
+    chk.add_argument(
+        "--on-mismatch",
+        choices=MISMATCH_POLICIES,
+        default="resample",
+        help="sequences on different grids: resample onto the T1w grid (default) or refuse",
+    )
 
     pred = sub.add_parser("predict", help="segment tumors and estimate treatment response for one or many scans")
-    pred.add_argument("-i", "--input", dest="input", type=Path, help="a BIDS study, subject or session folder, or the original layout")
+    pred.add_argument(
+        "-i", "--input", dest="input", type=Path, help="a BIDS study, subject or session folder, or the original layout"
+    )
     pred.add_argument("--t1w", type=Path, help="one scan as three files: the T1w ...")
     pred.add_argument("--t2w", type=Path, help="... the T2w ...")
     pred.add_argument("--ce", type=Path, help="... and the contrast-enhanced T1w")
     pred.add_argument("-o", "--out", required=True, type=Path, help="output folder (masks, sidecars, predictions.csv)")
     pred.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     pred.add_argument("--model", default=None, help="a model folder or .safetensors file (default: the shipped model)")
-    pred.add_argument("--tta", action="store_true", help="test-time augmentation (4 flips); adds an uncertainty from their spread")
+    pred.add_argument(
+        "--tta", action="store_true", help="test-time augmentation (4 flips); adds an uncertainty from their spread"
+    )
     pred.add_argument("--batch-size", type=int, default=None, help="slices per batch (default 16 on CPU, 32 on GPU)")
-    pred.add_argument("--precision", default="auto", choices=PRECISIONS,
-                      help="auto: mixed precision on GPU, bf16 on CPUs with native bf16, else fp32")
+    pred.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: mixed precision on GPU, bf16 on CPUs with native bf16, else fp32",
+    )
     pred.add_argument("--save-probabilities", action="store_true", help="also write the tumor probability map")
-    pred.add_argument("--threshold", type=float, default=None, help="tumor probability threshold (default: the model card's)")
-    pred.add_argument("--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)")
+    pred.add_argument(
+        "--threshold", type=float, default=None, help="tumor probability threshold (default: the model card's)"
+    )
+    pred.add_argument(
+        "--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)"
+    )
     pred.add_argument("--no-fill-holes", action="store_true", help="keep holes inside the tumor on each slice")
-    pred.add_argument("--on-mismatch", choices=MISMATCH_POLICIES, default="resample",
-                      help="sequences on different grids: resample onto the T1w grid (default) or refuse")
+    pred.add_argument(
+        "--on-mismatch",
+        choices=MISMATCH_POLICIES,
+        default="resample",
+        help="sequences on different grids: resample onto the T1w grid (default) or refuse",
+    )
     pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
 
     tr = sub.add_parser("train", help="train (or fine-tune) the multi-task network on one or more studies")
     tr.add_argument("--study", action="append", required=True, type=Path, help="a BIDS study; repeat for several")
-    tr.add_argument("--out", required=True, type=Path, help="a new model folder (never overwritten; an unfinished run there resumes)")
+    tr.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="a new model folder (never overwritten; an unfinished run there resumes)",
+    )
     tr.add_argument("--epochs", type=int, default=40)
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine schedule)")
@@ -95,34 +124,66 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--precision", default="auto", choices=PRECISIONS)
     tr.add_argument("--init", default=None, help="fine-tune from this model (folder or .safetensors)")
-    tr.add_argument("--corrections-only", action="store_true",
-                    help="learn only from sessions with a reviewer's saved correction (fine-tuning with --init)")
-    tr.add_argument("--encoder-weights", default=None, help="a local EfficientNet-B0 weight file for the encoder (nothing is downloaded)")
+    tr.add_argument(
+        "--corrections-only",
+        action="store_true",
+        help="learn only from sessions with a reviewer's saved correction (fine-tuning with --init)",
+    )
+    tr.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="a local EfficientNet-B0 weight file for the encoder (nothing is downloaded)",
+    )
     tr.add_argument("--folds", type=int, default=None, help="rat-grouped folds: train without the rats of --fold")
     tr.add_argument("--fold", type=int, default=None)
-    tr.add_argument("--patience", type=int, default=10, help="early stopping: epochs without a better validation score (Dice + arm AUROC)")
+    tr.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early stopping: epochs without a better validation score (Dice + arm AUROC)",
+    )
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
 
-    ro = sub.add_parser("fit-readout", help="fit the response readout (arm and histology from tumor features) onto a model's network")
+    ro = sub.add_parser(
+        "fit-readout", help="fit the response readout (arm and histology from tumor features) onto a model's network"
+    )
     ro.add_argument("--model", default="default", help="the model whose network finds the tumor (folder, or 'default')")
-    ro.add_argument("--study", action="append", required=True, type=Path, help="a BIDS study with masks, arms and histology; repeat for several")
+    ro.add_argument(
+        "--study",
+        action="append",
+        required=True,
+        type=Path,
+        help="a BIDS study with masks, arms and histology; repeat for several",
+    )
     ro.add_argument("--out", required=True, type=Path, help="a new model folder: the same network plus the readout")
     ro.add_argument("--version", default=None, help="the new model's version (default: the source model's)")
-    ro.add_argument("--device", default="auto", help="where the network segments the fitting scans: auto, cpu, cuda, cuda:N")
+    ro.add_argument(
+        "--device", default="auto", help="where the network segments the fitting scans: auto, cpu, cuda, cuda:N"
+    )
     ro.add_argument("--quiet", action="store_true")
 
-    ev = sub.add_parser("evaluate", help="score a model on a study it never saw, or rat-grouped cross-validation; writes a report")
+    ev = sub.add_parser(
+        "evaluate", help="score a model on a study it never saw, or rat-grouped cross-validation; writes a report"
+    )
     ev.add_argument("--study", required=True, type=Path, help="a BIDS study with truth masks (and histology)")
-    ev.add_argument("--out", required=True, type=Path, help="report folder (report.md, PNG plots, per_scan.csv, metrics.json)")
+    ev.add_argument(
+        "--out", required=True, type=Path, help="report folder (report.md, PNG plots, per_scan.csv, metrics.json)"
+    )
     ev.add_argument("--model", default=None, help="a model folder, or 'default' for the shipped model")
-    ev.add_argument("--cv", type=int, default=None, help="K: train K models, each without one fold of rats, and score them on it")
-    ev.add_argument("--leaky", action="store_true", help="with --cv: also the paper's slice-level K-fold, reported as leaky")
+    ev.add_argument(
+        "--cv", type=int, default=None, help="K: train K models, each without one fold of rats, and score them on it"
+    )
+    ev.add_argument(
+        "--leaky", action="store_true", help="with --cv: also the paper's slice-level K-fold, reported as leaky"
+    )
     ev.add_argument("--epochs", type=int, default=40, help="training epochs per fold (with --cv)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of rats for the 95%% intervals")
     ev.add_argument("--device", default="auto")
-    ev.add_argument("--notes", type=Path, default=None, help="a Markdown file added to the report (e.g. why a target was missed)")
+    ev.add_argument(
+        "--notes", type=Path, default=None, help="a Markdown file added to the report (e.g. why a target was missed)"
+    )
     ev.add_argument("--quiet", action="store_true")
 
     sub.add_parser("info", help="list the available models and compute devices")

@@ -16,7 +16,9 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.progress import Progress, ProgressFn
 
 
-def scan_refs(args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None) -> list[ScanRef]:
+def scan_refs(
+    args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None
+) -> list[ScanRef]:
     """The scans named on the command line: three files (one scan), or every scan under INPUT."""
     if args.t1w or args.t2w or args.ce:
         missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
@@ -58,7 +60,9 @@ class TrainingProgress:
             if self.bar is None:
                 self.bar = tqdm(total=d["batches"], desc=f"epoch {d['epoch']}/{d['epochs']}", unit="batch", leave=False)
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{d['loss']:.3f}", seg=f"{d['seg']:.3f}", arm=f"{d['arm']:.3f}", bio=f"{d['bio']:.3f}")
+            self.bar.set_postfix(
+                loss=f"{d['loss']:.3f}", seg=f"{d['seg']:.3f}", arm=f"{d['arm']:.3f}", bio=f"{d['bio']:.3f}"
+            )
             if update.done == update.total:
                 self.close()
         elif update.unit == "epoch":
@@ -66,7 +70,9 @@ class TrainingProgress:
             if d.get("resumed"):
                 tqdm.write(f"resuming {d['out']} after epoch {update.done} of {update.total}")
                 return
-            validation = "".join(f", val {k[4:].replace('_', ' ')} {v:.4f}" for k, v in d.items() if k.startswith("val_"))
+            validation = "".join(
+                f", val {k[4:].replace('_', ' ')} {v:.4f}" for k, v in d.items() if k.startswith("val_")
+            )
             tqdm.write(
                 "epoch {epoch}: loss {loss:.4f} (seg {seg:.4f}, arm {arm:.4f}, bio {bio:.4f})".format(**d) + validation
             )

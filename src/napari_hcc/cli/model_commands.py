@@ -8,6 +8,7 @@ import time
 from napari_hcc.cli.common import TrainingProgress, progress_bar, say, scan_refs
 from napari_hcc.errors import UsageError
 from napari_hcc.evaluation import protocols
+from napari_hcc.evaluation.scoring import summarize
 from napari_hcc.inference.batch import predict_scans
 from napari_hcc.inference.engine import Engine
 from napari_hcc.inference.postprocess import PostProcess
@@ -137,7 +138,9 @@ def fit_readout(args) -> int:
 
 def evaluate(args) -> int:
     if (args.model is None) == (args.cv is None):
-        raise UsageError("give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation).")
+        raise UsageError(
+            "give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation)."
+        )
     training = None if args.quiet else TrainingProgress()
     if args.model is not None:
         model = None if args.model == "default" else args.model
@@ -148,8 +151,10 @@ def evaluate(args) -> int:
         )
     leaky = None
     if args.leaky and args.cv:
-        leaky = protocols.evaluate_leaky(args.study, args.cv, args.out, args.device, args.epochs, args.seed, progress=training)
-    summary = protocols.summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
+        leaky = protocols.evaluate_leaky(
+            args.study, args.cv, args.out, args.device, args.epochs, args.seed, progress=training
+        )
+    summary = summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
     extra["info"]["bootstrap"] = args.bootstrap
     notes = None
     if args.notes is not None:

@@ -15,7 +15,9 @@ def simulate(args) -> int:
     start = time.perf_counter()
     total = args.rats_per_arm * 4 * len(set(args.weeks))
     with progress_bar("simulate", "scan", args.quiet, total) as progress:
-        root = simulate_study(args.out, args.rats_per_arm, args.weeks, args.seed, grid, args.motion_mm, args.workers, progress)
+        root = simulate_study(
+            args.out, args.rats_per_arm, args.weeks, args.seed, grid, args.motion_mm, args.workers, progress
+        )
     print(
         f"wrote {args.rats_per_arm * 4} rats x {len(set(args.weeks))} sessions to {root} "
         f"in {time.perf_counter() - start:.0f} s"

@@ -1,7 +1,7 @@
 """The measurement floor of histology: how far endpoint H&E and TUNEL stand from the tumor itself.
 
 Histology reads a few high-power fields in a few sections and carries reader and staining noise
-(core/simulate/pathology.py), so even a reader who knew the tumor's exact composition, voxel by voxel,
+(simulate/pathology.py), so even a reader who knew the tumor's exact composition, voxel by voxel,
 would miss the measured value by some amount. For a simulated study that exact composition is on disk
 (the simulator's `label-<component>_probseg` maps under `derivatives/truth`), so the floor can be
 computed: the RMSE between the whole tumor's composition and the measured histology, over the rats.

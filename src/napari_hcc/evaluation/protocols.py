@@ -49,15 +49,7 @@ from napari_hcc.vocabulary import ARMS
 # -- the size criterion ----------------------------------------------------------------------------
 
 
-
-
 # -- summary ---------------------------------------------------------------------------------------
-
-
-
-
-
-
 
 
 # -- the two protocols -----------------------------------------------------------------------------
@@ -70,7 +62,9 @@ def _refs(study: Path):
     return refs
 
 
-def evaluate_model(study: str | Path, model: str | Path | None, device: str = "auto", progress: ProgressFn | None = None) -> tuple[list[ScanResult], dict]:
+def evaluate_model(
+    study: str | Path, model: str | Path | None, device: str = "auto", progress: ProgressFn | None = None
+) -> tuple[list[ScanResult], dict]:
 
     study = Path(study)
     loaded = load_model(model)
@@ -80,7 +74,9 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
         trained, held_out = seen
         refs = [r for r in refs if f"{study.name}/{r.subject}" in held_out]
         if not refs:
-            raise InputError(f"model {loaded.model_id} was trained on {len(trained)} rats of {study}; evaluate it on a study it never saw, or use --cv.")
+            raise InputError(
+                f"model {loaded.model_id} was trained on {len(trained)} rats of {study}; evaluate it on a study it never saw, or use --cv."
+            )
     engine = Engine(loaded, device=device)
     results = score_scans(engine, study, refs, 0, progress)
     rats = sorted({r.rat for r in results})
@@ -88,15 +84,24 @@ def evaluate_model(study: str | Path, model: str | Path | None, device: str = "a
     # The size criterion has to be fitted somewhere: rat-grouped CV on this study, repeated with 10
     # fold draws and averaged, so the baseline does not hang on one lucky or unlucky split.
     arm_of = {r.rat: r.arm for r in results}
-    k = min(5, max(2, min(sum(a == arm for a in arm_of.values()) for arm in set(arm_of.values())))) if len(rats) >= 4 else 2
+    k = (
+        min(5, max(2, min(sum(a == arm for a in arm_of.values()) for arm in set(arm_of.values()))))
+        if len(rats) >= 4
+        else 2
+    )
     draws = []
     for seed in range(10):
         folds = rat_folds(arm_of, k, seed) if len(rats) >= k else [rats]
         draws.append(size_baseline(results, {rat: i for i, f in enumerate(folds) for rat in f}))
     keys = set.intersection(*(set(d) for d in draws)) if draws else set()
     size = {key: np.mean([d[key] for d in draws], axis=0) for key in keys}
-    info = {"protocol": "held-out study", "model": loaded.model_id, "study": str(study.resolve()), "device": str(engine.device),
-            "size_baseline": f"rat-grouped {k}-fold CV on this study, 10 fold draws averaged"}
+    info = {
+        "protocol": "held-out study",
+        "model": loaded.model_id,
+        "study": str(study.resolve()),
+        "device": str(engine.device),
+        "size_baseline": f"rat-grouped {k}-fold CV on this study, 10 fold draws averaged",
+    }
     if loaded.readout is not None:
         info["readout"] = readout_summary(loaded.readout)
     return results, {"info": info, "size": size}
@@ -120,25 +125,40 @@ def _trained_on(card, study: Path):
     sim = simulation_of(study)
     readout_studies, readout_seeds = _fitting_set(card.readout or {})
     if here in readout_studies or (sim is not None and sim.get("seed") in readout_seeds):
-        raise InputError(f"the response readout of model {card.model_id} was fitted on the rats of {study}"
-                         + (f" (simulated cohort of seed {sim['seed']})" if sim else "") + "; evaluate it on a cohort it never saw.")
+        raise InputError(
+            f"the response readout of model {card.model_id} was fitted on the rats of {study}"
+            + (f" (simulated cohort of seed {sim['seed']})" if sim else "")
+            + "; evaluate it on a cohort it never saw."
+        )
     studies, seeds = _fitting_set(card.training)
     if here not in studies and sim is not None and sim.get("seed") in seeds:
-        raise InputError(f"model {card.model_id} was trained on the simulated cohort of seed {sim['seed']}, which draws the same rats as "
-                         f"{study}; simulate a fresh cohort with another seed, or use --cv.")
+        raise InputError(
+            f"model {card.model_id} was trained on the simulated cohort of seed {sim['seed']}, which draws the same rats as "
+            f"{study}; simulate a fresh cohort with another seed, or use --cv."
+        )
     if here not in studies:
         return None
     trained = set(card.training.get("train_rats", [])) | set(card.training.get("val_rats", []))
     return trained, set(card.training.get("held_out_rats", []))
 
 
-def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto", epochs: int = 40, seed: int = 0,
-                batch_size: int = 16, progress: ProgressFn | None = None) -> tuple[list[ScanResult], dict]:
+def evaluate_cv(
+    study: str | Path,
+    k: int,
+    out: str | Path,
+    device: str = "auto",
+    epochs: int = 40,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+) -> tuple[list[ScanResult], dict]:
 
     study = Path(study)
     refs = _refs(study)
     participants = read_participants(study)
-    arm_of = {f"{study.name}/{s}": row.get("arm") for s, row in participants.items()} or {f"{study.name}/{r.subject}": r.arm for r in refs}
+    arm_of = {f"{study.name}/{s}": row.get("arm") for s, row in participants.items()} or {
+        f"{study.name}/{r.subject}": r.arm for r in refs
+    }
     folds = rat_folds(arm_of, k, seed)
     fold_of = {rat: i for i, f in enumerate(folds) for rat in f}
     results, seconds = [], []
@@ -146,8 +166,20 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
         model_dir = Path(out) / "cv" / f"fold{i}"
         t = time.perf_counter()
         if not (model_dir / "model.safetensors").exists():
-            train(TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, folds=k, fold=i, batch_size=batch_size,
-                              version=f"cv{k}-fold{i}"), progress=progress)
+            train(
+                TrainConfig(
+                    [study],
+                    model_dir,
+                    epochs=epochs,
+                    seed=seed,
+                    device=device,
+                    folds=k,
+                    fold=i,
+                    batch_size=batch_size,
+                    version=f"cv{k}-fold{i}",
+                ),
+                progress=progress,
+            )
         seconds.append(time.perf_counter() - t)
         held = [r for r in refs if fold_of.get(f"{study.name}/{r.subject}") == i]
         model = load_model(model_dir)
@@ -158,16 +190,29 @@ def evaluate_cv(study: str | Path, k: int, out: str | Path, device: str = "auto"
         except ValueError:  # too few rats outside the fold: the network's own heads answer
             model.readout = None
         results += score_scans(engine, study, held, i)
-    info = {"protocol": f"rat-grouped {k}-fold cross-validation", "study": str(study.resolve()), "epochs": epochs, "seed": seed,
-            "train_seconds": [round(s, 1) for s in seconds], "folds": folds,
-            "readout": "fitted per fold on the rats outside it, through that fold's network's masks (rat-grouped CV inside them picks its regularisation)"}
+    info = {
+        "protocol": f"rat-grouped {k}-fold cross-validation",
+        "study": str(study.resolve()),
+        "epochs": epochs,
+        "seed": seed,
+        "train_seconds": [round(s, 1) for s in seconds],
+        "folds": folds,
+        "readout": "fitted per fold on the rats outside it, through that fold's network's masks (rat-grouped CV inside them picks its regularisation)",
+    }
     return results, {"info": info, "size": size_baseline(results, fold_of)}
 
 
-def evaluate_leaky(study: str | Path, k: int, out: str | Path, device: str = "auto", epochs: int = 40, seed: int = 0,
-                   batch_size: int = 16, progress: ProgressFn | None = None) -> dict:
+def evaluate_leaky(
+    study: str | Path,
+    k: int,
+    out: str | Path,
+    device: str = "auto",
+    epochs: int = 40,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+) -> dict:
     """The paper's protocol: K-fold over slices, ignoring which rat a slice came from (leaky)."""
-
 
     study = Path(study)
     ds = build_dataset([study], ModelCard())
@@ -176,14 +221,26 @@ def evaluate_leaky(study: str | Path, k: int, out: str | Path, device: str = "au
     for i in range(k):
         model_dir = Path(out) / "leaky" / f"fold{i}"
         if not (model_dir / "model.safetensors").exists():
-            train(TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, batch_size=batch_size,
-                              leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}"), progress=progress)
+            train(
+                TrainConfig(
+                    [study],
+                    model_dir,
+                    epochs=epochs,
+                    seed=seed,
+                    device=device,
+                    batch_size=batch_size,
+                    leaky_folds=k,
+                    leaky_fold=i,
+                    version=f"leaky{k}-fold{i}",
+                ),
+                progress=progress,
+            )
         net = load_model(model_dir).build().to(dev).eval()
         held = leaky_holdout(ds, k, i, seed)
         held = held[ds.tumor_slices[held]]
         with torch.no_grad():
             for start in range(0, len(held), 32):
-                part = held[start:start + 32]
+                part = held[start : start + 32]
                 m, a, _ = net(torch.from_numpy(ds.x[part].astype(np.float32)).to(dev))
                 prob = torch.sigmoid(m)[:, 0].cpu().numpy() >= 0.5
                 for j, s in enumerate(part):
@@ -193,16 +250,27 @@ def evaluate_leaky(study: str | Path, k: int, out: str | Path, device: str = "au
                         ys.append(scan.arm_index)
                         probas.append(torch.softmax(a[j], 0).cpu().numpy())
     arms = arm_metrics(np.array(ys), np.array(probas), ARMS) if ys else {}
-    return {"protocol": f"slice-level {k}-fold (LEAKY: slices of one rat on both sides)", "tumor_slices": len(dices),
-            "dice_mean": float(np.mean(dices)) if dices else float("nan"), "macro_auroc": arms.get("macro_auroc", float("nan")),
-            "accuracy": arms.get("accuracy", float("nan")), "per_arm_auroc": {a: v["auroc"] for a, v in arms.get("per_arm", {}).items()}}
+    return {
+        "protocol": f"slice-level {k}-fold (LEAKY: slices of one rat on both sides)",
+        "tumor_slices": len(dices),
+        "dice_mean": float(np.mean(dices)) if dices else float("nan"),
+        "macro_auroc": arms.get("macro_auroc", float("nan")),
+        "accuracy": arms.get("accuracy", float("nan")),
+        "per_arm_auroc": {a: v["auroc"] for a, v in arms.get("per_arm", {}).items()},
+    }
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def write_results(out: str | Path, results: list[ScanResult], summary: dict, info: dict, leaky: dict | None = None,
-                  notes: str | None = None) -> Path:
+def write_results(
+    out: str | Path,
+    results: list[ScanResult],
+    summary: dict,
+    info: dict,
+    leaky: dict | None = None,
+    notes: str | None = None,
+) -> Path:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,9 +279,13 @@ def write_results(out: str | Path, results: list[ScanResult], summary: dict, inf
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in results:
-        w.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in asdict(r).items()})
+        w.writerow(
+            {k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in asdict(r).items()}
+        )
     write_text(out / "per_scan.csv", buf.getvalue())
-    write_text(out / "metrics.json", json.dumps(_jsonable({"info": info, "summary": summary, "leaky": leaky}), indent=2) + "\n")
+    write_text(
+        out / "metrics.json", json.dumps(_jsonable({"info": info, "summary": summary, "leaky": leaky}), indent=2) + "\n"
+    )
     return write_report(out, results, summary, info, leaky, notes)
 
 

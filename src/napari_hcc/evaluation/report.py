@@ -26,10 +26,11 @@ def _save(fig, path: Path) -> None:
 
 
 def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
-    import matplotlib
+    # lazy: pyplot's backend is chosen (Agg, no display) only where the report draws, never for its importers
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     made = []
     post = [r for r in results if r.week and r.arm in ARMS]
@@ -41,7 +42,9 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
         for k, arm in enumerate(ARMS):
             if 0 < (y == k).sum() < len(y):
                 fpr, tpr, _ = roc_curve(y == k, proba[:, k])
-                ax.plot(fpr, tpr, color=colors[arm], label=f"{arm} (AUROC {summary['arms']['per_arm'][arm]['auroc']:.2f})")
+                ax.plot(
+                    fpr, tpr, color=colors[arm], label=f"{arm} (AUROC {summary['arms']['per_arm'][arm]['auroc']:.2f})"
+                )
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="Arm, one-vs-rest (post-baseline scans)")
         ax.legend(loc="lower right", fontsize=8)
@@ -55,9 +58,20 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
         if rel:
             ax.plot([r["confidence"] for r in rel], [r["accuracy"] for r in rel], "o-", color="#1b9e77")
             for r in rel:
-                ax.annotate(str(r["n"]), (r["confidence"], r["accuracy"]), fontsize=7, xytext=(3, -8), textcoords="offset points")
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability of the chosen arm", ylabel="fraction correct",
-               title=f"Calibration (ECE {summary['arms']['ece']:.3f}, Brier {summary['arms']['brier']:.3f})")
+                ax.annotate(
+                    str(r["n"]),
+                    (r["confidence"], r["accuracy"]),
+                    fontsize=7,
+                    xytext=(3, -8),
+                    textcoords="offset points",
+                )
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="predicted probability of the chosen arm",
+            ylabel="fraction correct",
+            title=f"Calibration (ECE {summary['arms']['ece']:.3f}, Brier {summary['arms']['brier']:.3f})",
+        )
         _save(fig, out / "calibration.png")
         plt.close(fig)
         made.append(("calibration.png", "Calibration of the arm probabilities (numbers: scans per bin)"))
@@ -80,7 +94,9 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
             patch.set_alpha(0.6)
         ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks])
         ax.set(ylabel="Dice", ylim=(0, 1.02), title="Dice per scan, by arm and week")
-        ax.legend([plt.Rectangle((0, 0), 1, 1, color=colors[a], alpha=0.6) for a in ARMS], ARMS, fontsize=8, loc="lower left")
+        ax.legend(
+            [plt.Rectangle((0, 0), 1, 1, color=colors[a], alpha=0.6) for a in ARMS], ARMS, fontsize=8, loc="lower left"
+        )
     _save(fig, out / "dice.png")
     plt.close(fig)
     made.append(("dice.png", "Dice by arm and week"))
@@ -88,7 +104,10 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
     histo = [r for r in results if r.viability_histology is not None]
     if histo:
         fig, axes = plt.subplots(1, 2, figsize=(9, 4.3))
-        for ax, name, label in ((axes[0], "viability", "H&E viable fraction"), (axes[1], "apoptosis", "TUNEL apoptotic fraction")):
+        for ax, name, label in (
+            (axes[0], "viability", "H&E viable fraction"),
+            (axes[1], "apoptosis", "TUNEL apoptotic fraction"),
+        ):
             truth = np.array([getattr(r, f"{name}_histology") for r in histo], float)
             pred = np.array([getattr(r, name) for r in histo], float)
             for arm in ARMS:
@@ -98,7 +117,11 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
             hi = float(np.nanmax(np.concatenate([truth, pred]))) * 1.1
             ax.plot([lo, hi], [lo, hi], "--", color="grey", label="identity")
             m = summary["histology"][name]
-            ax.set(xlabel=f"measured {label}", ylabel="predicted", title=f"{label}: RMSE {_f(m['rmse'])}, R² {_f(m['r2'], 2)}")
+            ax.set(
+                xlabel=f"measured {label}",
+                ylabel="predicted",
+                title=f"{label}: RMSE {_f(m['rmse'])}, R² {_f(m['r2'], 2)}",
+            )
         axes[0].legend(fontsize=8)
         _save(fig, out / "histology.png")
         plt.close(fig)
@@ -118,7 +141,9 @@ def _met(target: dict) -> str:
     return "**no**"
 
 
-def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | None = None, notes: str | None = None) -> Path:
+def write_report(
+    out: Path, results, summary: dict, info: dict, leaky: dict | None = None, notes: str | None = None
+) -> Path:
     plots = _plots(out, results, summary)
     s = summary
     lines = ["# Evaluation report", ""]
@@ -128,15 +153,29 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
     if "readout" in info:
         lines.append(f"- Response readout: {info['readout']}")
     if "epochs" in info:
-        lines.append(f"- Training per fold: at most {info['epochs']} epoch(s), early stopping on validation rats, seed {info.get('seed')}")
-    lines += [f"- {s['scans']} scans of {s['rats']} rats; no rat is scored by a model that trained on it.",
-              "- Arm metrics use post-baseline scans only: at week 0 no treatment has been given, so no image can tell the arms apart.",
-              f"- 95 % intervals in brackets: bootstrap over rats (whole rats resampled, {info.get('bootstrap', 1000)} times).", ""]
+        lines.append(
+            f"- Training per fold: at most {info['epochs']} epoch(s), early stopping on validation rats, seed {info.get('seed')}"
+        )
+    lines += [
+        f"- {s['scans']} scans of {s['rats']} rats; no rat is scored by a model that trained on it.",
+        "- Arm metrics use post-baseline scans only: at week 0 no treatment has been given, so no image can tell the arms apart.",
+        f"- 95 % intervals in brackets: bootstrap over rats (whole rats resampled, {info.get('bootstrap', 1000)} times).",
+        "",
+    ]
     lines += ["## Targets", "", "| metric | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {t['metric']} | {_f(t['value'])} | {t['target']} | {_met(t)} |" for t in s["targets"]]
     seg = s["segmentation"]
-    lines += ["", "## Segmentation", "", f"Mean Dice {_f(seg['dice_mean'])}{_ci(seg['dice_ci'])}, mean IoU {_f(seg['iou_mean'])}, "
-              f"median HD95 {_f(seg['hd95_mm_median'], 2)} mm.", "", "| arm | " + " | ".join(f"week {w}" for w in sorted({w for v in seg['by_arm_week'].values() for w in v})) + " |"]
+    lines += [
+        "",
+        "## Segmentation",
+        "",
+        f"Mean Dice {_f(seg['dice_mean'])}{_ci(seg['dice_ci'])}, mean IoU {_f(seg['iou_mean'])}, "
+        f"median HD95 {_f(seg['hd95_mm_median'], 2)} mm.",
+        "",
+        "| arm | "
+        + " | ".join(f"week {w}" for w in sorted({w for v in seg["by_arm_week"].values() for w in v}))
+        + " |",
+    ]
     weeks = sorted({w for v in seg["by_arm_week"].values() for w in v})
     lines.append("|---|" + "---|" * len(weeks))
     for arm in ARMS:
@@ -144,21 +183,41 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
             lines.append(f"| {arm} | " + " | ".join(_f(seg["by_arm_week"][arm].get(w)) for w in weeks) + " |")
     if "arms" in s:
         a = s["arms"]
-        lines += ["", "## Treatment arm", "", f"{a['n']} post-baseline scans. Model: macro AUROC {_f(a['macro_auroc'])}{_ci(a['macro_auroc_ci'])}, "
-                  f"accuracy {_f(a['accuracy'])}{_ci(a['accuracy_ci'])}, Brier {_f(a['brier'])}, ECE {_f(a['ece'])}."]
+        lines += [
+            "",
+            "## Treatment arm",
+            "",
+            f"{a['n']} post-baseline scans. Model: macro AUROC {_f(a['macro_auroc'])}{_ci(a['macro_auroc_ci'])}, "
+            f"accuracy {_f(a['accuracy'])}{_ci(a['accuracy_ci'])}, Brier {_f(a['brier'])}, ECE {_f(a['ece'])}.",
+        ]
         if "size_baseline" in s:
             b = s["size_baseline"]
             fitted = info.get("size_baseline", "the same rat folds as the model")
-            lines.append(f"Size criterion (truth-mask volume, longest diameter, their change from baseline, week; logistic regression, "
-                         f"{fitted}): macro AUROC {_f(b['macro_auroc'])}{_ci(b['macro_auroc_ci'])}, accuracy {_f(b['accuracy'])}. "
-                         f"Model minus size: {_f(b['margin'])}{_ci(b['margin_ci'])}.")
-        lines += ["", "| arm | AUROC model | AUROC size | sensitivity | specificity | scans |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"Size criterion (truth-mask volume, longest diameter, their change from baseline, week; logistic regression, "
+                f"{fitted}): macro AUROC {_f(b['macro_auroc'])}{_ci(b['macro_auroc_ci'])}, accuracy {_f(b['accuracy'])}. "
+                f"Model minus size: {_f(b['margin'])}{_ci(b['margin_ci'])}."
+            )
+        lines += [
+            "",
+            "| arm | AUROC model | AUROC size | sensitivity | specificity | scans |",
+            "|---|---|---|---|---|---|",
+        ]
         for arm in ARMS:
             v = a["per_arm"][arm]
             size = s.get("size_baseline", {}).get("per_arm", {}).get(arm, {}).get("auroc")
-            lines.append(f"| {arm} | {_f(v['auroc'])} | {_f(size)} | {_f(v['sensitivity'])} | {_f(v['specificity'])} | {v['n']} |")
-        lines += ["", "Macro AUROC by week: " + ", ".join(f"week {w}: {_f(v)}" for w, v in a["by_week"].items()) + ".", "",
-                  "Confusion matrix (rows: true arm, columns: predicted):", "", "| | " + " | ".join(ARMS) + " |", "|---|" + "---|" * len(ARMS)]
+            lines.append(
+                f"| {arm} | {_f(v['auroc'])} | {_f(size)} | {_f(v['sensitivity'])} | {_f(v['specificity'])} | {v['n']} |"
+            )
+        lines += [
+            "",
+            "Macro AUROC by week: " + ", ".join(f"week {w}: {_f(v)}" for w, v in a["by_week"].items()) + ".",
+            "",
+            "Confusion matrix (rows: true arm, columns: predicted):",
+            "",
+            "| | " + " | ".join(ARMS) + " |",
+            "|---|" + "---|" * len(ARMS),
+        ]
         for arm, row in zip(ARMS, a["confusion"]):
             lines.append(f"| {arm} | " + " | ".join(str(v) for v in row) + " |")
     if "histology" in s:
@@ -167,25 +226,42 @@ def write_report(out: Path, results, summary: dict, info: dict, leaky: dict | No
         by_arm = all("arm_mean_rmse" in h[name] for name in ("viability", "apoptosis"))
         lines += ["", "## Histology at the endpoint (one scan per rat)", ""]
         if by_arm:
-            lines += ["Arm alone: every rat given the mean measured value of its own arm in this cohort, what knowing the "
-                      "arm perfectly and reading nothing else would score (optimistic: the means come from these same rats).", ""]
+            lines += [
+                "Arm alone: every rat given the mean measured value of its own arm in this cohort, what knowing the "
+                "arm perfectly and reading nothing else would score (optimistic: the means come from these same rats).",
+                "",
+            ]
         if floor:
-            lines += ["Floor: the tumor's exact composition (the simulator's truth maps: viable share of the tumor, "
-                      "apoptotic share of its cells) against the measured histology. Histology reads a few fields in a few "
-                      "sections, with reader and staining noise, so no reading of the images can be expected to come "
-                      "closer than this.", ""]
+            lines += [
+                "Floor: the tumor's exact composition (the simulator's truth maps: viable share of the tumor, "
+                "apoptotic share of its cells) against the measured histology. Histology reads a few fields in a few "
+                "sections, with reader and staining noise, so no reading of the images can be expected to come "
+                "closer than this.",
+                "",
+            ]
         extra = (" arm alone |" if by_arm else "") + (" floor |" if floor else "")
-        lines += ["| biomarker | RMSE | R² | Spearman | rats |" + extra, "|---|---|---|---|---|" + "---|" * extra.count("|")]
+        lines += [
+            "| biomarker | RMSE | R² | Spearman | rats |" + extra,
+            "|---|---|---|---|---|" + "---|" * extra.count("|"),
+        ]
         for name in ("viability", "apoptosis"):
             m = h[name]
-            lines.append(f"| {name} | {_f(m['rmse'], 4)}{_ci(m['rmse_ci'], 4)} | {_f(m['r2'], 2)} | {_f(m['spearman'], 2)} | {m['n']} |"
-                         + (f" {_f(m['arm_mean_rmse'], 4)} |" if by_arm else "")
-                         + (f" {_f(m['floor_rmse'], 4)}{_ci(m['floor_rmse_ci'], 4)} |" if floor else ""))
+            lines.append(
+                f"| {name} | {_f(m['rmse'], 4)}{_ci(m['rmse_ci'], 4)} | {_f(m['r2'], 2)} | {_f(m['spearman'], 2)} | {m['n']} |"
+                + (f" {_f(m['arm_mean_rmse'], 4)} |" if by_arm else "")
+                + (f" {_f(m['floor_rmse'], 4)}{_ci(m['floor_rmse_ci'], 4)} |" if floor else "")
+            )
     if leaky:
-        lines += ["", "## The paper's protocol (LEAKY, for comparison only)", "",
-                  f"{leaky['protocol']}. Slices of one rat are in training and test at once, so these figures overstate what a new rat would get.", "",
-                  "| tumor slices | mean slice Dice | macro AUROC (slices) | accuracy (slices) |", "|---|---|---|---|",
-                  f"| {leaky['tumor_slices']} | {_f(leaky['dice_mean'])} | {_f(leaky['macro_auroc'])} | {_f(leaky['accuracy'])} |"]
+        lines += [
+            "",
+            "## The paper's protocol (LEAKY, for comparison only)",
+            "",
+            f"{leaky['protocol']}. Slices of one rat are in training and test at once, so these figures overstate what a new rat would get.",
+            "",
+            "| tumor slices | mean slice Dice | macro AUROC (slices) | accuracy (slices) |",
+            "|---|---|---|---|",
+            f"| {leaky['tumor_slices']} | {_f(leaky['dice_mean'])} | {_f(leaky['macro_auroc'])} | {_f(leaky['accuracy'])} |",
+        ]
     if notes:
         lines += ["", notes.strip()]
     lines += ["", "## Plots", ""] + [f"![{cap}]({name})\n\n{cap}.\n" for name, cap in plots]

@@ -23,7 +23,14 @@ from napari_hcc.progress import ProgressFn, report
 from napari_hcc.vocabulary import ARMS
 
 #: the targets of the project (rat-grouped), and the paper's figures for reference
-TARGETS = {"dice": 0.92, "macro_auroc": 0.97, "accuracy": 0.85, "viability_rmse": 0.107, "apoptosis_rmse": 0.013, "auroc_margin_over_size": 0.15}
+TARGETS = {
+    "dice": 0.92,
+    "macro_auroc": 0.97,
+    "accuracy": 0.85,
+    "viability_rmse": 0.107,
+    "apoptosis_rmse": 0.013,
+    "auroc_margin_over_size": 0.15,
+}
 
 
 @dataclass
@@ -77,15 +84,33 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress: ProgressFn | 
         at_histology = row.get("histology_session", "").removeprefix("ses-") == ref.session
         p = pred.response.arm_probability
         composition = truth_composition(root, ref.subject, ref.session) if at_histology else None
-        results.append(ScanResult(
-            fold, ref.subject, ref.session, f"{root.name}/{ref.subject}", pred.week, row.get("arm") or ref.arm,
-            dice(pred.mask, truth), iou(pred.mask, truth), hd95_mm(pred.mask, truth, scan.affine),
-            pred.tumor_volume_mm3, volume_mm3(truth, scan.affine), pred.longest_diameter_mm, longest_axial_diameter_mm(truth, scan.affine),
-            p["Control"], p["Sorafenib"], p["NK"], p["Combination"], pred.response.viability, pred.response.apoptosis,
-            float(row["histology_viability"]) if at_histology and row.get("histology_viability") else None,
-            float(row["histology_apoptosis"]) if at_histology and row.get("histology_apoptosis") else None,
-            seconds, *(composition or (None, None)),
-        ))
+        results.append(
+            ScanResult(
+                fold,
+                ref.subject,
+                ref.session,
+                f"{root.name}/{ref.subject}",
+                pred.week,
+                row.get("arm") or ref.arm,
+                dice(pred.mask, truth),
+                iou(pred.mask, truth),
+                hd95_mm(pred.mask, truth, scan.affine),
+                pred.tumor_volume_mm3,
+                volume_mm3(truth, scan.affine),
+                pred.longest_diameter_mm,
+                longest_axial_diameter_mm(truth, scan.affine),
+                p["Control"],
+                p["Sorafenib"],
+                p["NK"],
+                p["Combination"],
+                pred.response.viability,
+                pred.response.apoptosis,
+                float(row["histology_viability"]) if at_histology and row.get("histology_viability") else None,
+                float(row["histology_apoptosis"]) if at_histology and row.get("histology_apoptosis") else None,
+                seconds,
+                *(composition or (None, None)),
+            )
+        )
         report(progress, n + 1, len(refs), "scan")
     return results
 
@@ -95,7 +120,6 @@ def size_baseline(results: list[ScanResult], fold_of_rat: dict[str, int]) -> dic
     the week) from the truth masks, fitted on the other folds' rats and applied to each fold.
     Returns arm probabilities per post-baseline (rat, session)."""
 
-
     def truth_size(r: ScanResult) -> SizeRecord:
         return SizeRecord(r.rat, r.arm, r.week, r.volume_truth_mm3, r.diameter_truth_mm)
 
@@ -104,7 +128,14 @@ def size_baseline(results: list[ScanResult], fold_of_rat: dict[str, int]) -> dic
     for r in results:
         if not r.week or r.rat not in base or r.arm not in ARMS:
             continue
-        rows.append(((r.rat, r.session), fold_of_rat[r.rat], ARMS.index(r.arm), feature_row(truth_size(r), truth_size(base[r.rat]))))
+        rows.append(
+            (
+                (r.rat, r.session),
+                fold_of_rat[r.rat],
+                ARMS.index(r.arm),
+                feature_row(truth_size(r), truth_size(base[r.rat])),
+            )
+        )
     out = {}
     for fold in sorted({f for _, f, _, _ in rows}):
         train = [(y, x) for _, f, y, x in rows if f != fold]
@@ -125,9 +156,12 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
     d = np.array([r.dice for r in results])
     summary: dict = {"scans": len(results), "rats": int(len(set(rats)))}
     summary["segmentation"] = {
-        "dice_mean": float(d.mean()), "dice_ci": bootstrap_ci(rats, lambda i: d[i].mean(), bootstrap, seed),
+        "dice_mean": float(d.mean()),
+        "dice_ci": bootstrap_ci(rats, lambda i: d[i].mean(), bootstrap, seed),
         "iou_mean": float(np.mean([r.iou for r in results])),
-        "hd95_mm_median": float(np.nanmedian([r.hd95_mm for r in results])) if any(np.isfinite(r.hd95_mm) for r in results) else float("nan"),
+        "hd95_mm_median": float(np.nanmedian([r.hd95_mm for r in results]))
+        if any(np.isfinite(r.hd95_mm) for r in results)
+        else float("nan"),
         "by_arm_week": _by_arm_week(results),
     }
     post = [r for r in results if r.week and r.arm in ARMS]
@@ -136,18 +170,31 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         proba = np.array([r.proba for r in post])
         g = np.array([r.rat for r in post])
         arms = arm_metrics(y, proba, ARMS)
-        arms["macro_auroc_ci"] = bootstrap_ci(g, lambda i: arm_metrics(y[i], proba[i], ARMS)["macro_auroc"], bootstrap, seed)
+        arms["macro_auroc_ci"] = bootstrap_ci(
+            g, lambda i: arm_metrics(y[i], proba[i], ARMS)["macro_auroc"], bootstrap, seed
+        )
         arms["accuracy_ci"] = bootstrap_ci(g, lambda i: float((proba[i].argmax(1) == y[i]).mean()), bootstrap, seed)
-        arms["by_week"] = {int(w): arm_metrics(y[[r.week == w for r in post]], proba[[r.week == w for r in post]], ARMS)["macro_auroc"]
-                           for w in sorted({r.week for r in post})}
+        arms["by_week"] = {
+            int(w): arm_metrics(y[[r.week == w for r in post]], proba[[r.week == w for r in post]], ARMS)["macro_auroc"]
+            for w in sorted({r.week for r in post})
+        }
         summary["arms"] = arms
         keys = [(r.rat, r.session) for r in post]
         if all(k in size_proba for k in keys):
             sp = np.array([size_proba[k] for k in keys])
             size = arm_metrics(y, sp, ARMS)
-            size["macro_auroc_ci"] = bootstrap_ci(g, lambda i: arm_metrics(y[i], sp[i], ARMS)["macro_auroc"], bootstrap, seed)
+            size["macro_auroc_ci"] = bootstrap_ci(
+                g, lambda i: arm_metrics(y[i], sp[i], ARMS)["macro_auroc"], bootstrap, seed
+            )
             size["margin"] = arms["macro_auroc"] - size["macro_auroc"]
-            size["margin_ci"] = bootstrap_ci(g, lambda i: arm_metrics(y[i], proba[i], ARMS)["macro_auroc"] - arm_metrics(y[i], sp[i], ARMS)["macro_auroc"], bootstrap, seed)
+            size["margin_ci"] = bootstrap_ci(
+                g,
+                lambda i: (
+                    arm_metrics(y[i], proba[i], ARMS)["macro_auroc"] - arm_metrics(y[i], sp[i], ARMS)["macro_auroc"]
+                ),
+                bootstrap,
+                seed,
+            )
             summary["size_baseline"] = size
     histo = [r for r in results if r.viability_histology is not None]
     if histo:
@@ -157,18 +204,24 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
             pred = np.array([getattr(r, name) for r in histo], float)
             truth = np.array([getattr(r, f"{name}_histology") for r in histo], float)
             m = regression_metrics(pred, truth)
-            m["rmse_ci"] = bootstrap_ci(g, lambda i, p=pred, t=truth: regression_metrics(p[i], t[i])["rmse"], bootstrap, seed)
+            m["rmse_ci"] = bootstrap_ci(
+                g, lambda i, p=pred, t=truth: regression_metrics(p[i], t[i])["rmse"], bootstrap, seed
+            )
             # Two references, on the rats the model gave a value for (a scan without a tumor gives none):
             scored = np.isfinite(pred)
             arm = np.array([r.arm for r in histo])
             if all(a in ARMS for a in arm):  # the arm alone: each rat given its own arm's mean measured value here
-                arm_mean = np.array([truth[scored & (arm == a)].mean() if (scored & (arm == a)).any() else np.nan for a in arm])
+                arm_mean = np.array(
+                    [truth[scored & (arm == a)].mean() if (scored & (arm == a)).any() else np.nan for a in arm]
+                )
                 m["arm_mean_rmse"] = regression_metrics(np.where(scored, arm_mean, np.nan), truth)["rmse"]
             exact = np.array([getattr(r, f"{name}_composition") for r in histo], float)
             if np.isfinite(exact).all():  # the measurement floor: the tumor's exact composition against its histology
                 exact[~scored] = np.nan
                 m["floor_rmse"] = regression_metrics(exact, truth)["rmse"]
-                m["floor_rmse_ci"] = bootstrap_ci(g, lambda i, e=exact, t=truth: regression_metrics(e[i], t[i])["rmse"], bootstrap, seed)
+                m["floor_rmse_ci"] = bootstrap_ci(
+                    g, lambda i, e=exact, t=truth: regression_metrics(e[i], t[i])["rmse"], bootstrap, seed
+                )
             out[name] = m
         summary["histology"] = out
     summary["targets"] = _targets(summary)
@@ -185,19 +238,36 @@ def _by_arm_week(results) -> dict:
 def _targets(s: dict) -> list[dict]:
     rows = [("mean Dice", s["segmentation"]["dice_mean"], ">=", TARGETS["dice"])]
     if "arms" in s:
-        rows += [("macro arm AUROC (post-baseline)", s["arms"]["macro_auroc"], ">=", TARGETS["macro_auroc"]),
-                 ("arm accuracy (post-baseline)", s["arms"]["accuracy"], ">=", TARGETS["accuracy"])]
+        rows += [
+            ("macro arm AUROC (post-baseline)", s["arms"]["macro_auroc"], ">=", TARGETS["macro_auroc"]),
+            ("arm accuracy (post-baseline)", s["arms"]["accuracy"], ">=", TARGETS["accuracy"]),
+        ]
     references = {}  # metric -> what the exact composition ("floor") and the arm alone score
     if "histology" in s:
         for name in ("viability", "apoptosis"):
             m = s["histology"][name]
             rows.append((f"{name} RMSE", m["rmse"], "<=", TARGETS[f"{name}_rmse"]))
-            references[f"{name} RMSE"] = {key: m[source] for key, source in (("floor", "floor_rmse"), ("arm_alone", "arm_mean_rmse")) if source in m}
+            references[f"{name} RMSE"] = {
+                key: m[source]
+                for key, source in (("floor", "floor_rmse"), ("arm_alone", "arm_mean_rmse"))
+                if source in m
+            }
     if "size_baseline" in s:
-        rows.append(("AUROC above the size criterion", s["size_baseline"]["margin"], ">=", TARGETS["auroc_margin_over_size"]))
+        rows.append(
+            ("AUROC above the size criterion", s["size_baseline"]["margin"], ">=", TARGETS["auroc_margin_over_size"])
+        )
     out = []
     for name, value, op, target in rows:
         met = bool(np.isfinite(value) and (value >= target if op == ">=" else value <= target))
-        out.append({"metric": name, "value": value, "target": f"{op} {target}", "op": op, "bound": target, "met": met,
-                    **references.get(name, {})})
+        out.append(
+            {
+                "metric": name,
+                "value": value,
+                "target": f"{op} {target}",
+                "op": op,
+                "bound": target,
+                "met": met,
+                **references.get(name, {}),
+            }
+        )
     return out

@@ -65,7 +65,12 @@ def size_only_auroc(records: Sequence[SizeRecord], folds: int = 5, seed: int = 0
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     proba = cross_val_predict(model, X, y, groups=groups, cv=cv, method="predict_proba")
     per_arm = {arm: float(roc_auc_score(y == k, proba[:, k])) for k, arm in enumerate(ARMS)}
-    return {"macro_auroc": float(np.mean(list(per_arm.values()))), "per_arm": per_arm, "folds": folds, "scans": int(len(y))}
+    return {
+        "macro_auroc": float(np.mean(list(per_arm.values()))),
+        "per_arm": per_arm,
+        "folds": folds,
+        "scans": int(len(y)),
+    }
 
 
 def records_from_biology(seed: int, rats_per_arm: int, weeks: Sequence[int] = (0, 1, 2, 3)) -> list[SizeRecord]:
@@ -87,5 +92,13 @@ def records_from_study(root) -> list[SizeRecord]:
             continue
         m = load_volume(ref.mask, "mask")
         mask = m.data > 0
-        out.append(SizeRecord(ref.subject, ref.arm, int(ref.session[2:]), volume_mm3(mask, m.affine), longest_axial_diameter_mm(mask, m.affine)))
+        out.append(
+            SizeRecord(
+                ref.subject,
+                ref.arm,
+                int(ref.session[2:]),
+                volume_mm3(mask, m.affine),
+                longest_axial_diameter_mm(mask, m.affine),
+            )
+        )
     return out

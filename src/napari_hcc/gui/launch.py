@@ -15,7 +15,6 @@ def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = T
     """A viewer with HCC Review and the Study browser docked (tabbed) and the first scan of `path`
     (default: the sample) open; with `run`, the model starts on it at once (in the background)."""
 
-
     viewer = napari.Viewer(title="napari-hcc", show=show)
     browser = StudyBrowser(viewer, path if path is not None else sample_study())
     review = ReviewWidget(viewer)

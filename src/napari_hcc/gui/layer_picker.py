@@ -61,7 +61,9 @@ class LayerPicker(QWidget):
     def refresh(self) -> None:
         """Re-list the image layers; keep the user's choices when still there, else guess."""
 
-        names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)]  # napari hands plugins proxies: isinstance, not type()
+        names = [
+            lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image)
+        ]  # napari hands plugins proxies: isinstance, not type()
         guess = guess_roles(self.viewer.layers)
         for role, box in self.boxes.items():
             current = box.currentText()

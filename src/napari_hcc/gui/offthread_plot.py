@@ -73,7 +73,7 @@ class PlotView(QLabel):
         if self._draw is not None:
             self.show_plot(self._draw)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:  # Qt's name
         super().resizeEvent(event)
         if self.image is not None and abs(event.size().width() - event.oldSize().width()) > 8:
             self._resize_timer.start()
@@ -82,8 +82,9 @@ class PlotView(QLabel):
 
     def _render(self, draw: DrawFn, number: int, width: int, height: int, ratio: float) -> None:
         try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
+            # lazy: matplotlib is imported here, in the plot thread, not on napari's Qt thread at docking
+            from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+            from matplotlib.figure import Figure  # noqa: PLC0415
 
             dpi = 90 * ratio
             if self._figure is None:

@@ -8,6 +8,7 @@ edited), the uncertainty, the model, a per-slice plot and a weekly plot (matplot
 from __future__ import annotations
 
 import numpy as np
+from napari.utils.theme import get_theme
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -19,6 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hcc.gui.offthread_plot import PlotView
+from napari_hcc.inference.prediction import BASELINE_NOTE
 
 ARM_NAMES = {"Control": "Control", "Sorafenib": "Sorafenib", "NK": "NK cells", "Combination": "Combination"}
 
@@ -30,8 +32,6 @@ def _fmt(value: float, spec: str = ".2f", unit: str = "") -> str:
 def theme_colors(theme_name: str | None) -> dict:
     """Background and text colours of a napari theme (light defaults outside napari)."""
     try:
-        from napari.utils.theme import get_theme
-
         theme = get_theme(theme_name or "dark")
         return {"background": theme.foreground.as_hex(), "text": theme.text.as_hex(), "warning": theme.warning.as_hex()}
     except Exception:  # noqa: BLE001 - any theme problem: plain colours
@@ -53,7 +53,8 @@ class ResponsePanel(QWidget):
 
         self.baseline_label = QLabel(
             "<b>Baseline scan (week 0), before treatment:</b> no image can show the arm yet; the arm "
-            "probabilities and the response below are not a reading of treatment. The mask and its size are.")
+            "probabilities and the response below are not a reading of treatment. The mask and its size are."
+        )
         self.baseline_label.setWordWrap(True)
         self.baseline_label.setStyleSheet(f"color: {colors.get('warning', '#d97706')};")
         self.baseline_label.setVisible(False)
@@ -111,9 +112,14 @@ class ResponsePanel(QWidget):
         self.show_response_reading(prediction, model_text)
         self.show_measurements(prediction.tumor_volume_mm3, prediction.longest_diameter_mm, edited=False)
         # a TTA spread of the arms exists only for the network's heads; the readout reads the one final mask
-        spread = (", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.response.arms, prediction.response.arm_uncertainty))
-                  if prediction.run.tta and prediction.response.source == "network" else "")
-        self.uncertainty_label.setText(f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else ""))
+        spread = (
+            ", ".join(f"{a} ±{u:.2f}" for a, u in zip(prediction.response.arms, prediction.response.arm_uncertainty))
+            if prediction.run.tta and prediction.response.source == "network"
+            else ""
+        )
+        self.uncertainty_label.setText(
+            f"{prediction.uncertainty:.3f} ({prediction.uncertainty_method})" + (f"; arms {spread}" if spread else "")
+        )
         self._plot_slices(prediction)
 
     def show_response_reading(self, prediction, model_text: str) -> None:
@@ -135,8 +141,12 @@ class ResponsePanel(QWidget):
             self.arm_labels[arm].setFont(font)
         self._show_response()
         waiting = "reading the rat's earlier sessions…"
-        self.viability_label.setText(waiting if pending else _fmt(prediction.response.viability, ".2f") + " viable fraction")
-        self.apoptosis_label.setText(waiting if pending else _fmt(prediction.response.apoptosis, ".3f") + " apoptotic fraction")
+        self.viability_label.setText(
+            waiting if pending else _fmt(prediction.response.viability, ".2f") + " viable fraction"
+        )
+        self.apoptosis_label.setText(
+            waiting if pending else _fmt(prediction.response.apoptosis, ".3f") + " apoptotic fraction"
+        )
 
     def _show_response(self) -> None:
         if self.prediction is None:
@@ -192,3 +202,30 @@ class ResponsePanel(QWidget):
             ax.set_xticks(x, [r[0] for r in rows])
 
         self.week_plot.show_plot(draw)
+
+
+def model_line(card, prediction) -> str:
+    """The panel's model line: which model on which device, how long, and where arms and histology come from."""
+    run = prediction.run
+    earlier = run.timings.get("earlier_sessions", 0.0)
+    seconds = f"{run.timings['total'] - earlier:.2f} s" + (
+        f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else ""
+    )
+    source = "the tumor-feature readout" if prediction.response.source == "readout" else "the network's heads"
+    return (
+        f"Model {card.name} {card.version} ({run.model_id}) on {run.device}, {run.precision}: "
+        f"{seconds}; arms and histology from {source}"
+    )
+
+
+def reading_line(label: str, prediction) -> str:
+    """The status line after a prediction: the reading, the tumor's volume and the notes. At baseline the
+    panel's warning says why the arms mean nothing, so the line does not name one."""
+    if prediction.before_treatment:
+        reading = "baseline scan (week 0, before treatment)"
+    elif prediction.response.pending:
+        reading = "reading the response beside the rat's earlier sessions…"
+    else:
+        reading = f"{prediction.response.predicted_arm} most likely"
+    notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.run.events if n != BASELINE_NOTE)
+    return f"{label}: {reading}; tumor {prediction.tumor_volume_mm3:.0f} mm³." + (f" Notes: {notes}." if notes else "")

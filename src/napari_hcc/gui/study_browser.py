@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -22,6 +22,7 @@ from napari_hcc.errors import InputError
 from napari_hcc.gui.scan_layers import show_scan
 from napari_hcc.io.scan import ScanRef
 from napari_hcc.io.study import find_scans
+from napari_hcc.io.user_paths import sample_study
 
 COLUMNS = ("subject", "session", "arm", "mask")
 
@@ -57,8 +58,6 @@ class StudyBrowser(QWidget):
         layout.addWidget(self.open_button)
         layout.addWidget(self.status)
         if study is None:
-            from napari_hcc.io.user_paths import sample_study
-
             study = sample_study()
         self.set_study(study)
 
@@ -95,8 +94,6 @@ class StudyBrowser(QWidget):
         self.table.selectRow(row)
         self.status.setText(" ".join([scan.label] + scan.notes))
         if scan.notes:
-            from napari.utils.notifications import show_info
-
             show_info("napari-hcc: " + " ".join(scan.notes))
         return layers
 

@@ -1,25 +1,27 @@
-"""Background work for the review widget: plain generators around the core, run by napari's
-`thread_worker`. Each yields small tagged tuples that the widget turns into layers and labels on
-the main thread; none of them touches Qt or napari objects.
+"""Background work for the widgets: plain generators around the core, run by napari's `thread_worker`.
+Each yields `Update` messages (gui/messages.py) that the widget turns into layers and labels on the
+main thread; none of them touches Qt or napari objects.
 
-    ("status", text)              a line for the status label
-    ("engine", engine)            the model placed on its device (kept for the next run)
-    ("progress", done, total)     batches done
-    ("prediction", prediction)    the scan's result: the mask goes on screen now (its response may be pending)
-    ("response", prediction)      the same result with the response read beside the rat's earlier sessions
-    ("summary", ScanSummary)      another scan's numbers (weekly course, reading order)
-    ("cancelled",)                the reader pressed Cancel
+torch is imported here only inside the worker thread (`get_engine`, `fine_tune_model`), after the
+Triton guard: importing it on napari's Qt thread would stall the viewer for seconds, and with Mesa's
+LLVM loaded Triton's import would crash the process (gui/triton_guard.py).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 from napari_hcc.errors import Cancelled
-from napari_hcc.inference.engine import Engine
+from napari_hcc.gui.messages import Update, UpdateKind
+from napari_hcc.gui.triton_guard import keep_triton_out
 from napari_hcc.io.scan import Scan, ScanRef
+from napari_hcc.progress import CancelFlag, Progress
 from napari_hcc.review.queue import summarize_scans
+
+if TYPE_CHECKING:
+    from napari_hcc.inference.engine import Engine
 
 _ENGINE_LOCK = threading.Lock()
 
@@ -27,15 +29,14 @@ _ENGINE_LOCK = threading.Lock()
 def get_engine(cache: dict, model_spec, device: str) -> Engine:
     """One Engine per (model, device), built on first use (loading and placing the model).
     Thread-safe: the widget warms the cache up in the background while the reader looks around."""
-    from napari_hcc.gui.triton_guard import keep_triton_out
-    from napari_hcc.model.checkpoint import load_model
-
     keep_triton_out()
+    from napari_hcc.inference.engine import load_engine  # noqa: PLC0415 - lazy: torch, in the worker thread only
+
     key = (str(model_spec) if model_spec is not None else None, device)
     with _ENGINE_LOCK:
         if key not in cache:
             cache.clear()  # one model in memory at a time
-            cache[key] = Engine(load_model(model_spec), device=device)
+            cache[key] = load_engine(model_spec, device)
         return cache[key]
 
 
@@ -47,46 +48,67 @@ def warm_up(cache: dict, model_spec, device: str) -> None:
         pass
 
 
-def predict_scan(cache: dict, model_spec, device: str, scan: Scan, tta: bool, cancel,
-                 siblings: list[ScanRef] = (), shown=None) -> Iterator[tuple]:
+def _progress_of(steps: Generator[Progress, None, object]):
+    """Re-yield a core generator's `Progress` as PROGRESS updates; return its value."""
+    while True:
+        try:
+            update = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield Update(UpdateKind.PROGRESS, update)
+
+
+def predict_scan(
+    cache: dict,
+    model_spec,
+    device: str,
+    scan: Scan,
+    tta: bool,
+    cancel: CancelFlag,
+    siblings: list[ScanRef] = (),
+    shown: threading.Event | None = None,
+) -> Iterator[Update]:
     """Predict one scan, then (for the weekly plot) the subject's other sessions. The siblings wait
     for `shown` (set once the result is on screen, at most 1 s): computing them while napari draws
     the result competed with the drawing for the two cores and the GIL."""
-    yield ("status", "loading the model…")
+    yield Update(UpdateKind.STATUS, "loading the model…")
     engine = get_engine(cache, model_spec, device)
-    yield ("engine", engine)
-    yield ("status", f"predicting on {engine.device_name}…")
+    yield Update(UpdateKind.ENGINE, engine)
+    yield Update(UpdateKind.STATUS, f"predicting on {engine.device_name}…")
     try:
-        prediction = yield from _tagged(engine.steps(scan, tta=tta, cancel=cancel, read_history=False))
-        yield ("prediction", prediction)  # the mask on screen first; the rat's earlier sessions next
+        prediction = yield from _progress_of(engine.steps(scan, tta=tta, cancel=cancel, read_history=False))
+        yield Update(UpdateKind.PREDICTION, prediction)  # the mask on screen first; the rat's earlier sessions next
         if prediction.response.pending:
-            yield ("status", "reading the response beside the rat's earlier sessions…")
-            yield ("response", engine.complete_response(prediction, scan, cancel))
+            yield Update(UpdateKind.STATUS, "reading the response beside the rat's earlier sessions…")
+            yield Update(UpdateKind.RESPONSE, engine.complete_response(prediction, scan, cancel))
     except Cancelled:
-        yield ("cancelled",)
+        yield Update(UpdateKind.CANCELLED)
         return
     if siblings and shown is not None:
         shown.wait(1.0)
     for summary in summarize_scans(siblings, engine, cancel):
-        yield ("summary", summary)
+        yield Update(UpdateKind.SUMMARY, summary)
 
 
-def summarize(cache: dict, model_spec, device: str, refs: list[ScanRef], cancel, corrections_root=None) -> Iterator[tuple]:
+def summarize(
+    cache: dict, model_spec, device: str, refs: list[ScanRef], cancel: CancelFlag, corrections_root=None
+) -> Iterator[Update]:
     """The scan-level numbers of a whole study (for 'Next scan'), one scan at a time."""
     engine = get_engine(cache, model_spec, device)
-    yield ("engine", engine)
+    yield Update(UpdateKind.ENGINE, engine)
     for n, summary in enumerate(summarize_scans(refs, engine, cancel, corrections_root), start=1):
-        yield ("summary", summary)
-        yield ("progress", n, len(refs))
+        yield Update(UpdateKind.SUMMARY, summary)
+        yield Update(UpdateKind.PROGRESS, Progress(n, len(refs), "scan"))
     if cancel.is_set():
-        yield ("cancelled",)
+        yield Update(UpdateKind.CANCELLED)
 
 
-def _tagged(steps):
-    """Re-tag the core generator's (done, total) as progress messages; return its value."""
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as finished:
-            return finished.value
-        yield ("progress", done, total)
+def fine_tune_model(study_root, base_model, epochs: int, device: str, cancel: CancelFlag) -> Iterator[Update]:
+    """'Improve the model with my corrections': fine-tuning's progress as PROGRESS updates, then its
+    result as FINE_TUNED (or CANCELLED when the reader pressed Stop)."""
+    keep_triton_out()
+    from napari_hcc.training.finetune import fine_tune_steps  # noqa: PLC0415 - lazy: torch, in the worker thread only
+
+    steps = fine_tune_steps(study_root, base=base_model, epochs=epochs, device=device, cancel=cancel)
+    result = yield from _progress_of(steps)
+    yield Update(UpdateKind.CANCELLED if result.cancelled else UpdateKind.FINE_TUNED, result)

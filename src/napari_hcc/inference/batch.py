@@ -47,11 +47,15 @@ class Outcome:
     progress: Progress = field(default_factory=lambda: Progress(0, 0, "scan"))
 
 
-
-
-def predict_scans(refs: Iterable[ScanRef], out: str | Path, engine: Engine, tta: bool = False,
-                  postprocess: PostProcess | None = None, save_probabilities: bool = False,
-                  on_mismatch: MismatchPolicy = "resample") -> Iterator[Outcome]:
+def predict_scans(
+    refs: Iterable[ScanRef],
+    out: str | Path,
+    engine: Engine,
+    tta: bool = False,
+    postprocess: PostProcess | None = None,
+    save_probabilities: bool = False,
+    on_mismatch: MismatchPolicy = "resample",
+) -> Iterator[Outcome]:
     out = Path(out)
     refs = list(refs)
     keys = [mask_path_for(out, r.subject, r.session, r.t1w).relative_to(out).as_posix() for r in refs]

@@ -44,14 +44,12 @@ from napari_hcc.readout.history import earlier_sessions, history_of
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
-
-
-
 class Engine:
     """A model placed on a device, ready to predict many scans."""
 
-    def __init__(self, model: LoadedModel, device: str = "auto", precision: str = "auto", batch_size: int | None = None):
-
+    def __init__(
+        self, model: LoadedModel, device: str = "auto", precision: str = "auto", batch_size: int | None = None
+    ):
 
         self.model = model
         self.card = model.card
@@ -72,7 +70,6 @@ class Engine:
     # -- set-up ----------------------------------------------------------------------------------
 
     def _place(self, device):
-
 
         net = self.model.build()
         fold_batchnorm(net)
@@ -133,19 +130,19 @@ class Engine:
             stop = min(n, start + batch)
             try:
                 results.append(self._run_batch(x[start:stop], flips))
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+            except Exception as exc:  # only out-of-memory errors are handled; the rest are raised again
                 if not is_out_of_memory(exc):
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 if batch > 1:
-                    self.events.append(f"out of memory on {self.device} with a batch of {batch}; retried with {max(1, batch // 2)}")
+                    self.events.append(
+                        f"out of memory on {self.device} with a batch of {batch}; retried with {max(1, batch // 2)}"
+                    )
                     batch = max(1, batch // 2)
                 elif self.device.type != "cpu":
                     self._fall_back_to_cpu("out of memory")
                 else:
-                    from napari_hcc.errors import InputError
-
                     raise InputError("the scan does not fit in memory even one slice at a time on the CPU.") from None
                 total = done + -(-(n - start) // batch)
                 continue
@@ -187,7 +184,7 @@ class Engine:
         return value
 
     def _history(self, scan: Scan, week: int | None, notes: list[str], cancel: CancelFlag | None = None):
-        """The rat's earlier sessions for the readout (core/rat_history.py); one that cannot be read is
+        """The rat's earlier sessions for the readout (readout/history.py); one that cannot be read is
         left out with a note."""
 
         earlier = []
@@ -196,7 +193,9 @@ class Engine:
             try:
                 earlier.append((w, ref.session, self._features_of_session(ref, cancel)))
             except (InputError, OSError, ValueError) as exc:
-                notes.append(f"the rat's earlier session {ref.session} could not be read ({exc}); the response is read without it")
+                notes.append(
+                    f"the rat's earlier session {ref.session} could not be read ({exc}); the response is read without it"
+                )
         return history_of(week, earlier)
 
     def predict(
@@ -327,7 +326,10 @@ class Engine:
         if reading.sessions:
             notes.append(f"response read with the rat's earlier sessions {', '.join(reading.sessions)}")
         seconds = time.perf_counter() - t0
-        timings = prediction.run.timings | {"earlier_sessions": seconds, "total": prediction.run.timings["total"] + seconds}
+        timings = prediction.run.timings | {
+            "earlier_sessions": seconds,
+            "total": prediction.run.timings["total"] + seconds,
+        }
         read = replace(
             response,
             arm_probabilities=reading.arm_probabilities,

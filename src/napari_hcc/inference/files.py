@@ -25,9 +25,29 @@ from napari_hcc.io.scan import Scan
 
 CSV_NAME = "predictions.csv"
 CSV_COLUMNS = [
-    "subject", "session", "week", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
-    "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask",
-    "predicted_arm", "uncertainty", "uncertainty_method", "tta", "precision", "readout_sessions", "error",
+    "subject",
+    "session",
+    "week",
+    "p_control",
+    "p_sorafenib",
+    "p_nk",
+    "p_combination",
+    "response_probability",
+    "viability",
+    "apoptosis",
+    "tumor_volume_mm3",
+    "longest_diameter_mm",
+    "model",
+    "device",
+    "seconds",
+    "mask",
+    "predicted_arm",
+    "uncertainty",
+    "uncertainty_method",
+    "tta",
+    "precision",
+    "readout_sessions",
+    "error",
 ]
 
 
@@ -86,10 +106,19 @@ def _dataset_description(out: Path) -> None:
     if path.exists():
         return
 
-    write_text(path, json.dumps({
-        "Name": "napari-hcc predictions", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "napari-hcc", "Version": __version__}],
-    }, indent=2) + "\n")
+    write_text(
+        path,
+        json.dumps(
+            {
+                "Name": "napari-hcc predictions",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "napari-hcc", "Version": __version__}],
+            },
+            indent=2,
+        )
+        + "\n",
+    )
 
 
 def _fmt(value) -> str:
@@ -103,17 +132,29 @@ def _fmt(value) -> str:
 def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
     p = prediction.response.arm_probability
     row = {
-        "subject": prediction.subject or "", "session": prediction.session or "",
+        "subject": prediction.subject or "",
+        "session": prediction.session or "",
         "week": prediction.week,
-        "p_control": p["Control"], "p_sorafenib": p["Sorafenib"], "p_nk": p["NK"], "p_combination": p["Combination"],
-        "response_probability": prediction.response.response_probability, "viability": prediction.response.viability,
-        "apoptosis": prediction.response.apoptosis, "tumor_volume_mm3": prediction.tumor_volume_mm3,
-        "longest_diameter_mm": prediction.longest_diameter_mm, "model": prediction.run.model_id, "device": prediction.run.device,
+        "p_control": p["Control"],
+        "p_sorafenib": p["Sorafenib"],
+        "p_nk": p["NK"],
+        "p_combination": p["Combination"],
+        "response_probability": prediction.response.response_probability,
+        "viability": prediction.response.viability,
+        "apoptosis": prediction.response.apoptosis,
+        "tumor_volume_mm3": prediction.tumor_volume_mm3,
+        "longest_diameter_mm": prediction.longest_diameter_mm,
+        "model": prediction.run.model_id,
+        "device": prediction.run.device,
         "seconds": round(prediction.run.timings["total"], 4),
         "mask": mask_path.relative_to(out).as_posix() if mask_path is not None else "",
-        "predicted_arm": prediction.response.predicted_arm, "uncertainty": prediction.uncertainty,
-        "uncertainty_method": prediction.uncertainty_method, "tta": prediction.run.tta, "precision": prediction.run.precision,
-        "readout_sessions": " ".join(prediction.response.sessions), "error": "",
+        "predicted_arm": prediction.response.predicted_arm,
+        "uncertainty": prediction.uncertainty,
+        "uncertainty_method": prediction.uncertainty_method,
+        "tta": prediction.run.tta,
+        "precision": prediction.run.precision,
+        "readout_sessions": " ".join(prediction.response.sessions),
+        "error": "",
     }
     return {k: _fmt(v) for k, v in row.items()}
 

@@ -27,7 +27,10 @@ class PostProcess:
 
     @classmethod
     def from_card(cls, card, **overrides) -> PostProcess:
-        base = cls(threshold=float(card.threshold), **{k: v for k, v in card.postprocess.items() if k in ("min_component_mm3", "fill_holes")})
+        base = cls(
+            threshold=float(card.threshold),
+            **{k: v for k, v in card.postprocess.items() if k in ("min_component_mm3", "fill_holes")},
+        )
         for key, value in overrides.items():
             if value is not None:
                 setattr(base, key, value)

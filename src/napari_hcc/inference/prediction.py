@@ -139,7 +139,9 @@ class Prediction:
                     # the network's arm head on this slice alone, not the scan's reading (which may be the readout's)
                     "network_head_arm_probabilities": {arm: num(q) for arm, q in zip(r.arms, qs)},
                 }
-                for i, p, a, u, qs in zip(s.index, s.tumor_probability, s.tumor_area_mm2, s.uncertainty, s.arm_probabilities)
+                for i, p, a, u, qs in zip(
+                    s.index, s.tumor_probability, s.tumor_area_mm2, s.uncertainty, s.arm_probabilities
+                )
             ],
             "model": run.model_id,
             "device": run.device,

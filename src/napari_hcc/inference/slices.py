@@ -40,7 +40,7 @@ class SliceGeometry:
     def crop(self, maps):
         """Remove the padding from (..., H, W) maps."""
         top, bottom, left, right = self.pad
-        return maps[..., top:self.padded_size[0] - bottom, left:self.padded_size[1] - right]
+        return maps[..., top : self.padded_size[0] - bottom, left : self.padded_size[1] - right]
 
     def to_display_grid(self, maps):
         """(N, H, W) model-frame torch maps -> (N, rows, cols) at the display grid's pixel size."""
@@ -125,7 +125,19 @@ def _geometry(source_shape, affine, stack_shape, spacing, spec: dict) -> SliceGe
             )
     multiple = int(spec.get("size_multiple", 32))
     padded = [int(np.ceil(s / multiple) * multiple) for s in size]
-    pad = ((padded[0] - size[0]) // 2, padded[0] - size[0] - (padded[0] - size[0]) // 2,
-           (padded[1] - size[1]) // 2, padded[1] - size[1] - (padded[1] - size[1]) // 2)
-    return SliceGeometry(tuple(int(v) for v in source_shape), np.asarray(affine), (n, rows, cols), spacing,
-                         (size[0], size[1]), (padded[0], padded[1]), pad, notes)
+    pad = (
+        (padded[0] - size[0]) // 2,
+        padded[0] - size[0] - (padded[0] - size[0]) // 2,
+        (padded[1] - size[1]) // 2,
+        padded[1] - size[1] - (padded[1] - size[1]) // 2,
+    )
+    return SliceGeometry(
+        tuple(int(v) for v in source_shape),
+        np.asarray(affine),
+        (n, rows, cols),
+        spacing,
+        (size[0], size[1]),
+        (padded[0], padded[1]),
+        pad,
+        notes,
+    )

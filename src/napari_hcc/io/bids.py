@@ -30,7 +30,10 @@ def truth_mask_path(root: Path, subject: str, session: str) -> Path:
 
 
 def truth_fraction_path(root: Path, subject: str, session: str, component: str) -> Path:
-    return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_label-{component}_probseg.nii.gz"
+    return (
+        anat_dir(root, subject, session, TRUTH_PIPELINE)
+        / f"{prefix(subject, session)}_label-{component}_probseg.nii.gz"
+    )
 
 
 def truth_tissue_path(root: Path, subject: str, session: str) -> Path:
@@ -43,7 +46,10 @@ def sidecar(path: Path) -> Path:
 
 
 def correction_path(root: Path, subject: str, session: str, version: int) -> Path:
-    return anat_dir(root, subject, session, CORRECTIONS_PIPELINE) / f"{prefix(subject, session)}_desc-correction{version:03d}_mask.nii.gz"
+    return (
+        anat_dir(root, subject, session, CORRECTIONS_PIPELINE)
+        / f"{prefix(subject, session)}_desc-correction{version:03d}_mask.nii.gz"
+    )
 
 
 def _versions_in(root: Path, subject: str, session: str, kinds: str) -> dict[int, set[str]]:

@@ -60,8 +60,9 @@ def _float(value) -> float | None:
         return None
 
 
-def labelled_sessions(studies: Sequence[str | Path], corrections_only: bool = False,
-                      progress: ProgressFn | None = None) -> Iterator[tuple[ScanItem, Scan, np.ndarray, Path]]:
+def labelled_sessions(
+    studies: Sequence[str | Path], corrections_only: bool = False, progress: ProgressFn | None = None
+) -> Iterator[tuple[ScanItem, Scan, np.ndarray, Path]]:
     """Every session of the studies that has a tumor mask (a reviewer's latest correction, else the
     truth; with `corrections_only`, only corrected sessions): (labels, scan, mask, mask file).
     The labels' start/stop are left at 0 for the caller."""
@@ -73,7 +74,9 @@ def labelled_sessions(studies: Sequence[str | Path], corrections_only: bool = Fa
         participants = read_participants(root)
         for ref in find_scans(root, with_truth=True):
             if not ref.subject or not ref.session:
-                raise InputError(f"{ref.t1w} is not in a BIDS session; training needs BIDS studies (napari-hcc simulate writes them).")
+                raise InputError(
+                    f"{ref.t1w} is not in a BIDS session; training needs BIDS studies (napari-hcc simulate writes them)."
+                )
             refs.append((root, participants, ref))
     if not refs:
         raise InputError("the given studies hold no scans.")
@@ -85,14 +88,22 @@ def labelled_sessions(studies: Sequence[str | Path], corrections_only: bool = Fa
             scan = ref.load()
             mask = load_volume(mask_path, "mask")
             if mask.data.shape != scan.shape:
-                raise InputError(f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid.")
+                raise InputError(
+                    f"mask {mask_path} is {mask.data.shape}, its scan {scan.shape}; they must share the T1w grid."
+                )
             row = participants.get(ref.subject, {})
             histology_here = row.get("histology_session", "").removeprefix("ses-") == ref.session
             item = ScanItem(
-                root, ref.subject, ref.session, session_week(root, ref.subject, ref.session), row.get("arm") or ref.arm,
+                root,
+                ref.subject,
+                ref.session,
+                session_week(root, ref.subject, ref.session),
+                row.get("arm") or ref.arm,
                 _float(row.get("histology_viability")) if histology_here else None,
                 _float(row.get("histology_apoptosis")) if histology_here else None,
-                "correction" if correction else "truth", 0, 0,
+                "correction" if correction else "truth",
+                0,
+                0,
             )
             found += 1
             yield item, scan, mask.data > 0, mask_path

@@ -20,7 +20,11 @@ def nifti_path(path: str | Path) -> Path:
 def mask_image(mask: np.ndarray, affine: np.ndarray, header=None):
     """A uint8 NIfTI mask on the given grid; the source header's codes and units are kept."""
 
-    hdr = nib.Nifti1Header(binaryblock=header) if isinstance(header, bytes | bytearray) else (header.copy() if header is not None else None)
+    hdr = (
+        nib.Nifti1Header(binaryblock=header)
+        if isinstance(header, bytes | bytearray)
+        else (header.copy() if header is not None else None)
+    )
     img = nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine), header=hdr)
     img.set_data_dtype(np.uint8)
     img.header.set_slope_inter(1.0, 0.0)
@@ -31,7 +35,9 @@ def mask_image(mask: np.ndarray, affine: np.ndarray, header=None):
     return img
 
 
-def save_mask_like_source(display_data: np.ndarray, path, source: dict | None, scale=None, unit_affine=None, translate=None) -> Path:
+def save_mask_like_source(
+    display_data: np.ndarray, path, source: dict | None, scale=None, unit_affine=None, translate=None
+) -> Path:
     """Save a display-frame mask (a napari Labels layer's data) as NIfTI.
 
     With `source` (the layer's recorded source grid) the mask goes back to the exact source voxel

@@ -54,7 +54,9 @@ def from_display(data: np.ndarray, source_affine: np.ndarray, source_shape: tupl
     expected = tuple(int(n) for n in source_shape)
     if out.shape != expected:
         shown = tuple(int(n) for n in ornt.apply_orientation(np.empty(expected, dtype=np.uint8), t).shape)
-        raise ValueError(f"the mask has shape {data.shape} but the source grid shows as {shown}; it is not on the source grid.")
+        raise ValueError(
+            f"the mask has shape {data.shape} but the source grid shows as {shown}; it is not on the source grid."
+        )
     return np.ascontiguousarray(out)
 
 

@@ -60,7 +60,9 @@ class Scan:
         return np.stack([self.t1w, self.t2w, self.ce])
 
 
-def _on_reference(vol: Volume, role: str, ref: Volume, on_mismatch: MismatchPolicy, notes: list[str], order: int) -> np.ndarray:
+def _on_reference(
+    vol: Volume, role: str, ref: Volume, on_mismatch: MismatchPolicy, notes: list[str], order: int
+) -> np.ndarray:
     if same_grid(vol.data.shape, vol.affine, ref.data.shape, ref.affine):
         return vol.data
     covered = overlap_fraction(ref.data.shape, ref.affine, vol.data.shape, vol.affine)
@@ -75,7 +77,9 @@ def _on_reference(vol: Volume, role: str, ref: Volume, on_mismatch: MismatchPoli
             f"({ref.grid}); resample it onto the T1w grid first, or allow resampling."
         )
     how = "nearest-neighbour" if order == 0 else "linear"
-    notes.append(f"{role} {vol.path.name} ({vol.grid}) was resampled onto the T1w grid ({ref.grid}) by {how} interpolation.")
+    notes.append(
+        f"{role} {vol.path.name} ({vol.grid}) was resampled onto the T1w grid ({ref.grid}) by {how} interpolation."
+    )
     return resample_to(vol, ref.data.shape, ref.affine, order)
 
 
@@ -84,7 +88,9 @@ def _binary_mask(mask: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
     if np.all(np.isin(values, (0, 1))):
         return mask.astype(np.uint8)
     if np.allclose(values, np.round(values)):
-        notes.append(f"mask {path.name} has labels {', '.join(f'{v:g}' for v in values[:8])}; every non-zero voxel is taken as tumor.")
+        notes.append(
+            f"mask {path.name} has labels {', '.join(f'{v:g}' for v in values[:8])}; every non-zero voxel is taken as tumor."
+        )
         return (mask != 0).astype(np.uint8)
     notes.append(f"mask {path.name} holds fractional values; voxels >= 0.5 are taken as tumor.")
     return (mask >= 0.5).astype(np.uint8)
@@ -109,14 +115,30 @@ def load_scan(
     notes: list[str] = []
     t2 = load_volume(t2w, "T2w")
     c = load_volume(ce, "CE")
-    data = {"T2w": _on_reference(t2, "T2w", ref, on_mismatch, notes, 1), "CE": _on_reference(c, "CE", ref, on_mismatch, notes, 1)}
+    data = {
+        "T2w": _on_reference(t2, "T2w", ref, on_mismatch, notes, 1),
+        "CE": _on_reference(c, "CE", ref, on_mismatch, notes, 1),
+    }
     paths = {"T1w": ref.path, "T2w": t2.path, "CE": c.path}
     mask_data = None
     if mask is not None:
         m = load_volume(mask, "mask")
         mask_data = _binary_mask(_on_reference(m, "mask", ref, on_mismatch, notes, 0), m.path, notes)
         paths["mask"] = m.path
-    return Scan(ref.data, data["T2w"], data["CE"], ref.affine, ref.header, mask_data, mask_kind, subject, session, arm, paths, notes)
+    return Scan(
+        ref.data,
+        data["T2w"],
+        data["CE"],
+        ref.affine,
+        ref.header,
+        mask_data,
+        mask_kind,
+        subject,
+        session,
+        arm,
+        paths,
+        notes,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,8 +156,15 @@ class ScanRef:
 
     def load(self, on_mismatch: MismatchPolicy = "resample") -> Scan:
         return load_scan(
-            self.t1w, self.t2w, self.ce, self.mask, on_mismatch=on_mismatch, mask_kind=self.mask_kind,
-            subject=self.subject, session=self.session, arm=self.arm,
+            self.t1w,
+            self.t2w,
+            self.ce,
+            self.mask,
+            on_mismatch=on_mismatch,
+            mask_kind=self.mask_kind,
+            subject=self.subject,
+            session=self.session,
+            arm=self.arm,
         )
 
 

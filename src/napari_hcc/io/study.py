@@ -1,10 +1,10 @@
-"""Scans and studies: load T1w, T2w and CE (and a mask) as one `Scan`, with geometry checks.
+"""Studies: finding the scans of a folder, and what a study says about its sessions.
 
-Inputs: a BIDS session folder, three explicit files, or the original study's folder layout
-(`<Arm>/<AnimalID_date>/` with `*T1W_HR.nii.gz`, `*T2W_HR.nii.gz`, `T1W_PC*.nii.gz`, `MASK2.nii.gz`).
-Sequences that do not share the T1w's voxel grid are resampled onto it on purpose, and the scan
-says so in `notes`, or (with `on_mismatch="refuse"`) the load is refused; they are never silently
-misaligned. Every problem with an input is an `InputError`: one sentence naming the file.
+Inputs: a BIDS study, subject or session folder, a NIfTI file of a scan, or the original study's
+folder layout (`<Arm>/<AnimalID_date>/` with `*T1W_HR.nii.gz`, `*T2W_HR.nii.gz`, `T1W_PC*.nii.gz`,
+`MASK2.nii.gz`), each found as `ScanRef`s (io/scan.py) to load. A session's week comes from the
+subject's sessions.tsv (or a `wkN` label), the arm and histology from participants.tsv. Every problem
+with an input is an `InputError`: one sentence naming the file.
 """
 
 from __future__ import annotations
@@ -22,44 +22,20 @@ from napari_hcc.vocabulary import SEQUENCE_ROLES
 ORIGINAL_PATTERNS = {"T1w": "*T1W_HR*.nii*", "T2w": "*T2W_HR*.nii*", "CE": "T1W_PC*.nii*", "mask": "MASK2*.nii*"}
 
 
-
-
-
-
-
-
 # ----------------------------------------------------------------------------------------------
 # One file
-
-
 
 
 # ----------------------------------------------------------------------------------------------
 # Geometry
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------------------------------
 # A scan
 
 
-
-
 # ----------------------------------------------------------------------------------------------
 # Folders: BIDS sessions, the original study layout, whole studies
-
-
 
 
 def _bids_entities(session_dir: Path) -> tuple[str, str, Path]:
@@ -137,7 +113,14 @@ def bids_session(session_dir: str | Path, with_truth: bool = True) -> ScanRef:
     truth = bids.truth_mask_path(root, subject, session)
     arm = read_participants(root).get(subject, {}).get("arm")
     return ScanRef(
-        paths["T1w"], paths["T2w"], paths["CE"], truth if with_truth and truth.exists() else None, "tumor (truth)", subject, session, arm
+        paths["T1w"],
+        paths["T2w"],
+        paths["CE"],
+        truth if with_truth and truth.exists() else None,
+        "tumor (truth)",
+        subject,
+        session,
+        arm,
     )
 
 
@@ -158,11 +141,25 @@ def original_animal(folder: str | Path) -> ScanRef:
         want = ", ".join(ORIGINAL_PATTERNS[r] for r in missing)
         raise InputError(f"{folder} has no {' and no '.join(missing)} file (looked for {want}).")
     animal, _, date = folder.name.partition("_")
-    return ScanRef(found["T1w"], found["T2w"], found["CE"], found.get("mask"), "tumor (manual)", animal or folder.name, date or None, folder.parent.name)
+    return ScanRef(
+        found["T1w"],
+        found["T2w"],
+        found["CE"],
+        found.get("mask"),
+        "tumor (manual)",
+        animal or folder.name,
+        date or None,
+        folder.parent.name,
+    )
 
 
 def is_bids_session(path: Path) -> bool:
-    return path.is_dir() and path.name.startswith("ses-") and path.parent.name.startswith("sub-") and (path / "anat").is_dir()
+    return (
+        path.is_dir()
+        and path.name.startswith("ses-")
+        and path.parent.name.startswith("sub-")
+        and (path / "anat").is_dir()
+    )
 
 
 def is_original_animal(path: Path) -> bool:
@@ -184,10 +181,15 @@ def find_scans(path: str | Path, with_truth: bool = True) -> list[ScanRef]:
     sessions += sorted(p for p in path.glob("ses-*") if is_bids_session(p))
     if sessions:
         return [bids_session(p, with_truth) for p in sessions]
-    animals = sorted({p.parent for p in path.glob("*/" + ORIGINAL_PATTERNS["T1w"])} | {p.parent for p in path.glob("*/*/" + ORIGINAL_PATTERNS["T1w"])})
+    animals = sorted(
+        {p.parent for p in path.glob("*/" + ORIGINAL_PATTERNS["T1w"])}
+        | {p.parent for p in path.glob("*/*/" + ORIGINAL_PATTERNS["T1w"])}
+    )
     if animals:
         return [original_animal(p) for p in animals]
-    raise InputError(f"{path} holds no scans: expected a BIDS study (sub-*/ses-*/anat) or the original layout (<Arm>/<Animal>/*T1W_HR.nii.gz).")
+    raise InputError(
+        f"{path} holds no scans: expected a BIDS study (sub-*/ses-*/anat) or the original layout (<Arm>/<Animal>/*T1W_HR.nii.gz)."
+    )
 
 
 def scan_ref_for_file(path: Path, with_truth: bool = True) -> ScanRef:
@@ -197,7 +199,9 @@ def scan_ref_for_file(path: Path, with_truth: bool = True) -> ScanRef:
         return bids_session(anat.parent, with_truth)
     if is_original_animal(anat):
         return original_animal(anat)
-    raise InputError(f"{path} is not part of a BIDS session or an original-layout animal folder; give the T1w, T2w and CE files explicitly.")
+    raise InputError(
+        f"{path} is not part of a BIDS session or an original-layout animal folder; give the T1w, T2w and CE files explicitly."
+    )
 
 
 def study_root(ref: ScanRef) -> Path | None:

@@ -1,5 +1,6 @@
-"""The user's napari-hcc data folder: `$XDG_DATA_HOME/napari-hcc`, else `~/.local/share/napari-hcc`.
-Fine-tuned models, recovery files and the sample study's working copy live under it."""
+"""Where napari-hcc keeps things: the user's data folder (`$XDG_DATA_HOME/napari-hcc`, else
+`~/.local/share/napari-hcc`), where fine-tuned models, recovery files and the sample study's working
+copy live, and the sample study that ships with the package."""
 
 from __future__ import annotations
 

@@ -53,15 +53,19 @@ def load_volume(path: str | Path, role: str = "image") -> Volume:
             shape = shape[:3]
         if len(shape) != 3:
             what = {2: "2-D", 4: "4-D", 5: "5-D"}.get(len(shape), f"{len(shape)}-D")
-            raise InputError(f"{role} file {path} is {what} ({'x'.join(map(str, img.shape))}); one 3-D volume is needed.")
+            raise InputError(
+                f"{role} file {path} is {what} ({'x'.join(map(str, img.shape))}); one 3-D volume is needed."
+            )
         if min(shape) < 1:
             raise InputError(f"{role} file {path} has an empty dimension ({'x'.join(map(str, img.shape))}).")
         if np.iscomplexobj(np.empty(0, dtype=img.get_data_dtype())) or img.get_data_dtype().names:
-            raise InputError(f"{role} file {path} holds complex or RGB values; a real-valued magnitude image is needed.")
+            raise InputError(
+                f"{role} file {path} holds complex or RGB values; a real-valued magnitude image is needed."
+            )
         data = np.asarray(img.get_fdata(dtype=np.float32)).reshape(shape)
     except InputError:
         raise
-    except Exception as exc:  # nibabel, gzip and zlib raise many kinds; the user needs one sentence
+    except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib raise many kinds; the user needs one sentence
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{role} file {path} could not be read as NIfTI ({reason}).") from None
     affine = np.asarray(img.affine, dtype=float)
@@ -82,12 +86,16 @@ def same_grid(shape_a, affine_a, shape_b, affine_b, tol_mm: float = 1e-3) -> boo
     """True when two volumes share one voxel grid (same shape, affines equal within `tol_mm`)."""
     if tuple(shape_a) != tuple(shape_b):
         return False
-    corners = np.array([[i, j, k, 1.0] for i in (0, shape_a[0] - 1) for j in (0, shape_a[1] - 1) for k in (0, shape_a[2] - 1)])
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (0, shape_a[0] - 1) for j in (0, shape_a[1] - 1) for k in (0, shape_a[2] - 1)]
+    )
     return bool(np.max(np.abs((corners @ np.asarray(affine_a).T) - (corners @ np.asarray(affine_b).T))) <= tol_mm)
 
 
 def _world_box(shape, affine) -> tuple[np.ndarray, np.ndarray]:
-    corners = np.array([[i, j, k, 1.0] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5) for k in (-0.5, shape[2] - 0.5)])
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (-0.5, shape[0] - 0.5) for j in (-0.5, shape[1] - 0.5) for k in (-0.5, shape[2] - 0.5)]
+    )
     world = (corners @ np.asarray(affine).T)[:, :3]
     return world.min(axis=0), world.max(axis=0)
 

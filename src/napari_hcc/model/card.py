@@ -29,17 +29,24 @@ class ModelCard:
     architecture: dict = field(default_factory=lambda: dict(DEFAULT_ARCHITECTURE))
     channels: list[str] = field(default_factory=lambda: list(SEQUENCE_ROLES))
     #: axial slices in the display frame (rows anterior->posterior, columns the animal's right->left)
-    input: dict = field(default_factory=lambda: {
-        "frame": "axial slices; rows anterior to posterior, columns right to left (radiological)",
-        "pixel_spacing_mm": [0.375, 0.375],  # a 48 mm rat field of view = 128 px: see docs/model.md
-        "spacing_tolerance": 0.1,  # relative: closer than this, slices are used as they are
-        "size_multiple": 32,  # U-Net++ depth 5: pad each side up to a multiple of 32
-        "max_size": 384,  # a field of view larger than the model's is downsampled to this many pixels
-    })
-    normalisation: dict = field(default_factory=lambda: {
-        "method": "percentile", "low": 1.0, "high": 99.0, "clip": [-0.5, 2.0],
-        "note": "each sequence of each scan: (x - p_low) / (p_high - p_low), clipped",
-    })
+    input: dict = field(
+        default_factory=lambda: {
+            "frame": "axial slices; rows anterior to posterior, columns right to left (radiological)",
+            "pixel_spacing_mm": [0.375, 0.375],  # a 48 mm rat field of view = 128 px: see docs/model.md
+            "spacing_tolerance": 0.1,  # relative: closer than this, slices are used as they are
+            "size_multiple": 32,  # U-Net++ depth 5: pad each side up to a multiple of 32
+            "max_size": 384,  # a field of view larger than the model's is downsampled to this many pixels
+        }
+    )
+    normalisation: dict = field(
+        default_factory=lambda: {
+            "method": "percentile",
+            "low": 1.0,
+            "high": 99.0,
+            "clip": [-0.5, 2.0],
+            "note": "each sequence of each scan: (x - p_low) / (p_high - p_low), clipped",
+        }
+    )
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     biomarkers: list[str] = field(default_factory=lambda: list(BIOMARKERS))
     threshold: float = 0.5
@@ -47,31 +54,43 @@ class ModelCard:
     training: dict = field(default_factory=dict)  # studies, fingerprint, seeds, epochs, time taken
     metrics: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)  # file, sha256, dtype, tensors
-    #: the response readout (core/response_readout.py): features, fitting set, cross-validated scores; {} = none
+    #: the response readout (readout/stored.py): features, fitting set, cross-validated scores; {} = none
     readout: dict = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
         digest = str(self.weights.get("sha256", ""))[:8]
-        return f"{self.name}@{self.version}" + (f"+{digest}" if digest else "") + ("" if self.trained else " (untrained)")
+        return (
+            f"{self.name}@{self.version}" + (f"+{digest}" if digest else "") + ("" if self.trained else " (untrained)")
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"format": CARD_FORMAT, "schema": CARD_SCHEMA, **asdict(self)}, indent=2, sort_keys=False) + "\n"
+        return (
+            json.dumps({"format": CARD_FORMAT, "schema": CARD_SCHEMA, **asdict(self)}, indent=2, sort_keys=False) + "\n"
+        )
 
     @classmethod
     def from_dict(cls, data: dict, source: str | Path = "model card") -> ModelCard:
         if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
-            raise InputError(f"{source} is not a napari-hcc model card (no \"format\": \"{CARD_FORMAT}\").")
+            raise InputError(f'{source} is not a napari-hcc model card (no "format": "{CARD_FORMAT}").')
         if int(data.get("schema", 0)) > CARD_SCHEMA:
-            raise InputError(f"{source} uses model-card schema {data['schema']}; this napari-hcc reads schema {CARD_SCHEMA} (update napari-hcc).")
+            raise InputError(
+                f"{source} uses model-card schema {data['schema']}; this napari-hcc reads schema {CARD_SCHEMA} (update napari-hcc)."
+            )
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
         if list(card.channels) != list(SEQUENCE_ROLES):
-            raise InputError(f"{source} expects input channels {card.channels}; napari-hcc provides {list(SEQUENCE_ROLES)}.")
+            raise InputError(
+                f"{source} expects input channels {card.channels}; napari-hcc provides {list(SEQUENCE_ROLES)}."
+            )
         if len(card.arms) != int(card.architecture.get("arm_classes", 4)):
-            raise InputError(f"{source} names {len(card.arms)} arms but its arm head has {card.architecture.get('arm_classes')} outputs.")
+            raise InputError(
+                f"{source} names {len(card.arms)} arms but its arm head has {card.architecture.get('arm_classes')} outputs."
+            )
         if len(card.biomarkers) != int(card.architecture.get("biomarkers", 2)):
-            raise InputError(f"{source} names {len(card.biomarkers)} biomarkers but its head has {card.architecture.get('biomarkers')} outputs.")
+            raise InputError(
+                f"{source} names {len(card.biomarkers)} biomarkers but its head has {card.architecture.get('biomarkers')} outputs."
+            )
         return card
 
     @classmethod

@@ -58,6 +58,11 @@ def untrained_card() -> ModelCard:
 
 def _describe(name: str, folder: Path):
     try:
-        return name, folder, ModelCard.from_json((folder / CARD_FILE).read_text(encoding="utf-8"), folder / CARD_FILE), ""
+        return (
+            name,
+            folder,
+            ModelCard.from_json((folder / CARD_FILE).read_text(encoding="utf-8"), folder / CARD_FILE),
+            "",
+        )
     except (OSError, InputError) as exc:
         return name, folder, None, str(exc)

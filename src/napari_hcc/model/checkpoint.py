@@ -44,10 +44,14 @@ class LoadedModel:
         return net.eval()
 
 
-
-
-def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16", overwrite: bool = False,
-               readout: Readout | None = None) -> Path:
+def save_model(
+    net,
+    card: ModelCard,
+    folder: str | Path,
+    dtype: str = "float16",
+    overwrite: bool = False,
+    readout: Readout | None = None,
+) -> Path:
     """Write `folder/model.safetensors` and `folder/model.json` atomically; never replaces a model
     unless `overwrite`. fp16 halves the file; the network still runs in fp32 or mixed precision.
     A response readout is stored beside the network's tensors (float32, `readout.` prefix)."""
@@ -56,7 +60,10 @@ def save_model(net, card: ModelCard, folder: str | Path, dtype: str = "float16",
     if (folder / WEIGHTS_FILE).exists() and not overwrite:
         raise InputError(f"{folder} already holds a model; choose a new folder (models are never overwritten).")
     cast = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    state = {k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous() for k, v in net.state_dict().items()}
+    state = {
+        k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in net.state_dict().items()
+    }
     card.created = card.created or datetime.now(UTC).isoformat(timespec="seconds")
     card.architecture = dict(net.architecture)
     card.readout = readout.card_entry() if readout is not None else {}
@@ -97,7 +104,9 @@ def locate(spec: str | Path | None) -> tuple[Path, Path | None]:
             raise InputError(f"model card {path} names weights {name}, which are not in {path.parent}.")
         return weights, path
     if path.suffix in (".pt", ".pth", ".ckpt", ".pkl", ".bin"):
-        raise InputError(f"{path} is a pickle-based checkpoint; napari-hcc loads only .safetensors models (pickles can run code).")
+        raise InputError(
+            f"{path} is a pickle-based checkpoint; napari-hcc loads only .safetensors models (pickles can run code)."
+        )
     card = _card_path_for(path)
     return path, card if card.exists() else None
 
@@ -113,7 +122,9 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
             meta = fh.metadata() or {}
             state = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{weights} is not a readable safetensors checkpoint ({str(exc).splitlines()[0][:80]}).") from None
+        raise InputError(
+            f"{weights} is not a readable safetensors checkpoint ({str(exc).splitlines()[0][:80]})."
+        ) from None
     if card_path is not None:
         try:
             text = card_path.read_text(encoding="utf-8")
@@ -123,10 +134,14 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
     elif "model_card" in meta:
         card = ModelCard.from_json(meta["model_card"], f"the model card inside {weights}")
     else:
-        raise InputError(f"{weights} has no model card (no {CARD_FILE} beside it and none in its metadata); it cannot be run safely.")
+        raise InputError(
+            f"{weights} has no model card (no {CARD_FILE} beside it and none in its metadata); it cannot be run safely."
+        )
     expected = card.weights.get("sha256")
     if expected and card_path is not None and sha256_file(weights) != expected:
-        raise InputError(f"{weights} does not match the checksum in its model card {card_path.name}; the file was changed or is from another model.")
+        raise InputError(
+            f"{weights} does not match the checksum in its model card {card_path.name}; the file was changed or is from another model."
+        )
     state, readout_state = split_state(state)
     check_weights_match_card(state, card, weights)
     readout = None
@@ -134,7 +149,9 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
         try:
             readout = Readout.from_arrays({k: v.float().numpy() for k, v in readout_state.items()}, card.readout)
         except KeyError as exc:
-            raise InputError(f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}.") from None
+            raise InputError(
+                f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}."
+            ) from None
         except ValueError as exc:  # e.g. a readout of a newer napari-hcc, on features this one does not compute
             raise InputError(f"the response readout of {weights} cannot be used: {exc}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
@@ -146,7 +163,9 @@ def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None
     try:
         expected = {k: tuple(v.shape) for k, v in HCCNet(card.architecture).state_dict().items()}
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"the model card of {source} describes an architecture napari-hcc cannot build ({exc}).") from None
+        raise InputError(
+            f"the model card of {source} describes an architecture napari-hcc cannot build ({exc})."
+        ) from None
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
@@ -158,10 +177,10 @@ def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None
             parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {k}: card {list(expected[k])}, file {list(state[k].shape)})")
+            parts.append(
+                f"{len(wrong)} of another shape (e.g. {k}: card {list(expected[k])}, file {list(state[k].shape)})"
+            )
         raise InputError(f"the weights in {source} do not match its model card: {'; '.join(parts)}.")
-
-
 
 
 def default_model() -> LoadedModel:
@@ -174,18 +193,9 @@ def default_model() -> LoadedModel:
 
 def untrained_model(seed: int = 0) -> LoadedModel:
 
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = HCCNet().eval()
     card = untrained_card()
     card.weights = {"sha256": "", "dtype": "float32", "tensors": len(net.state_dict())}
     return LoadedModel(card, {k: v.detach().clone() for k, v in net.state_dict().items()}, None)
-
-
-
-
-
-
-
-

@@ -32,16 +32,22 @@ def resolve_device(spec: str | None = "auto"):
         return torch.device("cpu")
     if spec == "mps":
         if not _mps_available():
-            raise InputError("device 'mps' was asked for, but Apple Metal (MPS) is not available on this machine; use --device cpu or auto.")
+            raise InputError(
+                "device 'mps' was asked for, but Apple Metal (MPS) is not available on this machine; use --device cpu or auto."
+            )
         return torch.device("mps")
     match = re.fullmatch(r"cuda(?::(\d+))?", spec)
     if match:
         if not torch.cuda.is_available():
-            raise InputError(f"device '{spec}' was asked for, but this machine has no usable CUDA GPU; use --device cpu or auto.")
+            raise InputError(
+                f"device '{spec}' was asked for, but this machine has no usable CUDA GPU; use --device cpu or auto."
+            )
         index = int(match.group(1) or torch.cuda.current_device())
         count = torch.cuda.device_count()
         if index >= count:
-            raise InputError(f"device '{spec}' does not exist: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}.")
+            raise InputError(
+                f"device '{spec}' does not exist: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}."
+            )
         return torch.device("cuda", index)
     raise InputError(f"unknown device '{spec}'; choose {DEVICE_CHOICES}.")
 
@@ -65,8 +71,6 @@ def cpu_native_bf16() -> bool:
     except OSError:
         return False
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 
 
 def choose_precision(device, requested: Precision = "auto") -> Precision:
@@ -94,7 +98,6 @@ def autocast_dtype(precision: str):
 
 def autocast(device, precision: str):
     """Mixed precision for bf16/fp16 on this device; a no-op context for fp32."""
-
 
     dtype = autocast_dtype(precision)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

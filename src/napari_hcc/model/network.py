@@ -24,6 +24,7 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -75,7 +76,10 @@ class HCCNet(nn.Module):
             if hasattr(self.net.encoder, unused):
                 delattr(self.net.encoder, unused)
         self.biomarkers = BiomarkerHead(
-            int(arch["decoder_channels"][-1]), int(self.net.encoder.out_channels[-1]), int(arch["biomarker_hidden"]), int(arch["biomarkers"])
+            int(arch["decoder_channels"][-1]),
+            int(self.net.encoder.out_channels[-1]),
+            int(arch["biomarker_hidden"]),
+            int(arch["biomarkers"]),
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,9 +115,11 @@ def fold_batchnorm(model: nn.Module) -> int:
         if isinstance(module, nn.Conv2d):
             hooks.append(module.register_forward_hook(lambda m, i, o, name=name: produced.__setitem__(id(o), name)))
         elif isinstance(module, nn.BatchNorm2d):
-            hooks.append(module.register_forward_pre_hook(
-                lambda m, i, name=name: pairs.append((produced[id(i[0])], name)) if id(i[0]) in produced else None
-            ))
+            hooks.append(
+                module.register_forward_pre_hook(
+                    lambda m, i, name=name: pairs.append((produced[id(i[0])], name)) if id(i[0]) in produced else None
+                )
+            )
     was_training = model.training
     model.eval()
     try:
@@ -157,8 +163,6 @@ def load_encoder_weights(model: HCCNet, path: str | Path) -> int:
         raise InputError(f"encoder weight file not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -169,7 +173,9 @@ def load_encoder_weights(model: HCCNet, path: str | Path) -> int:
     own = model.net.encoder.state_dict()
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if len(usable) < 0.9 * len(own):
-        raise InputError(f"encoder weight file {path} does not fit a {model.architecture['encoder']} encoder "
-                         f"({len(usable)} of {len(own)} tensors match).")
+        raise InputError(
+            f"encoder weight file {path} does not fit a {model.architecture['encoder']} encoder "
+            f"({len(usable)} of {len(own)} tensors match)."
+        )
     model.net.encoder.load_state_dict(usable, strict=False)
     return len(usable)

@@ -1,6 +1,6 @@
 """Scans as napari layer-data tuples, and back. Plain numpy: no napari or Qt import here.
 
-Volumes are shown in the display frame of `core.orientation` (axial slices on the slider, anterior
+Volumes are shown in the display frame of `io.orientation` (axial slices on the slider, anterior
 up, the animal's right on the left of the screen) with their true voxel size as `scale` and the
 rest of the NIfTI affine as `affine`, so the three sequences and the mask overlay in millimetres.
 Each layer's metadata keeps the source grid (shape, affine, NIfTI header) for exact write-back.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from napari_hcc.errors import InputError
@@ -67,8 +68,13 @@ def labels_layer(mask: np.ndarray, affine: np.ndarray, name: str, geometry: dict
 def scan_layers(scan: Scan) -> list[tuple]:
     """Layer-data tuples for a scan: T1w, T2w, CE images and, if present, the mask as Labels."""
     geometry = source_geometry(scan.shape, scan.affine, scan.header, scan.paths.get("T1w"))
-    scan_meta = {"subject": scan.subject, "session": scan.session, "arm": scan.arm, "notes": list(scan.notes),
-                 "paths": {k: str(v) for k, v in scan.paths.items()}}
+    scan_meta = {
+        "subject": scan.subject,
+        "session": scan.session,
+        "arm": scan.arm,
+        "notes": list(scan.notes),
+        "paths": {k: str(v) for k, v in scan.paths.items()},
+    }
     layers = []
     for role, data in (("T1w", scan.t1w), ("T2w", scan.t2w), ("CE", scan.ce)):
         layer = image_layer(data, scan.affine, role, role, geometry, **STYLE[role])
@@ -146,7 +152,9 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
     metas = {role: layer_scan_meta(layer) for role, layer in layers.items()}
     ids = {(m.get("subject"), m.get("session")) for m in metas.values() if m.get("subject")}
     if len(ids) > 1:
-        shown = ", ".join(f"{layers[r].name} = sub-{m.get('subject')} ses-{m.get('session')}" for r, m in metas.items() if m)
+        shown = ", ".join(
+            f"{layers[r].name} = sub-{m.get('subject')} ses-{m.get('session')}" for r, m in metas.items() if m
+        )
         raise InputError(f"the three layers come from different scans ({shown}); choose one scan's T1w, T2w and CE.")
     volumes = {role: layer_source(layer) for role, layer in layers.items()}
     ref_data, ref_affine, geometry = volumes["T1w"]
@@ -157,18 +165,23 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
             if a == b:
                 shift = float(np.linalg.norm(np.asarray(affine)[:3, 3] - np.asarray(ref_affine)[:3, 3]))
                 a += f", shifted {shift:.1f} mm"
-            raise InputError(f"layer '{layers[role].name}' ({a}) is not on the grid of "
-                             f"'{t1w.name}' ({b}); resample it onto the T1w first.")
+            raise InputError(
+                f"layer '{layers[role].name}' ({a}) is not on the grid of "
+                f"'{t1w.name}' ({b}); resample it onto the T1w first."
+            )
     meta = metas["T1w"] or next((m for m in metas.values() if m), {})
     header = geometry.get("header")
     if isinstance(header, bytes | bytearray):
-        import nibabel as nib
-
         header = nib.Nifti1Header(binaryblock=header)
     scan = Scan(
-        t1w=ref_data.astype(np.float32, copy=False), t2w=volumes["T2w"][0].astype(np.float32, copy=False),
-        ce=volumes["CE"][0].astype(np.float32, copy=False), affine=ref_affine, header=header,
-        subject=meta.get("subject"), session=meta.get("session"), arm=meta.get("arm"),
+        t1w=ref_data.astype(np.float32, copy=False),
+        t2w=volumes["T2w"][0].astype(np.float32, copy=False),
+        ce=volumes["CE"][0].astype(np.float32, copy=False),
+        affine=ref_affine,
+        header=header,
+        subject=meta.get("subject"),
+        session=meta.get("session"),
+        arm=meta.get("arm"),
         paths={k: Path(v) for k, v in (meta.get("paths") or {}).items()},
     )
     return scan, geometry

@@ -1,4 +1,5 @@
-"""npe2 reader and writer: scans in, masks out on the exact source grid. No Qt import."""
+"""npe2 reader: a BIDS session, a study, an original-layout animal folder or a NIfTI file in, as layers
+(a file of a scan opens the whole scan). No napari or Qt import at module level."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _notify(messages: list[str]) -> None:
     if not messages:
         return
     try:  # napari is there when the reader runs inside napari; tell the user what was resampled
-        from napari.utils.notifications import show_info
+        from napari.utils.notifications import show_info  # noqa: PLC0415 - lazy: the reader runs without napari too
 
         show_info("napari-hcc: " + " ".join(messages))
     except ImportError:
@@ -56,5 +57,3 @@ def read_nifti(path) -> list[tuple]:
         return scan_layers(scan)
     vol = load_volume(path, "image")
     return [volume_layer(vol, looks_like_labels(vol))]
-
-

@@ -6,13 +6,7 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
 from napari_hcc.plugin.layers import scan_layers
 
-SAMPLE_COMMAND = (
-    "napari-hcc simulate --out sample_data/study --rats-per-arm 1 --weeks 0 2 --seed 2026"
-)
-
-
-
-
+SAMPLE_COMMAND = "napari-hcc simulate --out sample_data/study --rats-per-arm 1 --weeks 0 2 --seed 2026"
 
 
 def sample_scan_ref(arm: str = "Control", session: str = "wk2"):

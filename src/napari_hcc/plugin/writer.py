@@ -12,5 +12,7 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     """Write a Labels layer as NIfTI on its source grid (affine and header kept), atomically."""
 
     source = (meta.get("metadata") or {}).get(META_KEY, {}).get("source")
-    out = save_mask_like_source(np.asarray(data), path, source, meta.get("scale"), meta.get("affine"), meta.get("translate"))
+    out = save_mask_like_source(
+        np.asarray(data), path, source, meta.get("scale"), meta.get("affine"), meta.get("translate")
+    )
     return [str(out)]

@@ -16,12 +16,17 @@ from napari_hcc.progress import ProgressFn
 from napari_hcc.readout.fit import feature_rows, fit_readout
 
 
-def add_readout(model: str | Path | None, studies: Sequence[str | Path], out: str | Path, version: str | None = None,
-                progress: ProgressFn | None = None, device: str = "auto"):
+def add_readout(
+    model: str | Path | None,
+    studies: Sequence[str | Path],
+    out: str | Path,
+    version: str | None = None,
+    progress: ProgressFn | None = None,
+    device: str = "auto",
+):
     """A new model in `out`: the network of `model` (None = the shipped default) plus a readout fitted
     on every outlined session of `studies`, read through that network's own masks. The source model is
     never changed; `out` must be new. Returns the new model's card (as written, checksum included)."""
-
 
     out = Path(out)
     if (out / WEIGHTS_FILE).exists():

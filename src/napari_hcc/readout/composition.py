@@ -4,7 +4,7 @@ The TUNEL index varies between rats of one arm with how strongly each rat respon
 shows in its tumor's make-up: oedema and immune infiltrate at the rim under NK cells, treatment necrosis,
 the perfusion of what is still viable (docs/simulator.md). The readout therefore first estimates four
 numbers from a scan's tumor features, and reads histology from those estimates over the rat's sessions
-(core/response_readout.py). The four are fitted against the simulator's truth, which every simulated
+(readout/stored.py). The four are fitted against the simulator's truth, which every simulated
 session carries in its tumor mask's sidecar (`derivatives/truth/.../*_desc-tumor_mask.json`):
 
 * necrosis: volume fraction of the whole tumor;
@@ -35,8 +35,12 @@ def truth_composition_targets(root: Path, subject: str, session: str) -> np.ndar
         truth = json.loads(path.read_text(encoding="utf-8"))
         c = truth["composition"]
         cellular = float(c["viable"]) + float(c["apoptosis"])
-        values = [float(c["necrosis"]), float(c["edema"]), float(c["apoptosis"]) / cellular if cellular > 0 else 0.0,
-                  float(truth["viable_perfusion"])]
+        values = [
+            float(c["necrosis"]),
+            float(c["edema"]),
+            float(c["apoptosis"]) / cellular if cellular > 0 else 0.0,
+            float(truth["viable_perfusion"]),
+        ]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return np.asarray(values, np.float64) if np.isfinite(values).all() else None

@@ -32,7 +32,8 @@ PERCENTILES = (10, 25, 50, 75, 90)
 STATISTICS = ("mean", "std") + tuple(f"p{q}" for q in PERCENTILES) + ("rim", "core")
 SHELLS = 5  # equal-volume shells from the surface (1) to the core (5)
 FEATURE_NAMES = (
-    tuple(f"{m}_{k}" for m in MAPS for k in STATISTICS) + ("log_volume_mm3",)
+    tuple(f"{m}_{k}" for m in MAPS for k in STATISTICS)
+    + ("log_volume_mm3",)
     + tuple(f"{m}_shell{i + 1}" for m in MAPS for i in range(SHELLS))
 )
 

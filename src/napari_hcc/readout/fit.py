@@ -53,8 +53,7 @@ class FeatureRow:
     composition: np.ndarray | None = None  # COMPOSITION_TARGETS from the simulator's truth, when known
 
 
-def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = None,
-                 engine=None) -> list[FeatureRow]:
+def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = None, engine=None) -> list[FeatureRow]:
     """Features of every outlined session: on the mask of `engine`'s network when one is given (what the
     readout will read at prediction), else on the session's own outline (a reviewer's correction before
     the truth). Sessions where no tumor is found are left out."""
@@ -63,8 +62,17 @@ def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = No
     for item, scan, mask, _ in labelled_sessions(studies, progress=progress):
         f = tumor_features(scan, engine.segment(scan) if engine is not None else mask)
         if f is not None:
-            rows.append(FeatureRow(item.rat, item.week, item.arm, item.viability, item.apoptosis, f,
-                                   truth_composition_targets(item.study, item.subject, item.session)))
+            rows.append(
+                FeatureRow(
+                    item.rat,
+                    item.week,
+                    item.arm,
+                    item.viability,
+                    item.apoptosis,
+                    f,
+                    truth_composition_targets(item.study, item.subject, item.session),
+                )
+            )
     return rows
 
 
@@ -81,7 +89,9 @@ def _proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
     return p
 
 
-def _arm_experts(Z: np.ndarray, L: np.ndarray, arm: np.ndarray, alpha: float, n_arms: int) -> tuple[np.ndarray, np.ndarray]:
+def _arm_experts(
+    Z: np.ndarray, L: np.ndarray, arm: np.ndarray, alpha: float, n_arms: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One ridge model of logit(target) per arm, each on its arm's rows: (coef (A, F), intercept (A,)).
     An arm with fewer than two rows gets the mean of all rows (no slope)."""
 
@@ -144,9 +154,11 @@ def _ridge_alpha(Z: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[floa
     return _best_alpha(out_of_fold, y)
 
 
-def _pick_experts(Z: np.ndarray, L: np.ndarray, arm: np.ndarray, weights: np.ndarray, folds, truth: np.ndarray,
-                  n_arms: int, link) -> tuple[float, float]:
+def _pick_experts(
+    Z: np.ndarray, L: np.ndarray, arm: np.ndarray, weights: np.ndarray, folds, truth: np.ndarray, n_arms: int, link
+) -> tuple[float, float]:
     """(alpha, CV RMSE) of the per-arm experts on Z for target L (link maps their output to a fraction)."""
+
     def out_of_fold(a: float) -> np.ndarray:
         pred = np.zeros(len(truth))
         for tr, te in folds:
@@ -167,7 +179,9 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
     bio_idx = [i for i, r in enumerate(rows) if r.viability is not None and r.apoptosis is not None and r.arm in arms]
     arm_rows, bio_rows = [rows[i] for i in arm_idx], [rows[i] for i in bio_idx]
     if len({r.arm for r in arm_rows}) < len(arms):
-        raise ValueError(f"the readout needs post-baseline scans of all {len(arms)} arms; these studies have {sorted({r.arm for r in arm_rows})}.")
+        raise ValueError(
+            f"the readout needs post-baseline scans of all {len(arms)} arms; these studies have {sorted({r.arm for r in arm_rows})}."
+        )
     if len(bio_rows) < 4:
         raise ValueError(f"the readout needs histology for at least 4 rats; these studies have {len(bio_rows)}.")
     X_all = np.stack([r.features for r in rows])
@@ -184,7 +198,11 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
         p = np.zeros((len(y), len(arms)))
         for tr, te in folds:
             p[te] = _proba(LogisticRegression(C=c, max_iter=5000).fit(X[tr], y[tr]), X[te], len(arms))
-        cv[c] = (log_loss(y, p, labels=range(len(arms))), roc_auc_score(y, p, multi_class="ovr"), float((p.argmax(1) == y).mean()))
+        cv[c] = (
+            log_loss(y, p, labels=range(len(arms))),
+            roc_auc_score(y, p, multi_class="ovr"),
+            float((p.argmax(1) == y).mean()),
+        )
     best_c = min(cv, key=lambda c: cv[c][0])
     arm_model = LogisticRegression(C=best_c, max_iter=5000).fit(X, y)
 
@@ -219,29 +237,51 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
         "biomarker_model": "per-arm ridge regressions on logit(fraction) (scikit-learn), mixed by the arm probabilities",
         "biomarker_alpha": {"viability": best_alpha[0], "apoptosis": best_alpha[1]},
         "apoptosis_route": "scan features",
-        "fitted_on": {"rats": sorted({r.rat for r in rows}), "arm_scans": len(arm_rows), "histology_scans": len(bio_rows)},
+        "fitted_on": {
+            "rats": sorted({r.rat for r in rows}),
+            "arm_scans": len(arm_rows),
+            "histology_scans": len(bio_rows),
+        },
         "cross_validation": {
             "protocol": "rat-grouped 5-fold inside the fitting set (out-of-fold arm probabilities, pooled over each rat's "
-                        "treated sessions, as the histology weights)",
-            "arm_macro_auroc": round(cv[best_c][1], 4), "arm_accuracy": round(cv[best_c][2], 4),
-            "arm_macro_auroc_pooled": round(pooled_auroc, 4), "arm_accuracy_pooled": round(pooled_accuracy, 4),
-            "viability_rmse": round(bio_rmse[0], 4), "apoptosis_rmse": round(bio_rmse[1], 4),
+            "treated sessions, as the histology weights)",
+            "arm_macro_auroc": round(cv[best_c][1], 4),
+            "arm_accuracy": round(cv[best_c][2], 4),
+            "arm_macro_auroc_pooled": round(pooled_auroc, 4),
+            "arm_accuracy_pooled": round(pooled_accuracy, 4),
+            "viability_rmse": round(bio_rmse[0], 4),
+            "apoptosis_rmse": round(bio_rmse[1], 4),
             "apoptosis_rmse_scan_features": round(bio_rmse[1], 4),
         },
     }
-    readout = Readout(list(FEATURE_NAMES), mean, scale, arm_model.coef_.astype(np.float64), arm_model.intercept_.astype(np.float64),
-                      bio_coef, bio_intercept, info, z_low, z_high, pools_sessions=True)
+    readout = Readout(
+        list(FEATURE_NAMES),
+        mean,
+        scale,
+        arm_model.coef_.astype(np.float64),
+        arm_model.intercept_.astype(np.float64),
+        bio_coef,
+        bio_intercept,
+        info,
+        z_low,
+        z_high,
+        pools_sessions=True,
+    )
     _fit_composition_route(readout, rows, Z_all, all_folds, bio_idx, bio_arm, weights, bio_folds, Yb[:, 1], len(arms))
     return readout
 
 
-def _fit_composition_route(readout: Readout, rows, Z_all, all_folds, bio_idx, bio_arm, weights, bio_folds, apoptosis, n_arms) -> None:
+def _fit_composition_route(
+    readout: Readout, rows, Z_all, all_folds, bio_idx, bio_arm, weights, bio_folds, apoptosis, n_arms
+) -> None:
     """Stage 1 (composition from features, on every session with composition truth) and stage 2 (per-arm
     apoptosis from the composition history); kept in `readout` only when rat-grouped CV prefers it."""
 
     comp_idx = [i for i, r in enumerate(rows) if r.composition is not None]
     if len(comp_idx) < MIN_COMPOSITION_SCANS:
-        readout.info["apoptosis_route_reason"] = f"{len(comp_idx)} sessions with composition truth (at least {MIN_COMPOSITION_SCANS} needed)"
+        readout.info["apoptosis_route_reason"] = (
+            f"{len(comp_idx)} sessions with composition truth (at least {MIN_COMPOSITION_SCANS} needed)"
+        )
         return
     all_groups = np.array([r.rat for r in rows])
     Zc, C = Z_all[comp_idx], np.stack([rows[i].composition for i in comp_idx])
@@ -277,11 +317,14 @@ def _fit_composition_route(readout: Readout, rows, Z_all, all_folds, bio_idx, bi
     readout.comp_coef, readout.comp_intercept = coef, intercept
     readout.hist_mean, readout.hist_scale, readout.hist_low, readout.hist_high = h_mean, h_scale, h_low, h_high
     readout.apo_coef, readout.apo_intercept = apo_coef, apo_intercept
-    readout.info.update({
-        "apoptosis_route": "composition history",
-        "apoptosis_model": "per-arm ridge regressions on the fraction (scikit-learn) over the composition estimates "
-                           "now, at baseline and between, mixed by the arm probabilities",
-        "apoptosis_alpha": a, "composition_targets": list(COMPOSITION_TARGETS),
-        "composition_model": "ridge regressions of the simulator's truth composition on the standardised features",
-    })
+    readout.info.update(
+        {
+            "apoptosis_route": "composition history",
+            "apoptosis_model": "per-arm ridge regressions on the fraction (scikit-learn) over the composition estimates "
+            "now, at baseline and between, mixed by the arm probabilities",
+            "apoptosis_alpha": a,
+            "composition_targets": list(COMPOSITION_TARGETS),
+            "composition_model": "ridge regressions of the simulator's truth composition on the standardised features",
+        }
+    )
     cv["apoptosis_rmse"] = round(rmse, 4)

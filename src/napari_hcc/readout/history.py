@@ -2,7 +2,7 @@
 
 A radiologist judges response against the rat's earlier scans, and so does the readout: the arm is read
 from this scan and the rat's earlier treated scans together, and apoptosis from the tumor's estimated
-composition now, at baseline and on average in between (core/response_readout.py). The earlier sessions
+composition now, at baseline and on average in between (readout/stored.py). The earlier sessions
 are found in the scan's BIDS study by the subject's `sessions.tsv` weeks (else `wkN` labels); a scan
 outside a study, or one with no earlier session, is read alone.
 """

@@ -1,4 +1,4 @@
-"""The response readout: treatment arm and histology from the tumor's features (core/tumor_features).
+"""The response readout: treatment arm and histology from the tumor's features (readout/features.py).
 
 The network finds the tumor; this readout reads it. Two linear models on the standardised
 FEATURE_NAMES vector of a scan and its tumor mask:
@@ -6,7 +6,7 @@ FEATURE_NAMES vector of a scan and its tumor mask:
 * arm: multinomial logistic regression -> P(Control, Sorafenib, NK, Combination), fitted on
   post-baseline scans only (at week 0 no treatment has been given). At a treated scan the reading is
   pooled with the rat's earlier treated scans (normalised geometric mean of their probabilities), as a
-  radiologist reads a follow-up against the earlier ones (core/rat_history.py);
+  radiologist reads a follow-up against the earlier ones (readout/history.py);
 * histology: one ridge regression on logit(fraction) per arm (H&E viable and TUNEL apoptotic fraction),
   fitted on the one scan per rat where histology was measured, each on the rats of its arm; a scan's
   estimate is the mixture of the four, weighted by its arm probabilities. Histology depends on the
@@ -15,7 +15,7 @@ FEATURE_NAMES vector of a scan and its tumor mask:
   regularisation, chosen by rat-grouped CV with out-of-fold arm probabilities as the weights.
 * apoptosis, from model 1.3: the TUNEL index varies within an arm with how strongly each rat responds,
   and that shows in the tumor's make-up more than in any one intensity. A first stage estimates the
-  tumor's composition (necrosis, oedema, apoptotic index, viable perfusion; core/tumor_composition.py)
+  tumor's composition (necrosis, oedema, apoptotic index, viable perfusion; readout/composition.py)
   from the features, fitted on every session against the simulator's truth; the second reads apoptosis
   per arm (ridge on the fraction itself) from the estimates now, at baseline, and on average over the
   treated sessions in between. The route is kept only when rat-grouped CV inside the fitting set says it
@@ -54,12 +54,12 @@ PREFIX = "readout."
 EPS = 1e-4
 
 
-def _standardised(f: np.ndarray, mean: np.ndarray, scale: np.ndarray, low: np.ndarray | None, high: np.ndarray | None) -> np.ndarray:
+def _standardised(
+    f: np.ndarray, mean: np.ndarray, scale: np.ndarray, low: np.ndarray | None, high: np.ndarray | None
+) -> np.ndarray:
     """Features (one row or many) in standard units, clipped to [low, high] when a range is given."""
     z = (np.asarray(f, np.float64) - mean) / scale
     return z if low is None else np.clip(z, low, high)
-
-
 
 
 def pooled_arm_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
@@ -72,7 +72,9 @@ def pooled_arm_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
 def history_vector(now: np.ndarray, baseline: np.ndarray | None, between: Sequence[np.ndarray]) -> np.ndarray:
     """[now, at baseline, mean over the treated sessions in between], this scan's own value standing in
     for what the rat lacks; the one rule for fitting (`_history_rows`) and reading (`Readout.read`)."""
-    return np.concatenate([now, now if baseline is None else baseline, np.mean(between, axis=0) if len(between) else now])
+    return np.concatenate(
+        [now, now if baseline is None else baseline, np.mean(between, axis=0) if len(between) else now]
+    )
 
 
 @dataclass
@@ -115,7 +117,9 @@ class Readout:
     def __post_init__(self):
         unknown = [n for n in self.features if n not in FEATURE_NAMES]
         if unknown:
-            raise ValueError(f"the readout uses features this version of napari-hcc does not compute: {', '.join(unknown[:3])}.")
+            raise ValueError(
+                f"the readout uses features this version of napari-hcc does not compute: {', '.join(unknown[:3])}."
+            )
         self._index = np.array([FEATURE_NAMES.index(n) for n in self.features], int)
 
     def _z(self, f: np.ndarray) -> np.ndarray:
@@ -171,15 +175,27 @@ class Readout:
     def arrays(self) -> dict[str, np.ndarray]:
         """The fitted numbers as float32 arrays, named as they are stored in the model's safetensors file."""
 
-        arrays = {"mean": self.mean, "scale": self.scale, "arm.weight": self.arm_coef, "arm.bias": self.arm_intercept,
-                  "biomarkers.weight": self.bio_coef, "biomarkers.bias": self.bio_intercept}
+        arrays = {
+            "mean": self.mean,
+            "scale": self.scale,
+            "arm.weight": self.arm_coef,
+            "arm.bias": self.arm_intercept,
+            "biomarkers.weight": self.bio_coef,
+            "biomarkers.bias": self.bio_intercept,
+        }
         if self.z_low is not None:
             arrays |= {"clip.low": self.z_low, "clip.high": self.z_high}
         if self.comp_coef is not None:
-            arrays |= {"composition.weight": self.comp_coef, "composition.bias": self.comp_intercept,
-                       "history.mean": self.hist_mean, "history.scale": self.hist_scale,
-                       "history.low": self.hist_low, "history.high": self.hist_high,
-                       "apoptosis.weight": self.apo_coef, "apoptosis.bias": self.apo_intercept}
+            arrays |= {
+                "composition.weight": self.comp_coef,
+                "composition.bias": self.comp_intercept,
+                "history.mean": self.hist_mean,
+                "history.scale": self.hist_scale,
+                "history.low": self.hist_low,
+                "history.high": self.hist_high,
+                "apoptosis.weight": self.apo_coef,
+                "apoptosis.bias": self.apo_intercept,
+            }
         return {PREFIX + k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
 
     def card_entry(self) -> dict:
@@ -193,18 +209,43 @@ class Readout:
         def maybe(name):
             return get(name) if PREFIX + name in arrays else None
 
-        composition = {name: maybe(name) for name in ("composition.weight", "composition.bias", "history.mean", "history.scale",
-                                                      "history.low", "history.high", "apoptosis.weight", "apoptosis.bias")}
-        return cls(list(entry["features"]), get("mean"), get("scale"), get("arm.weight"), get("arm.bias"),
-                   get("biomarkers.weight"), get("biomarkers.bias"), {k: v for k, v in entry.items() if k != "features"},
-                   maybe("clip.low"), maybe("clip.high"), *composition.values(), pools_sessions=bool(entry.get("arm_pooling")))
+        composition = {
+            name: maybe(name)
+            for name in (
+                "composition.weight",
+                "composition.bias",
+                "history.mean",
+                "history.scale",
+                "history.low",
+                "history.high",
+                "apoptosis.weight",
+                "apoptosis.bias",
+            )
+        }
+        return cls(
+            list(entry["features"]),
+            get("mean"),
+            get("scale"),
+            get("arm.weight"),
+            get("arm.bias"),
+            get("biomarkers.weight"),
+            get("biomarkers.bias"),
+            {k: v for k, v in entry.items() if k != "features"},
+            maybe("clip.low"),
+            maybe("clip.high"),
+            *composition.values(),
+            pools_sessions=bool(entry.get("arm_pooling")),
+        )
 
 
 def readout_summary(readout: Readout) -> str:
     """One line for a report: how this readout reads a scan."""
     arm = "arm pooled over the rat's treated sessions" if readout.pools_sessions else "arm from each scan alone"
-    apoptosis = ("apoptosis from the tumor's estimated composition now, at baseline and in between"
-                 if readout.comp_coef is not None else "apoptosis from the scan's features")
+    apoptosis = (
+        "apoptosis from the tumor's estimated composition now, at baseline and in between"
+        if readout.comp_coef is not None
+        else "apoptosis from the scan's features"
+    )
     return f"tumor features of the network's mask; {arm}; viability from the scan's features; {apoptosis}"
 
 
@@ -212,29 +253,3 @@ def split_state(state: dict) -> tuple[dict, dict]:
     """(network tensors, readout tensors) of a checkpoint's state."""
     net = {k: v for k, v in state.items() if not k.startswith(PREFIX)}
     return net, {k: v for k, v in state.items() if k.startswith(PREFIX)}
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

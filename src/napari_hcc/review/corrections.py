@@ -13,7 +13,6 @@ def study_for_corrections(root: str | Path) -> Path:
     ships inside the package (or the repository); its corrections go to a working copy in the user's
     data folder, made on first use, so that the installation stays untouched."""
 
-
     root = Path(root)
     try:
         is_sample = root.resolve() == sample_study().resolve()

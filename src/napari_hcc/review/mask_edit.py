@@ -36,7 +36,3 @@ def interpolate_between(mask: np.ndarray, first: int, last: int, axis: int = 0) 
         t = (k - lo) / (hi - lo)
         out[k] = (1 - t) * a + t * b > 0
     return np.moveaxis(out, 0, axis).astype(np.asarray(mask).dtype)
-
-
-
-

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_hcc.errors import InputError
-from napari_hcc.inference.engine import Engine
 from napari_hcc.io import bids
 from napari_hcc.io.scan import ScanRef, ref_label
 from napari_hcc.io.study import study_root, week_of
 from napari_hcc.progress import CancelFlag, is_cancelled
+
+if TYPE_CHECKING:  # the engine is given, never built here: no torch on the Qt thread that lists a study
+    from napari_hcc.inference.engine import Engine
 
 
 @dataclass
@@ -38,16 +41,15 @@ class ScanSummary:
         return ref_label(self.ref)
 
 
-
-
 def is_reviewed(ref: ScanRef, corrections_root: Path | None = None) -> bool:
     """A complete correction of this session is saved (in `corrections_root`, default the study)."""
     root = corrections_root or study_root(ref)
     return bool(root and ref.session and bids.correction_versions(root, ref.subject, ref.session))
 
 
-def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel: CancelFlag | None = None,
-                    corrections_root: Path | None = None) -> Iterator[ScanSummary]:
+def summarize_scans(
+    refs: Iterable[ScanRef], engine: Engine, cancel: CancelFlag | None = None, corrections_root: Path | None = None
+) -> Iterator[ScanSummary]:
     """One summary per scan, in the given order (no TTA: the entropy of the probability map is the
     uncertainty). A scan that cannot be read gets a summary with its error instead of stopping."""
     for ref in refs:
@@ -56,14 +58,31 @@ def summarize_scans(refs: Iterable[ScanRef], engine: Engine, cancel: CancelFlag 
         try:
             p = engine.predict(ref.load(), tta=False, keep_probability=False)
         except InputError as exc:
-            yield ScanSummary(ref, week_of(ref.t1w, ref.subject, ref.session), float("nan"), float("nan"), float("nan"), "", is_reviewed(ref, corrections_root), str(exc))
+            yield ScanSummary(
+                ref,
+                week_of(ref.t1w, ref.subject, ref.session),
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                "",
+                is_reviewed(ref, corrections_root),
+                str(exc),
+            )
             continue
-        yield ScanSummary(ref, p.week, p.uncertainty, p.response.response_probability, p.tumor_volume_mm3,
-                          p.response.predicted_arm, is_reviewed(ref, corrections_root))
+        yield ScanSummary(
+            ref,
+            p.week,
+            p.uncertainty,
+            p.response.response_probability,
+            p.tumor_volume_mm3,
+            p.response.predicted_arm,
+            is_reviewed(ref, corrections_root),
+        )
 
 
 def review_order(summaries: list[ScanSummary]) -> list[ScanSummary]:
     """Unreviewed scans first, least certain first; then reviewed ones; unreadable scans last."""
+
     def key(s: ScanSummary):
         return (s.error is not None, s.reviewed, -(s.uncertainty if s.uncertainty == s.uncertainty else -1.0), s.label)
 
@@ -76,4 +95,3 @@ def siblings(refs: list[ScanRef], ref: ScanRef) -> list[ScanRef]:
         return []
     root = study_root(ref)
     return [r for r in refs if r.subject == ref.subject and r.session != ref.session and study_root(r) == root]
-

@@ -62,7 +62,9 @@ def recovery_path(key: str, folder: Path | None = None) -> Path:
     return (folder or recovery_folder()) / f"{key}.npz"
 
 
-def write_recovery(key: str, mask: np.ndarray, label: str, model_id: str | None = None, folder: Path | None = None) -> Path:
+def write_recovery(
+    key: str, mask: np.ndarray, label: str, model_id: str | None = None, folder: Path | None = None
+) -> Path:
     path = recovery_path(key, folder)
     meta = {"label": label, "saved": datetime.now(UTC).isoformat(timespec="seconds"), "model": model_id}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

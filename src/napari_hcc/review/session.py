@@ -20,7 +20,6 @@ from napari_hcc.vocabulary import SEQUENCE_ROLES
 class ReviewSession:
     def __init__(self):
         self.engines: dict = {}
-        self.model_spec: str | None = None  # None: the shipped default
         self.scan: Scan | None = None
         self.geometry: dict | None = None
         self.prediction = None
@@ -35,7 +34,11 @@ class ReviewSession:
     # -- the scan --------------------------------------------------------------------------------
 
     def set_scan(self, scan: Scan, geometry: dict, t1w_meta: dict | None = None) -> None:
-        same = self.scan is not None and (self.scan.subject, self.scan.session) == (scan.subject, scan.session) and scan.subject
+        same = (
+            self.scan is not None
+            and (self.scan.subject, self.scan.session) == (scan.subject, scan.session)
+            and scan.subject
+        )
         self.scan, self.geometry, self.prediction = scan, geometry, None
         new_key = self.key_for(t1w_meta) or recovery.scan_key(arrays=[scan.t1w, scan.t2w, scan.ce])
         if new_key != self.key:
@@ -108,11 +111,18 @@ class ReviewSession:
 
     def week_rows(self) -> list[tuple[str, float, float]]:
         """(session, volume, response) for the weekly plot; the scan in view uses its own prediction."""
-        rows = {k: (s.week, k[1] or "", s.tumor_volume_mm3, s.response_probability)
-                for k, s in self.summaries.items() if self.scan is not None and k[0] == self.scan.subject and s.error is None}
+        rows = {
+            k: (s.week, k[1] or "", s.tumor_volume_mm3, s.response_probability)
+            for k, s in self.summaries.items()
+            if self.scan is not None and k[0] == self.scan.subject and s.error is None
+        }
         if self.prediction is not None and self.scan is not None:
-            rows[(self.scan.subject, self.scan.session)] = (self.prediction.week, self.scan.session or "", self.prediction.tumor_volume_mm3,
-                                                            self.prediction.response.response_probability)
+            rows[(self.scan.subject, self.scan.session)] = (
+                self.prediction.week,
+                self.scan.session or "",
+                self.prediction.tumor_volume_mm3,
+                self.prediction.response.response_probability,
+            )
         ordered = sorted(rows.values(), key=lambda r: (r[0] is None, r[0] if r[0] is not None else 0, r[1]))
         return [(r[1], r[2], r[3]) for r in ordered]
 
@@ -160,4 +170,3 @@ class ReviewSession:
         for s in self.order:
             if self._key(s) == (self.scan.subject, self.scan.session):
                 s.reviewed = True
-

@@ -58,11 +58,19 @@ def list_corrections(root: str | Path, subject: str, session: str) -> list[Corre
     return out
 
 
-def save_correction(root: str | Path, subject: str, session: str, corrected: np.ndarray, prediction: np.ndarray | None = None,
-                    model_id: str | None = None, annotator: str | None = None, note: str = "", allow_empty: bool = False,
-                    lock_timeout: float = 60.0) -> CorrectionRecord:
+def save_correction(
+    root: str | Path,
+    subject: str,
+    session: str,
+    corrected: np.ndarray,
+    prediction: np.ndarray | None = None,
+    model_id: str | None = None,
+    annotator: str | None = None,
+    note: str = "",
+    allow_empty: bool = False,
+    lock_timeout: float = 60.0,
+) -> CorrectionRecord:
     """Add a new version of a session's corrected mask (source-grid arrays, same shape as the T1w)."""
-
 
     root = Path(root)
     t1w_path = bids.image_path(root, subject, session, "T1w")
@@ -71,13 +79,19 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
     t1w = load_volume(t1w_path, "T1w")
     corrected = np.asarray(corrected)
     if corrected.shape != t1w.data.shape:
-        raise InputError(f"cannot save the correction: the mask is {'x'.join(map(str, corrected.shape))} but the T1w grid of "
-                         f"sub-{subject} ses-{session} is {'x'.join(map(str, t1w.data.shape))}.")
+        raise InputError(
+            f"cannot save the correction: the mask is {'x'.join(map(str, corrected.shape))} but the T1w grid of "
+            f"sub-{subject} ses-{session} is {'x'.join(map(str, t1w.data.shape))}."
+        )
     if prediction is not None and np.asarray(prediction).shape != corrected.shape:
-        raise InputError("cannot save the correction: the model's prediction is not on the same grid as the correction.")
+        raise InputError(
+            "cannot save the correction: the model's prediction is not on the same grid as the correction."
+        )
     corrected = (corrected > 0).astype(np.uint8)
     if not corrected.any() and not allow_empty:
-        raise InputError(f"the corrected mask of sub-{subject} ses-{session} is empty; confirm to save an empty mask (no tumor).")
+        raise InputError(
+            f"the corrected mask of sub-{subject} ses-{session} is empty; confirm to save an empty mask (no tumor)."
+        )
     folder = bids.anat_dir(root, subject, session, bids.CORRECTIONS_PIPELINE)
     folder.mkdir(parents=True, exist_ok=True)
     sources = {key: bids.image_path(root, subject, session, key) for key in bids.SEQUENCES}
@@ -94,23 +108,35 @@ def save_correction(root: str | Path, subject: str, session: str, corrected: np.
                 _save_new(mask_image(pred, t1w.affine, t1w.header), pred_path)
             changed = {}
             if prediction is not None:
-                changed = {"dice_prediction_vs_correction": round(dice(pred, corrected), 6),
-                           "voxels_added": int(((corrected > 0) & (pred == 0)).sum()),
-                           "voxels_removed": int(((corrected == 0) & (pred > 0)).sum())}
+                changed = {
+                    "dice_prediction_vs_correction": round(dice(pred, corrected), 6),
+                    "voxels_added": int(((corrected > 0) & (pred == 0)).sum()),
+                    "voxels_removed": int(((corrected == 0) & (pred > 0)).sum()),
+                }
             provenance = {
                 "Description": "tumor mask corrected by a reviewer in napari-hcc",
-                "version": version, "previous_version": versions[-1] if versions else None,
-                "annotator": annotator or getpass.getuser(), "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                "model": model_id, "note": note,
-                "sources": {k: {"path": str(p.relative_to(root)), "sha256": sha256_file(p)} for k, p in sources.items() if p.exists()},
-                "voxels": int(corrected.sum()), **changed,
+                "version": version,
+                "previous_version": versions[-1] if versions else None,
+                "annotator": annotator or getpass.getuser(),
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "model": model_id,
+                "note": note,
+                "sources": {
+                    k: {"path": str(p.relative_to(root)), "sha256": sha256_file(p)}
+                    for k, p in sources.items()
+                    if p.exists()
+                },
+                "voxels": int(corrected.sum()),
+                **changed,
                 "prediction": pred_path.name if pred_path else None,
             }
             _save_new(mask_image(corrected, t1w.affine, t1w.header), mask_path)
             sidecar = bids.sidecar(mask_path)
             write_text(sidecar, json.dumps(provenance, indent=2) + "\n")
     except Timeout:
-        raise InputError(f"another save of sub-{subject} ses-{session} has held the lock for {lock_timeout:.0f} s; try again.") from None
+        raise InputError(
+            f"another save of sub-{subject} ses-{session} has held the lock for {lock_timeout:.0f} s; try again."
+        ) from None
 
     check = nib.load(str(mask_path))  # header only: the geometry that was really written
     if not same_grid(check.shape, check.affine, t1w.data.shape, t1w.affine):
@@ -126,7 +152,6 @@ def _remove_stale_temporaries(folder: Path) -> None:
 
 
 def _save_new(img, path: Path) -> None:
-
 
     with atomic_path(path, overwrite=False) as tmp:
         nib.save(img, tmp)

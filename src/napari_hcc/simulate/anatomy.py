@@ -142,14 +142,51 @@ def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
         "size": size,
         "body": (sc(0.04) * 20.5, sc(0.04) * 15.5, _wobble(rng, 0.05)),
         "fat_mm": float(np.clip(rng.normal(0.9, 0.25), 0.4, 1.6)),
-        "lll": ((-8.0 + jit(), 4.0 + jit(0.8), 1.0 + jit()), (sc() * 11.0, sc() * 7.5, sc() * 11.0), np.deg2rad(-15 + jit(6)), _wobble(rng, 0.06)),
-        "ml": ((3.0 + jit(), 8.5 + jit(0.6), 2.5 + jit()), (sc() * 9.0, sc() * 5.0, sc() * 10.0), np.deg2rad(10 + jit(6)), _wobble(rng, 0.06)),
-        "rll": ((11.5 + jit(), 0.0 + jit(), -0.5 + jit()), (sc() * 6.5, sc() * 8.0, sc() * 9.0), np.deg2rad(jit(8)), _wobble(rng, 0.06)),
-        "cau": ((1.5 + jit(0.6), -4.0 + jit(0.5), -1.5 + jit()), (sc() * 5.0, sc() * 3.5, sc() * 7.0), np.deg2rad(jit(10)), _wobble(rng, 0.05)),
-        "stomach": ((-7.5 + jit(), -4.0 + jit(0.7), -1.5 + jit()), (sc() * 6.0, sc() * 4.5, sc() * 7.0), np.deg2rad(20 + jit(10)), _wobble(rng, 0.05)),
-        "kidney_r": ((8.5 + jit(0.7), -7.5 + jit(0.5), -7.0 + jit(1.5)), (sc() * 3.6, sc() * 4.6, sc() * 6.0), np.deg2rad(30 + jit(8))),
-        "kidney_l": ((-8.5 + jit(0.7), -7.5 + jit(0.5), -10.5 + jit(1.5)), (sc() * 3.6, sc() * 4.6, sc() * 6.0), np.deg2rad(-30 + jit(8))),
-        "spleen": ((-13.5 + jit(0.7), -4.0 + jit(0.7), -5.0 + jit(1.5)), (sc() * 2.0, sc() * 5.5, sc() * 7.0), np.deg2rad(-40 + jit(8))),
+        "lll": (
+            (-8.0 + jit(), 4.0 + jit(0.8), 1.0 + jit()),
+            (sc() * 11.0, sc() * 7.5, sc() * 11.0),
+            np.deg2rad(-15 + jit(6)),
+            _wobble(rng, 0.06),
+        ),
+        "ml": (
+            (3.0 + jit(), 8.5 + jit(0.6), 2.5 + jit()),
+            (sc() * 9.0, sc() * 5.0, sc() * 10.0),
+            np.deg2rad(10 + jit(6)),
+            _wobble(rng, 0.06),
+        ),
+        "rll": (
+            (11.5 + jit(), 0.0 + jit(), -0.5 + jit()),
+            (sc() * 6.5, sc() * 8.0, sc() * 9.0),
+            np.deg2rad(jit(8)),
+            _wobble(rng, 0.06),
+        ),
+        "cau": (
+            (1.5 + jit(0.6), -4.0 + jit(0.5), -1.5 + jit()),
+            (sc() * 5.0, sc() * 3.5, sc() * 7.0),
+            np.deg2rad(jit(10)),
+            _wobble(rng, 0.05),
+        ),
+        "stomach": (
+            (-7.5 + jit(), -4.0 + jit(0.7), -1.5 + jit()),
+            (sc() * 6.0, sc() * 4.5, sc() * 7.0),
+            np.deg2rad(20 + jit(10)),
+            _wobble(rng, 0.05),
+        ),
+        "kidney_r": (
+            (8.5 + jit(0.7), -7.5 + jit(0.5), -7.0 + jit(1.5)),
+            (sc() * 3.6, sc() * 4.6, sc() * 6.0),
+            np.deg2rad(30 + jit(8)),
+        ),
+        "kidney_l": (
+            (-8.5 + jit(0.7), -7.5 + jit(0.5), -10.5 + jit(1.5)),
+            (sc() * 3.6, sc() * 4.6, sc() * 6.0),
+            np.deg2rad(-30 + jit(8)),
+        ),
+        "spleen": (
+            (-13.5 + jit(0.7), -4.0 + jit(0.7), -5.0 + jit(1.5)),
+            (sc() * 2.0, sc() * 5.5, sc() * 7.0),
+            np.deg2rad(-40 + jit(8)),
+        ),
         "bowel": [
             (
                 (float(rng.uniform(-10, 12)), float(rng.uniform(-1, 9)), float(rng.uniform(-12, -4))),
@@ -159,7 +196,9 @@ def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
             )
             for _ in range(int(rng.integers(7, 11)))
         ],
-        "lungs": [((s * (8.5 + jit(0.7)), -5.5 + jit(0.7), 13.5 + jit(1.0)), (sc() * 6.0, sc() * 5.0, 5.0)) for s in (-1, 1)],
+        "lungs": [
+            ((s * (8.5 + jit(0.7)), -5.5 + jit(0.7), 13.5 + jit(1.0)), (sc() * 6.0, sc() * 5.0, 5.0)) for s in (-1, 1)
+        ],
         "vessels": {
             "ivc": 1.4 * sc(0.1),
             "aorta": 1.0 * sc(0.1),
@@ -177,7 +216,11 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
     body = Blob("body", (0.0, 0.0, 0.0), (ba * g, bb * g, 1e6), 0.0, bw)
     mean_axis = 0.5 * (ba + bb) * g
     # Skin and subcutaneous fat, then the muscular body wall, then the abdominal cavity (fat-filled).
-    layers = (("subcutaneous_fat", 1.0), ("muscle", 1.0 - p["fat_mm"] / mean_axis), ("visceral_fat", 1.0 - (p["fat_mm"] + 1.1) / mean_axis))
+    layers = (
+        ("subcutaneous_fat", 1.0),
+        ("muscle", 1.0 - p["fat_mm"] / mean_axis),
+        ("visceral_fat", 1.0 - (p["fat_mm"] + 1.1) / mean_axis),
+    )
     shapes: list = [Body(body, layers)]
 
     def blob(label, spec, filling=1.0):
@@ -185,7 +228,7 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
         axes = tuple(float(a * g * (filling if i < 3 else 1.0)) for i, a in enumerate(ax))
         return Blob(label, tuple(float(v * g) for v in c), axes, float(ang), wob[0] if wob else ())
 
-    for (c, r, length, ang) in p["bowel"]:
+    for c, r, length, ang in p["bowel"]:
         loop = Blob("bowel_wall", tuple(v * g for v in c), (r * g, r * g * 0.8, length), ang, ())
         shapes += [loop, loop.shrunk(0.45, "bowel_content")]
     stomach = blob("stomach_wall", p["stomach"], stomach_filling)

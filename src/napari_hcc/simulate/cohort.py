@@ -65,13 +65,22 @@ def _render_and_write(task: tuple) -> dict:
         write_text(bids.sidecar(path), json.dumps(meta, indent=2) + "\n")
     mask_path = bids.truth_mask_path(root, sub, ses)
     save_nifti(_nifti(out.mask, out.affine, "whole tumor incl. necrosis"), mask_path)
-    truth = out.truth | {"acquisition": out.acquisition, "Sources": [str(bids.image_path(root, sub, ses, "T1w").relative_to(root))]}
+    truth = out.truth | {
+        "acquisition": out.acquisition,
+        "Sources": [str(bids.image_path(root, sub, ses, "T1w").relative_to(root))],
+    }
     write_text(bids.sidecar(mask_path), json.dumps(truth, indent=2) + "\n")
     for name, frac in out.fractions.items():
-        save_nifti(_nifti(frac, out.affine, f"volume fraction of {name} tumor tissue"), bids.truth_fraction_path(root, sub, ses, name))
+        save_nifti(
+            _nifti(frac, out.affine, f"volume fraction of {name} tumor tissue"),
+            bids.truth_fraction_path(root, sub, ses, name),
+        )
     tissue_path = bids.truth_tissue_path(root, sub, ses)
     save_nifti(_nifti(out.tissue, out.affine, "tissue labels"), tissue_path)
-    write_text(tissue_path.with_name(tissue_path.name.replace(".nii.gz", ".tsv")), "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(TISSUES)))
+    write_text(
+        tissue_path.with_name(tissue_path.name.replace(".nii.gz", ".tsv")),
+        "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(TISSUES)),
+    )
 
     result = {"participant_id": sub, "session": ses, "week": week, "tumor_volume_mm3": truth["tumor_volume_mm3_mask"]}
     if is_endpoint:
@@ -102,7 +111,7 @@ def simulate_study(
     rats_per_arm: int = 8,
     weeks: Sequence[int] = (0, 1, 2, 3),
     seed: int = 0,
-    grid: Grid = Grid(),
+    grid: Grid = Grid(),  # noqa: B008 - a frozen dataclass: one shared default is safe
     motion_mm: float = 0.3,
     workers: int | None = None,
     progress: ProgressFn | None = None,
@@ -145,12 +154,26 @@ def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, 
         }
         for rat in rats
     ]
-    columns = ["participant_id", "arm", "strain", "species", "histology_viability", "histology_apoptosis", "histology_session"]
+    columns = [
+        "participant_id",
+        "arm",
+        "strain",
+        "species",
+        "histology_viability",
+        "histology_apoptosis",
+        "histology_session",
+    ]
     write_text(root / "participants.tsv", _tsv(participants, columns))
     write_text(root / "participants.json", json.dumps(PARTICIPANTS_JSON, indent=2) + "\n")
     for rat in rats:
-        rows = [{"session_id": f"ses-{session_label(w)}", "week": w, "days_after_implantation": DAYS_BASELINE + 7 * w} for w in weeks]
-        write_text(root / f"sub-{rat.participant_id}" / f"sub-{rat.participant_id}_sessions.tsv", _tsv(rows, ["session_id", "week", "days_after_implantation"]))
+        rows = [
+            {"session_id": f"ses-{session_label(w)}", "week": w, "days_after_implantation": DAYS_BASELINE + 7 * w}
+            for w in weeks
+        ]
+        write_text(
+            root / f"sub-{rat.participant_id}" / f"sub-{rat.participant_id}_sessions.tsv",
+            _tsv(rows, ["session_id", "week", "days_after_implantation"]),
+        )
     description = {
         "Name": "napari-hcc simulated preclinical HCC cohort (rats; Control, Sorafenib, NK, Combination)",
         "BIDSVersion": "1.9.0",
@@ -161,7 +184,10 @@ def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, 
     }
     write_text(root / "dataset_description.json", json.dumps(description, indent=2) + "\n")
     truth_description = description | {"Name": "Ground truth of the simulation", "DatasetType": "derivative"}
-    write_text(root / "derivatives" / bids.TRUTH_PIPELINE / "dataset_description.json", json.dumps(truth_description, indent=2) + "\n")
+    write_text(
+        root / "derivatives" / bids.TRUTH_PIPELINE / "dataset_description.json",
+        json.dumps(truth_description, indent=2) + "\n",
+    )
     params = {
         "simulator_version": SIMULATOR_VERSION,
         "seed": seed,
@@ -189,7 +215,10 @@ PARTICIPANTS_JSON = {
     },
     "strain": {"Description": "Rat strain (random effect on growth and tumor relaxation)"},
     "histology_viability": {"Description": "H&E viable tumor fraction at the endpoint", "Units": "fraction"},
-    "histology_apoptosis": {"Description": "TUNEL apoptotic index at the endpoint (apoptotic among cellular tumor)", "Units": "fraction"},
+    "histology_apoptosis": {
+        "Description": "TUNEL apoptotic index at the endpoint (apoptotic among cellular tumor)",
+        "Units": "fraction",
+    },
     "histology_session": {"Description": "Session after which tissue was harvested"},
 }
 

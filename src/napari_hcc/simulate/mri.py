@@ -112,7 +112,10 @@ def spin_echo(pd, t1_ms, t2_ms, gd_mM, seq: Sequence):
 
 def tissue_signal(tissue: Tissue, seq: Sequence, tumor_scale: tuple[float, float] = (1.0, 1.0)) -> float:
     """Signal of a homogeneous tissue (`tumor_scale` scales T1 and T2, e.g. per strain)."""
-    return float(spin_echo(tissue.pd, tissue.t1_ms * tumor_scale[0], tissue.t2_ms * tumor_scale[1], tissue.gd_mM, seq)) * tissue.flow_void
+    return (
+        float(spin_echo(tissue.pd, tissue.t1_ms * tumor_scale[0], tissue.t2_ms * tumor_scale[1], tissue.gd_mM, seq))
+        * tissue.flow_void
+    )
 
 
 def bias_field(shape: tuple[int, int, int], rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:

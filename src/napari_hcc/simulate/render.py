@@ -191,9 +191,15 @@ def render_session(
         lut = np.array([mri.tissue_signal(mri.TISSUE_TABLE[t], seq) for t in TISSUES], dtype=np.float32)
         fine = lut[labels]
         s_viable = mri.spin_echo(
-            viable.pd, viable.t1_ms * tumor_scale[0], viable.t2_ms * tumor_scale[1], viable.gd_mM * comp["perfusion"], seq
+            viable.pd,
+            viable.t1_ms * tumor_scale[0],
+            viable.t2_ms * tumor_scale[1],
+            viable.gd_mM * comp["perfusion"],
+            seq,
         )
-        s_nec = (1.0 - patch) * mri.tissue_signal(necrosis_tissue[0], seq) + patch * mri.tissue_signal(necrosis_tissue[1], seq)
+        s_nec = (1.0 - patch) * mri.tissue_signal(necrosis_tissue[0], seq) + patch * mri.tissue_signal(
+            necrosis_tissue[1], seq
+        )
         mix = (
             comp["viable"] * s_viable
             + comp["necrosis"] * s_nec

@@ -121,7 +121,15 @@ def apply_mass_effect(coords: list[np.ndarray], shape: TumorShape, r0: float, lo
         values[out] = center[axis] + d[out, axis] * src
         coords[axis][index] = values
     tumor_index = tuple(i[inside] for i in index)
-    return TumorVoxels(tumor_index, (r[inside] / rd[inside]).astype(np.float32), (rel[inside] / r0).astype(np.float32), float(reach), r_max, lam, center)
+    return TumorVoxels(
+        tumor_index,
+        (r[inside] / rd[inside]).astype(np.float32),
+        (rel[inside] / r0).astype(np.float32),
+        float(reach),
+        r_max,
+        lam,
+        center,
+    )
 
 
 def _field(shape: TumorShape, which: int, nrel: np.ndarray) -> np.ndarray:
@@ -146,7 +154,11 @@ def composition(shape: TumorShape, vox: TumorVoxels, state: TumorState) -> dict[
     """
     u, nrel = vox.u, vox.nrel
     patch = state.patchy_necrosis
-    nec_score = (1.0 - patch) * (1.0 - u) + patch * (0.3 * (1.0 - u) + 0.25 * _field(shape, 0, nrel)) + 0.05 * _field(shape, 0, nrel)
+    nec_score = (
+        (1.0 - patch) * (1.0 - u)
+        + patch * (0.3 * (1.0 - u) + 0.25 * _field(shape, 0, nrel))
+        + 0.05 * _field(shape, 0, nrel)
+    )
     necrosis = _soft_fraction(nec_score, state.necrosis / 0.97) * 0.97
     rim = state.rim_infiltrate
     ede_score = rim * u + (1.0 - rim) * 0.3 * u + 0.18 * _field(shape, 1, nrel)

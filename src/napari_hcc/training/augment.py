@@ -41,7 +41,9 @@ def _uniform(gen, n, low, high, device):
     return torch.rand(n, generator=gen, device="cpu").to(device) * (high - low) + low
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x: (B, C, H, W) float, y: (B, 1, H, W) float {0,1}. Returns augmented copies."""
     cfg = cfg or AugmentConfig()
     b, c, h, w = x.shape
@@ -52,10 +54,13 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: Augment
     sy = torch.where(_uniform(gen, b, 0, 1, dev) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(b, device=dev)
     tx, ty = (_uniform(gen, b, -2 * cfg.shift, 2 * cfg.shift, dev) for _ in range(2))
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos * sx, -sin * sy, tx], dim=1),
-        torch.stack([sin * sx, cos * sy, ty], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * sx, -sin * sy, tx], dim=1),
+            torch.stack([sin * sx, cos * sy, ty], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
     x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
     y = F.grid_sample(y, grid.to(y.dtype), mode="nearest", padding_mode="zeros", align_corners=False)
@@ -69,6 +74,6 @@ def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: Augment
     field = torch.exp(F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True))
     noise = torch.randn(x.shape, generator=gen).to(dev) * cfg.noise
     positive = x.clamp(min=0)
-    jittered = (positive ** gamma) * gain * field + offset + (x - positive) + noise
+    jittered = (positive**gamma) * gain * field + offset + (x - positive) + noise
     x = on * jittered + (1 - on) * x
     return x, y

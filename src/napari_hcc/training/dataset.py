@@ -48,22 +48,21 @@ class SliceDataset:
     def subset(self, rats: set[str]) -> SliceDataset:
         keep_scans = [i for i, s in enumerate(self.scans) if s.rat in rats]
         slices, new_scans = [], []
-        for new_index, i in enumerate(keep_scans):
+        for i in keep_scans:
             s = self.scans[i]
             slices.append(np.arange(s.start, s.stop))
             n0 = sum(len(a) for a in slices[:-1])
             new_scans.append(ScanItem(**{**s.__dict__, "start": n0, "stop": n0 + (s.stop - s.start)}))
         idx = np.concatenate(slices) if slices else np.zeros(0, int)
         scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
-        return SliceDataset(self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations)
+        return SliceDataset(
+            self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations
+        )
 
 
-
-
-
-
-def build_dataset(studies: Sequence[str | Path], card, progress: ProgressFn | None = None,
-                  corrections_only: bool = False) -> SliceDataset:
+def build_dataset(
+    studies: Sequence[str | Path], card, progress: ProgressFn | None = None, corrections_only: bool = False
+) -> SliceDataset:
     """The slice dataset over `labelled_sessions` (see there for which mask is used)."""
 
     xs, ys, owners, scans, digests = [], [], [], [], []
@@ -79,12 +78,21 @@ def build_dataset(studies: Sequence[str | Path], card, progress: ProgressFn | No
         for p in (scan.paths["T1w"], scan.paths["T2w"], scan.paths["CE"], mask_path):
             digests.append(f"{p.relative_to(item.study.parent)}:{sha256_file(p)}")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
-    return SliceDataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(owners), scans, fingerprint,
-                        [str(Path(s).resolve()) for s in studies], [sim for s in studies if (sim := simulation_of(s))])
+    return SliceDataset(
+        np.concatenate(xs),
+        np.concatenate(ys),
+        np.concatenate(owners),
+        scans,
+        fingerprint,
+        [str(Path(s).resolve()) for s in studies],
+        [sim for s in studies if (sim := simulation_of(s))],
+    )
 
 
 def slice_targets(ds, idx: np.ndarray):
     scans = [ds.scans[i] for i in ds.scan_of_slice[idx]]
     arm = np.array([s.arm_index if s.arm_labelled else -1 for s in scans], dtype=np.int64)
-    bio = np.array([[s.viability, s.apoptosis] if s.has_histology else [np.nan, np.nan] for s in scans], dtype=np.float32)
+    bio = np.array(
+        [[s.viability, s.apoptosis] if s.has_histology else [np.nan, np.nan] for s in scans], dtype=np.float32
+    )
     return arm, bio

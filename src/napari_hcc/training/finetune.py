@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from napari_hcc.io.volume import load_volume
 from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_models_folder
 from napari_hcc.model.checkpoint import load_model
-from napari_hcc.progress import CancelFlag, ProgressFn, report
+from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.config import TrainConfig
-from napari_hcc.training.trainer import train
+from napari_hcc.training.trainer import Trainer
 
 
 @dataclass
@@ -62,8 +63,11 @@ class FineTuneResult:
 def corrected_sessions(study: str | Path) -> list:
     """The study's scans that have a complete saved correction."""
     root = Path(study)
-    return [r for r in find_scans(root, with_truth=False) if r.subject and r.session
-            and bids.correction_versions(root, r.subject, r.session)]
+    return [
+        r
+        for r in find_scans(root, with_truth=False)
+        if r.subject and r.session and bids.correction_versions(root, r.subject, r.session)
+    ]
 
 
 def held_out_rats(rats: list[str], seed: int = 0) -> list[str]:
@@ -110,9 +114,33 @@ def dice_on(refs, models: list, device: str = "auto") -> list[dict[str, float]]:
     return out
 
 
-def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path | None = None, epochs: int = 10,
-              lr: float = 3e-4, device: str = "auto", seed: int = 0, progress: ProgressFn | None = None,
-              cancel: CancelFlag | None = None) -> FineTuneResult:
+def fine_tune(
+    study: str | Path,
+    base: str | Path | None = None,
+    out: str | Path | None = None,
+    epochs: int = 10,
+    lr: float = 3e-4,
+    device: str = "auto",
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag | None = None,
+) -> FineTuneResult:
+    """Fine-tune `base` (None = the shipped default) on the corrected sessions of `study`; see `fine_tune_steps`."""
+    return drain(fine_tune_steps(study, base, out, epochs, lr, device, seed, cancel), progress)
+
+
+def fine_tune_steps(
+    study: str | Path,
+    base: str | Path | None = None,
+    out: str | Path | None = None,
+    epochs: int = 10,
+    lr: float = 3e-4,
+    device: str = "auto",
+    seed: int = 0,
+    cancel: CancelFlag | None = None,
+) -> Generator[Progress, None, FineTuneResult]:
+    """`fine_tune` as a generator (for the GUI's worker): training's `Progress`, then one
+    `Progress(0, scans, "scan", {"phase": "scoring"})` while the old and new models are scored."""
 
     root = Path(study)
     refs = corrected_sessions(root)
@@ -125,24 +153,50 @@ def fine_tune(study: str | Path, base: str | Path | None = None, out: str | Path
     test_refs = [r for r in refs if r.subject in held] or train_refs
     out = Path(out) if out is not None else new_model_folder(base_model.card.name)
     version = f"{base_model.card.version or '0'}+ft{time.strftime('%Y%m%d%H%M%S')}"
-    cfg = TrainConfig(studies=[root], out=out, epochs=epochs, lr=lr, warmup_epochs=0.5, seed=seed, device=device,
-                      init=base_spec, corrections_only=True, exclude_rats=held, patience=max(3, epochs), version=version)
+    cfg = TrainConfig(
+        studies=[root],
+        out=out,
+        epochs=epochs,
+        lr=lr,
+        warmup_epochs=0.5,
+        seed=seed,
+        device=device,
+        init=base_spec,
+        corrections_only=True,
+        exclude_rats=held,
+        patience=max(3, epochs),
+        version=version,
+    )
     started = time.perf_counter()
-    result = FineTuneResult(None, base_model.model_id, None, [ref_label(r) for r in train_refs],
-                            [ref_label(r) for r in test_refs], bool(held))
-    trained = train(cfg, progress=progress, cancel=cancel)
+    result = FineTuneResult(
+        None,
+        base_model.model_id,
+        None,
+        [ref_label(r) for r in train_refs],
+        [ref_label(r) for r in test_refs],
+        bool(held),
+    )
+    trained = yield from Trainer(cfg, cancel).steps()
     result.epochs_run, result.cancelled = trained.epochs_run, trained.cancelled
     if trained.cancelled:
         result.seconds = time.perf_counter() - started
         return result
     new_model = load_model(out)
-    report(progress, 0, len(test_refs), "scan", phase="scoring")
+    yield Progress(0, len(test_refs), "scan", {"phase": "scoring"})
     result.dice_before, result.dice_after = dice_on(test_refs, [base_model, new_model], device)
     result.model_dir, result.new_model = out, new_model.model_id
     result.seconds = time.perf_counter() - started
-    record = {"base_model": result.base_model, "new_model": result.new_model, "study": str(root.resolve()),
-              "trained_scans": result.trained_scans, "held_out_scans": result.held_out_scans,
-              "independent": result.independent, "dice_before": result.dice_before, "dice_after": result.dice_after,
-              "epochs": result.epochs_run, "seconds": round(result.seconds, 1)}
+    record = {
+        "base_model": result.base_model,
+        "new_model": result.new_model,
+        "study": str(root.resolve()),
+        "trained_scans": result.trained_scans,
+        "held_out_scans": result.held_out_scans,
+        "independent": result.independent,
+        "dice_before": result.dice_before,
+        "dice_after": result.dice_after,
+        "epochs": result.epochs_run,
+        "seconds": round(result.seconds, 1),
+    }
     write_text(out / "finetune.json", json.dumps(record, indent=2) + "\n")
     return result

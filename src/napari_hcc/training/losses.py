@@ -47,8 +47,13 @@ def multitask_loss(mask_logits, arm_logits, bio_logits, y, arm, bio, weights: Lo
     if use_bio.any():
         scale = torch.tensor([weights.viability_scale, weights.apoptosis_scale], device=bio.device)
         err = (torch.sigmoid(bio_logits[use_bio]) - bio[use_bio]) / scale
-        bio_loss = (err ** 2).mean()
+        bio_loss = (err**2).mean()
     else:
         bio_loss = bio_logits.sum() * 0  # keeps every head in the graph (DistributedDataParallel needs it)
     total = weights.mask * seg + weights.arm * arm_loss + weights.biomarkers * bio_loss
-    return total, {"loss": float(total.detach()), "seg": float(seg.detach()), "arm": float(arm_loss.detach()), "bio": float(bio_loss.detach())}
+    return total, {
+        "loss": float(total.detach()),
+        "seg": float(seg.detach()),
+        "arm": float(arm_loss.detach()),
+        "bio": float(bio_loss.detach()),
+    }

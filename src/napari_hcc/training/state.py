@@ -52,19 +52,40 @@ def load_state(folder: Path, net, optimizer) -> dict:
     return meta
 
 
-def final_card(card: ModelCard, cfg: TrainConfig, ds, train_rats, val_rats, test_rats, row: dict, precision: str, device) -> ModelCard:
+def final_card(
+    card: ModelCard, cfg: TrainConfig, ds, train_rats, val_rats, test_rats, row: dict, precision: str, device
+) -> ModelCard:
 
     new = copy.deepcopy(card)
     new.version = cfg.version or time.strftime("%Y.%m.%d-%H%M%S", time.gmtime())
     new.trained = True
-    new.description = f"trained by napari-hcc {__version__} train" + (f", fine-tuned from {cfg.init}" if cfg.init else "")
+    new.description = f"trained by napari-hcc {__version__} train" + (
+        f", fine-tuned from {cfg.init}" if cfg.init else ""
+    )
     new.training = {
-        "studies": ds.sources, "simulations": ds.simulations, "fingerprint": ds.fingerprint, "scans": len(ds.scans),
+        "studies": ds.sources,
+        "simulations": ds.simulations,
+        "fingerprint": ds.fingerprint,
+        "scans": len(ds.scans),
         "mask_sources": {k: sum(s.mask_source == k for s in ds.scans) for k in ("truth", "correction")},
-        "train_rats": train_rats, "val_rats": val_rats, "held_out_rats": test_rats,
-        "epochs": cfg.epochs, "best_epoch": row["epoch"], "batch_size": cfg.batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-        "seed": cfg.seed, "precision": precision, "device": str(device), "tumor_free_share": cfg.tumor_free_share,
-        "folds": cfg.folds, "fold": cfg.fold, "init": cfg.init, "corrections_only": cfg.corrections_only, "loss_weights": cfg.loss.as_dict(), "augment": cfg.augment.as_dict(),
+        "train_rats": train_rats,
+        "val_rats": val_rats,
+        "held_out_rats": test_rats,
+        "epochs": cfg.epochs,
+        "best_epoch": row["epoch"],
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "seed": cfg.seed,
+        "precision": precision,
+        "device": str(device),
+        "tumor_free_share": cfg.tumor_free_share,
+        "folds": cfg.folds,
+        "fold": cfg.fold,
+        "init": cfg.init,
+        "corrections_only": cfg.corrections_only,
+        "loss_weights": cfg.loss.as_dict(),
+        "augment": cfg.augment.as_dict(),
     }
     new.metrics = {k: round(v, 5) for k, v in row.items() if k.startswith("val_")}
     return new
@@ -82,8 +103,14 @@ def write_history(path: Path, history: list[dict]) -> None:
 def publish(best: Path, out: Path, rate: float, seconds: float, epochs_run: int, stopped_early: bool) -> None:
     """Copy the best checkpoint to OUT (never over an existing model), with the run's totals in its card."""
     card = ModelCard.from_json((best / CARD_FILE).read_text(encoding="utf-8"), best / CARD_FILE)
-    card.training.update({"epochs_run": epochs_run, "stopped_early": stopped_early, "seconds": round(seconds, 1),
-                          "train_slices_per_second": round(rate, 2)})
+    card.training.update(
+        {
+            "epochs_run": epochs_run,
+            "stopped_early": stopped_early,
+            "seconds": round(seconds, 1),
+            "train_slices_per_second": round(rate, 2),
+        }
+    )
     weights = best / WEIGHTS_FILE
     with atomic_path(out / WEIGHTS_FILE, overwrite=False) as tmp:
         tmp.write_bytes(weights.read_bytes())

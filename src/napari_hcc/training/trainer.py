@@ -16,9 +16,10 @@
 The loop is a `Trainer` with hook methods in the manner of nnU-Net's `nnUNetTrainer`: `on_train_start`
 (data, splits, network, optimizer, resumed state), `train_epoch` and `train_step`, `on_epoch_end`
 (validation, best checkpoint, saved state, early stop) and `on_train_end` (the published model). A
-variant overrides a hook. Progress is reported through the one contract of `progress.py`: a
-`Progress(batch, batches, "batch")` after each step and `Progress(epoch, epochs, "epoch")` with the
-epoch's losses and validation after each epoch; `cancel` is checked before each step.
+variant overrides a hook. `Trainer.steps()` is the run as a generator of the one progress contract of
+`progress.py` (like `Engine.steps`): a `Progress(batch, batches, "batch")` after each step and a
+`Progress(epoch, epochs, "epoch")` with the epoch's losses and validation after each epoch; `cancel` is
+checked before each step. `train()` drains it into a progress callback.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model, save_model
 from napari_hcc.model.devices import autocast, choose_precision, resolve_device
 from napari_hcc.model.network import HCCNet, load_encoder_weights
-from napari_hcc.progress import CancelFlag, ProgressFn, is_cancelled, report
+from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain, is_cancelled
 from napari_hcc.training.augment import augment
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
@@ -74,10 +76,9 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
 class Trainer:
     """One training run. `run()` calls the hooks in order and returns a `TrainResult`."""
 
-    def __init__(self, cfg: TrainConfig, progress: ProgressFn | None = None, cancel: CancelFlag | None = None):
+    def __init__(self, cfg: TrainConfig, cancel: CancelFlag | None = None):
         cfg.check()
         self.cfg = cfg
-        self.progress = progress
         self.cancel = cancel
         self.rank, self.world, local_rank = _dist_env()
         self.distributed = self.world > 1
@@ -127,8 +128,9 @@ class Trainer:
             self._resume()
         self.model = torch.nn.parallel.DistributedDataParallel(self.net) if self.distributed else self.net
 
-    def train_epoch(self, epoch: int) -> dict | None:
-        """One epoch of steps; the mean losses, or None when cancelled."""
+    def train_epoch(self, epoch: int) -> Generator[Progress, None, dict | None]:
+        """One epoch of steps, yielding `Progress` after each (on the main rank); returns the epoch's mean
+        losses, or None when cancelled."""
         cfg = self.cfg
         idx = epoch_indices(self.train_slices, self.ds.tumor_slices, cfg.tumor_free_share, cfg.seed, epoch)
         idx = np.resize(idx, self.steps_per_epoch * cfg.batch_size * self.world)  # every rank runs the same steps
@@ -149,7 +151,7 @@ class Trainer:
             self.seen += len(part) * self.world
             if self.main:
                 detail = {"epoch": epoch + 1, "epochs": cfg.epochs, "batch": step + 1, "batches": self.steps_per_epoch}
-                report(self.progress, step + 1, self.steps_per_epoch, "batch", **detail, **parts)
+                yield Progress(step + 1, self.steps_per_epoch, "batch", {**detail, **parts})
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.train_seconds += time.perf_counter() - t_epoch
@@ -201,8 +203,22 @@ class Trainer:
             else:
                 improved = True  # no validation rats (tiny cohort): the last epoch is kept
             if improved:
-                self.best_neg_score, self.best_epoch, self.since_best = -row.get("val_score", float("nan")), epoch + 1, 0
-                card = final_card(self.card, cfg, self.ds, self.train_rats, self.val_rats, self.test_rats, row, self.precision, self.device)
+                self.best_neg_score, self.best_epoch, self.since_best = (
+                    -row.get("val_score", float("nan")),
+                    epoch + 1,
+                    0,
+                )
+                card = final_card(
+                    self.card,
+                    cfg,
+                    self.ds,
+                    self.train_rats,
+                    self.val_rats,
+                    self.test_rats,
+                    row,
+                    self.precision,
+                    self.device,
+                )
                 readout = self.base.readout if self.base is not None else None
                 save_model(self.net, card, self.state_dir / "best", overwrite=True, readout=readout)
             else:
@@ -217,7 +233,6 @@ class Trainer:
                 "fingerprint": self.ds.fingerprint,
             }
             save_state(self.state_dir, self.net, self.optimizer, meta)
-            report(self.progress, epoch + 1, cfg.epochs, "epoch", **row)
             if self.val_scans and self.since_best >= cfg.patience:
                 stop_now[0] = 1
         if self.distributed:
@@ -251,14 +266,21 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------------
 
-    def run(self) -> TrainResult:
+    def steps(self) -> Generator[Progress, None, TrainResult]:
+        """The run as a generator: yields `Progress` after each step ("batch") and each epoch ("epoch",
+        with the epoch's losses and validation as detail) on the main rank; returns the `TrainResult`."""
         self.on_train_start()
+        if self.start_epoch and self.main:
+            yield Progress(self.start_epoch, self.cfg.epochs, "epoch", {"resumed": True, "out": str(self.out)})
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            row = self.train_epoch(epoch)
+            row = yield from self.train_epoch(epoch)
             if row is None:
                 break
-            if self.on_epoch_end(epoch, row):
+            stop = self.on_epoch_end(epoch, row)
+            if self.main:
+                yield Progress(epoch + 1, self.cfg.epochs, "epoch", row)
+            if stop:
                 self.stopped_early = True
                 break
         return self.on_train_end(epoch)
@@ -290,14 +312,14 @@ class Trainer:
     def _resume(self) -> None:
         meta = load_state(self.state_dir, self.net, self.optimizer)
         if meta.get("fingerprint") != self.ds.fingerprint:
-            raise InputError(f"{self.state_dir} holds an unfinished run on other data; remove it or choose a new --out.")
+            raise InputError(
+                f"{self.state_dir} holds an unfinished run on other data; remove it or choose a new --out."
+            )
         self.start_epoch = meta["epoch"] + 1
         self.best_neg_score, self.best_epoch = meta["best_neg_score"], meta["best_epoch"]
         self.since_best, self.history = meta["since_best"], meta["history"]
-        if self.main:
-            report(self.progress, self.start_epoch, self.cfg.epochs, "epoch", resumed=True, out=str(self.out))
 
 
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, cancel: CancelFlag | None = None) -> TrainResult:
     """Train (or fine-tune, with `cfg.init`) a model; see the module's docstring."""
-    return Trainer(cfg, progress, cancel).run()
+    return drain(Trainer(cfg, cancel).steps(), progress)

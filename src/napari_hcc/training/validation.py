@@ -7,15 +7,15 @@ import numpy as np
 import torch
 
 from napari_hcc.inference.aggregate import aggregate_scan
-from napari_hcc.metrics import dice
+from napari_hcc.metrics import arm_metrics, dice
 from napari_hcc.model.devices import autocast
 from napari_hcc.training.dataset import slice_targets
 from napari_hcc.training.losses import LossWeights, multitask_loss
+from napari_hcc.vocabulary import ARMS
 
 
 def validate(net, ds, scan_ids: list[int], device, precision: str, weights: LossWeights, batch_size: int = 32) -> dict:
     """Loss and per-scan metrics on un-augmented slices, aggregated like inference does."""
-
 
     net.eval()
     losses, dices, arm_true, arm_prob, bio_err = [], [], [], [], []
@@ -25,13 +25,19 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
             idx = np.arange(s.start, s.stop)
             probs, arms, bios = [], [], []
             for start in range(0, len(idx), batch_size):
-                part = idx[start:start + batch_size]
-                x = torch.from_numpy(ds.x[part].astype(np.float32)).to(device).contiguous(memory_format=torch.channels_last)
+                part = idx[start : start + batch_size]
+                x = (
+                    torch.from_numpy(ds.x[part].astype(np.float32))
+                    .to(device)
+                    .contiguous(memory_format=torch.channels_last)
+                )
                 y = torch.from_numpy(ds.y[part].astype(np.float32))[:, None].to(device)
                 arm, bio = slice_targets(ds, part)
                 with autocast(device, precision):
                     m, a, b = net(x)
-                loss, _ = multitask_loss(m, a, b, y, torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device), weights)
+                loss, _ = multitask_loss(
+                    m, a, b, y, torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device), weights
+                )
                 losses.append((float(loss), len(part)))
                 probs.append(torch.sigmoid(m.float())[:, 0].cpu().numpy())
                 arms.append(torch.softmax(a.float(), 1).cpu().numpy())
@@ -46,16 +52,16 @@ def validate(net, ds, scan_ids: list[int], device, precision: str, weights: Loss
             if s.has_histology and agg.has_tumor:
                 bio_err.append([agg.viability - s.viability, agg.apoptosis - s.apoptosis])
     net.train()
-    out = {"val_loss": sum(v * n for v, n in losses) / max(1, sum(n for _, n in losses)), "val_dice": float(np.mean(dices)) if dices else float("nan")}
+    out = {
+        "val_loss": sum(v * n for v, n in losses) / max(1, sum(n for _, n in losses)),
+        "val_dice": float(np.mean(dices)) if dices else float("nan"),
+    }
     if arm_true:
         out["val_arm_accuracy"] = float(np.mean(np.argmax(arm_prob, 1) == np.array(arm_true)))
-        from napari_hcc.metrics import arm_metrics
-        from napari_hcc.vocabulary import ARMS
-
         out["val_arm_auroc"] = arm_metrics(np.array(arm_true), np.array(arm_prob), ARMS)["macro_auroc"]
     if bio_err:
         err = np.array(bio_err)
-        out["val_viability_rmse"], out["val_apoptosis_rmse"] = (float(v) for v in np.sqrt((err ** 2).mean(0)))
+        out["val_viability_rmse"], out["val_apoptosis_rmse"] = (float(v) for v in np.sqrt((err**2).mean(0)))
     return out
 
 

@@ -66,7 +66,9 @@ def test_mask_lands_on_the_exact_input_grid_and_follows_the_anatomy(tmp_path, en
     # no axis, flip or channel was mixed up on the way in or out.
     ref_disp = to_display(reference.mask, scan.affine)[0]
     new_disp = to_display(pred.mask, affine)[0]
-    assert np.allclose(to_display(reference.probability, scan.affine)[0], to_display(pred.probability, affine)[0], atol=1e-5)
+    assert np.allclose(
+        to_display(reference.probability, scan.affine)[0], to_display(pred.probability, affine)[0], atol=1e-5
+    )
     if kind == "thick_first":  # 3 mm slices: the same pixels, but specks now pass the mm^3 size filter
         loose = PostProcess(min_component_mm3=0.0)
         same = [loose.apply(p.probability, a) for p, a in ((reference, scan.affine), (pred, affine))]
@@ -80,12 +82,20 @@ def test_mask_lands_on_the_exact_input_grid_and_follows_the_anatomy(tmp_path, en
 
 def test_probabilities_sum_to_one_and_response_is_one_minus_control(engine, scan):
     pred = engine.predict(scan, tta=True)
-    assert pred.response.arm_probabilities.shape == (4,) and pred.response.arm_probabilities.sum() == pytest.approx(1.0, abs=1e-9)
+    assert pred.response.arm_probabilities.shape == (4,) and pred.response.arm_probabilities.sum() == pytest.approx(
+        1.0, abs=1e-9
+    )
     assert np.all(pred.response.arm_probabilities >= 0)
     assert pred.response.response_probability == pytest.approx(1.0 - pred.response.arm_probabilities[0])
     assert np.allclose(pred.slices.arm_probabilities.sum(1), 1.0, atol=1e-5)
-    assert len(pred.slices.index) == scan.shape[scan.slice_axis] and sorted(pred.slices.index) == list(range(len(pred.slices.index)))
-    assert pred.uncertainty_method == "tta-std" and pred.uncertainty >= 0 and pred.slices.uncertainty.shape == pred.slices.index.shape
+    assert len(pred.slices.index) == scan.shape[scan.slice_axis] and sorted(pred.slices.index) == list(
+        range(len(pred.slices.index))
+    )
+    assert (
+        pred.uncertainty_method == "tta-std"
+        and pred.uncertainty >= 0
+        and pred.slices.uncertainty.shape == pred.slices.index.shape
+    )
     assert set(pred.summary()["arm_probabilities"]) == {"Control", "Sorafenib", "NK", "Combination"}
 
 
@@ -93,7 +103,10 @@ def test_same_input_gives_identical_results(scan):
     a = Engine(untrained_model(), device="cpu").predict(scan, tta=True)
     b = Engine(untrained_model(), device="cpu").predict(scan, tta=True)
     assert np.array_equal(a.mask, b.mask) and np.array_equal(a.probability, b.probability)
-    assert np.array_equal(a.response.arm_probabilities, b.response.arm_probabilities) and a.response.viability == b.response.viability
+    assert (
+        np.array_equal(a.response.arm_probabilities, b.response.arm_probabilities)
+        and a.response.viability == b.response.viability
+    )
     assert a.uncertainty == b.uncertainty
 
 
@@ -119,13 +132,13 @@ def test_swapped_sequences_change_the_input(engine, scan):
 def test_progress_is_reported_per_batch_and_cancel_stops_between_batches(scan):
     eng = Engine(untrained_model(), device="cpu", batch_size=4)
     calls = []
-    eng.predict(scan, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    eng.predict(scan, progress=lambda update: calls.append((update.done, update.total, update.unit)))
+    assert calls == [(1, 4, "batch"), (2, 4, "batch"), (3, 4, "batch"), (4, 4, "batch")]
     stop = threading.Event()
     seen = []
 
-    def progress(done, total):
-        seen.append(done)
+    def progress(update):
+        seen.append(update.done)
         stop.set()
 
     with pytest.raises(Cancelled):
@@ -151,7 +164,9 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(monkeypatch, scan
     monkeypatch.setattr(Engine, "_forward", small_batches_only)
     pred = eng.predict(scan)
     assert [e.split(";")[0] for e in pred.run.events] == [
-        "out of memory on cpu with a batch of 16", "out of memory on cpu with a batch of 8"]
+        "out of memory on cpu with a batch of 16",
+        "out of memory on cpu with a batch of 8",
+    ]
     assert np.array_equal(pred.mask, reference.mask)
     assert np.allclose(pred.probability, reference.probability, atol=1e-5)
 

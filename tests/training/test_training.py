@@ -109,28 +109,68 @@ def test_corrections_take_precedence_over_truth(tiny_study, tmp_path):
     ds = build_dataset([study], ModelCard())
     item = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk2")
     assert item.mask_source == "correction" and sum(s.mask_source == "correction" for s in ds.scans) == 1
-    y = ds.y[item.start:item.stop]
+    y = ds.y[item.start : item.stop]
     scan = bids_session(study / "sub-rat03" / "ses-wk2").load()
     _, geometry = model_slices(scan.channels(), scan.affine, ModelCard())
-    assert y.any() and np.array_equal(y, model_mask(corrected, geometry))  # version 2's box: not 1, not the half-saved 3, not the truth
+    assert y.any() and np.array_equal(
+        y, model_mask(corrected, geometry)
+    )  # version 2's box: not 1, not the half-saved 3, not the truth
     rat03_wk0 = next(s for s in ds.scans if s.subject == "rat03" and s.session == "wk0")
     assert not rat03_wk0.arm_labelled and item.arm_labelled and item.has_histology
 
 
 def test_two_processes_train_together_with_ddp(tiny_study, tmp_path):
     out = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "napari_hcc", "train",
-                        "--study", str(tiny_study), "--out", str(out), "--epochs", "1", "--batch-size", "4", "--quiet"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "napari_hcc",
+            "train",
+            "--study",
+            str(tiny_study),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("trained 1 epoch(s)") == 1  # rank 0 reports, rank 1 stays quiet
     assert load_model(out).card.trained
 
 
 def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path):
-    for args, message in ((["--epochs", "0"], "--epochs must be at least 1"), (["--folds", "2"], "give --folds K and --fold I together")):
-        r = subprocess.run([sys.executable, "-m", "napari_hcc", "train", "--study", str(tiny_study), "--out", str(tmp_path / "x"), *args],
-                           capture_output=True, text=True, timeout=120)
+    for args, message in (
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--folds", "2"], "give --folds K and --fold I together"),
+    ):
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "napari_hcc",
+                "train",
+                "--study",
+                str(tiny_study),
+                "--out",
+                str(tmp_path / "x"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
 
 

@@ -45,7 +45,7 @@ def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_p
     assert 0 <= pred.response.apoptosis <= 1 and abs(pred.response.arm_probabilities.sum() - 1) < 1e-6
     # Mended on disk, the session is read at the next prediction (the broken file was not cached).
     shutil.copy(next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk0").t1w, wk0.t1w)
-    assert engine.predict(wk2).readout_sessions == ["wk0"]
+    assert engine.predict(wk2).response.sessions == ["wk0"]
 
 
 def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
@@ -66,6 +66,8 @@ def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
     full = Engine(default_model(), device="cpu").predict(wk2)  # the usual one-call reading, on a fresh engine
     assert not complete.response.pending and complete.response.sessions == full.response.sessions == ["wk0"]
     np.testing.assert_allclose(complete.response.arm_probabilities, full.response.arm_probabilities, atol=1e-9)
-    assert complete.response.apoptosis == pytest.approx(full.response.apoptosis) and complete.response.viability == pytest.approx(full.response.viability)
+    assert complete.response.apoptosis == pytest.approx(
+        full.response.apoptosis
+    ) and complete.response.viability == pytest.approx(full.response.viability)
     np.testing.assert_array_equal(complete.mask, first.mask)
     assert engine.complete_response(complete, wk2) is complete  # nothing left to read

@@ -52,9 +52,31 @@ def cv_report(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     notes = out.parent / "notes.md"
     notes.write_text("## Reading these numbers\n\nOne epoch on four rats: a test of the pipeline.\n")
-    r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(out), "--cv", "2",
-                        "--epochs", "1", "--leaky", "--bootstrap", "100", "--quiet", "--notes", str(notes)],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_hcc",
+            "evaluate",
+            "--study",
+            str(tiny_study),
+            "--out",
+            str(out),
+            "--cv",
+            "2",
+            "--epochs",
+            "1",
+            "--leaky",
+            "--bootstrap",
+            "100",
+            "--quiet",
+            "--notes",
+            str(notes),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return out, r
 
 
@@ -62,7 +84,15 @@ def test_cross_validation_report_end_to_end(cv_report):
     out, r = cv_report
     assert r.returncode == 0, r.stderr[-2000:]
     assert "report:" in r.stdout and "mean Dice:" in r.stdout
-    for name in ("report.md", "per_scan.csv", "metrics.json", "roc.png", "calibration.png", "dice.png", "histology.png"):
+    for name in (
+        "report.md",
+        "per_scan.csv",
+        "metrics.json",
+        "roc.png",
+        "calibration.png",
+        "dice.png",
+        "histology.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     rows = (out / "per_scan.csv").read_text().splitlines()
     assert len(rows) == 1 + 8  # every scan scored once, by the fold model that did not train on its rat
@@ -90,7 +120,12 @@ def test_cross_validation_report_end_to_end(cv_report):
     text = (out / "report.md").read_text()
     assert "| biomarker | RMSE | R² | Spearman | rats | arm alone | floor |" in text
     assert "One epoch on four rats: a test of the pipeline." in text
-    assert "rat-grouped 2-fold cross-validation" in text and "LEAKY" in text and "Size criterion" in text and "![ROC" in text
+    assert (
+        "rat-grouped 2-fold cross-validation" in text
+        and "LEAKY" in text
+        and "Size criterion" in text
+        and "![ROC" in text
+    )
 
 
 def test_truth_composition_is_the_share_that_histology_estimates(tmp_path):
@@ -129,8 +164,12 @@ def test_a_model_is_not_scored_on_rats_it_trained_on(tiny_study, tmp_path):
 
 
 def test_evaluate_needs_model_or_cv(tiny_study, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_hcc", "evaluate", "--study", str(tiny_study), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "give either --model MODEL" in r.stderr and r.stderr.count("\n") == 1
 
 
@@ -138,12 +177,37 @@ def test_histology_references_use_the_rats_the_model_scored():
     from napari_hcc.evaluation.scoring import ScanResult, summarize
 
     def rat(i, arm, predicted, measured, exact):
-        return ScanResult(0, f"rat{i}", "wk3", f"s/rat{i}", 3, arm, 0.9, 0.8, 1.0, 100.0, 100.0, 5.0, 5.0,
-                          *np.eye(4)[["Control", "Sorafenib", "NK", "Combination"].index(arm)], 0.5, predicted, 0.5, measured,
-                          0.1, 0.5, exact)
+        return ScanResult(
+            0,
+            f"rat{i}",
+            "wk3",
+            f"s/rat{i}",
+            3,
+            arm,
+            0.9,
+            0.8,
+            1.0,
+            100.0,
+            100.0,
+            5.0,
+            5.0,
+            *np.eye(4)[["Control", "Sorafenib", "NK", "Combination"].index(arm)],
+            0.5,
+            predicted,
+            0.5,
+            measured,
+            0.1,
+            0.5,
+            exact,
+        )
 
-    results = [rat(0, "NK", 0.06, 0.05, 0.055), rat(1, "NK", 0.07, 0.07, 0.065), rat(2, "NK", float("nan"), 0.20, 0.02),
-               rat(3, "Control", 0.02, 0.02, 0.021), rat(4, "Control", 0.03, 0.02, 0.019)]
+    results = [
+        rat(0, "NK", 0.06, 0.05, 0.055),
+        rat(1, "NK", 0.07, 0.07, 0.065),
+        rat(2, "NK", float("nan"), 0.20, 0.02),
+        rat(3, "Control", 0.02, 0.02, 0.021),
+        rat(4, "Control", 0.03, 0.02, 0.019),
+    ]
     h = summarize(results, {}, bootstrap=20)["histology"]["apoptosis"]
     assert h["n"] == 4  # rat2's tumor was not found: no estimate
     # The references leave rat2 out too: its 0.20 would otherwise dominate both.
@@ -155,9 +219,13 @@ def test_a_missed_histology_target_says_which_reference_is_beyond_it():
     from napari_hcc.evaluation.report import _met
     from napari_hcc.evaluation.scoring import _targets
 
-    summary = {"segmentation": {"dice_mean": 0.93},
-               "histology": {"viability": {"rmse": 0.1084, "arm_mean_rmse": 0.1078, "floor_rmse": 0.085},
-                             "apoptosis": {"rmse": 0.0183, "arm_mean_rmse": 0.0126, "floor_rmse": 0.0145}}}
+    summary = {
+        "segmentation": {"dice_mean": 0.93},
+        "histology": {
+            "viability": {"rmse": 0.1084, "arm_mean_rmse": 0.1078, "floor_rmse": 0.085},
+            "apoptosis": {"rmse": 0.0183, "arm_mean_rmse": 0.0126, "floor_rmse": 0.0145},
+        },
+    }
     rows = {t["metric"]: t for t in _targets(summary)}
     assert rows["mean Dice"]["met"] and _met(rows["mean Dice"]) == "yes"
     assert rows["viability RMSE"]["target"] == "<= 0.107" and not rows["viability RMSE"]["met"]

@@ -115,7 +115,12 @@ def _write(path, data, affine=None):
         (lambda p: _bytes(p / "cut.nii.gz", _truncated_nifti()), "could not be read as NIfTI"),
         (lambda p: _write(p / "flat.nii.gz", np.ones((20, 20), np.float32)), "is 2-D"),
         (lambda p: _write(p / "series.nii.gz", np.ones((20, 20, 5, 3), np.float32)), "is 4-D"),
-        (lambda p: _write(p / "nan.nii.gz", np.where(np.eye(20)[:, :, None] > 0, np.nan, 1.0).repeat(5, 2).astype(np.float32)), "NaN"),
+        (
+            lambda p: _write(
+                p / "nan.nii.gz", np.where(np.eye(20)[:, :, None] > 0, np.nan, 1.0).repeat(5, 2).astype(np.float32)
+            ),
+            "NaN",
+        ),
         (lambda p: _write(p / "blank.nii.gz", np.zeros((20, 20, 5), np.float32)), "blank"),
         (lambda p: p, "is a folder"),
     ],
@@ -161,7 +166,9 @@ def test_the_week_of_a_session_is_found_through_symbolic_links(tmp_path):
     anat.mkdir(parents=True)
     t1w = anat / "sub-rat07_ses-base_T1w.nii.gz"
     t1w.symlink_to(store / "blob")
-    (tmp_path / "study" / "sub-rat07" / "sub-rat07_sessions.tsv").write_text("session_id\tweek\nses-base\t0\nses-late\t3\n")
+    (tmp_path / "study" / "sub-rat07" / "sub-rat07_sessions.tsv").write_text(
+        "session_id\tweek\nses-base\t0\nses-late\t3\n"
+    )
     assert study_root_of(t1w, "rat07") == tmp_path / "study"
     assert week_of(t1w, "rat07", "base") == 0
     assert week_of(t1w, "rat07", "late") == 3

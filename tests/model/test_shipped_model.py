@@ -11,7 +11,9 @@ from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import default_model_folder
 from napari_hcc.model.checkpoint import default_model
 
-pytestmark = pytest.mark.skipif(not (default_model_folder() / "model.safetensors").exists(), reason="no shipped model in this build")
+pytestmark = pytest.mark.skipif(
+    not (default_model_folder() / "model.safetensors").exists(), reason="no shipped model in this build"
+)
 
 
 def test_default_model_is_the_shipped_trained_fp16_model():
@@ -43,7 +45,24 @@ def test_shipped_model_segments_the_sample_study():
 def test_the_report_says_how_the_shipped_readout_reads(tmp_path):
     from napari_hcc.cli import main
 
-    assert main(["evaluate", "--study", str(sample_study()), "--model", "default", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--study",
+                str(sample_study()),
+                "--model",
+                "default",
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     report = (tmp_path / "report.md").read_text()
-    assert "- Response readout: tumor features of the network's mask; arm pooled over the rat's treated sessions" in report
+    assert (
+        "- Response readout: tumor features of the network's mask; arm pooled over the rat's treated sessions" in report
+    )
     assert "apoptosis from the tumor's estimated composition" in report

@@ -20,7 +20,9 @@ def _affine(kind):
         return np.array([[0, 0.3, 0, 1.0], [0, 0, 0.3, 2.0], [1.5, 0, 0, 3.0], [0, 0, 0, 1]])
     if kind == "oblique":
         c, s = np.cos(0.35), np.sin(0.35)
-        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.array([[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]])
+        rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.array(
+            [[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]]
+        )
         a = np.eye(4)
         a[:3, :3] = rot @ np.diag([0.4, 0.5, 1.3])
         a[:3, 3] = [-12, 4, 30]
@@ -32,7 +34,9 @@ def _affine(kind):
 def test_display_round_trip_is_exact(kind):
     data = np.random.default_rng(1).integers(0, 5, size=(13, 11, 7)).astype(np.uint8)
     shown, world = to_display(data, _affine(kind))
-    assert np.allclose(np.sort(np.linalg.norm(world[:3, :3], axis=0)), np.sort(np.linalg.norm(_affine(kind)[:3, :3], axis=0)))
+    assert np.allclose(
+        np.sort(np.linalg.norm(world[:3, :3], axis=0)), np.sort(np.linalg.norm(_affine(kind)[:3, :3], axis=0))
+    )
     back = from_display(shown, _affine(kind), data.shape)
     assert np.array_equal(back, data)
     # A voxel's world position is the same in both frames.
@@ -93,7 +97,9 @@ def test_single_nifti_files_open_as_image_or_labels(realdata):
     d = realdata / "totalseg_abdomen_mr"
     from napari_hcc.io.volume import load_volume
 
-    data, kw, kind = napari_get_reader(str(d / "example_seg_roi_subset_mr.nii.gz"))(str(d / "example_seg_roi_subset_mr.nii.gz"))[0]
+    data, kw, kind = napari_get_reader(str(d / "example_seg_roi_subset_mr.nii.gz"))(
+        str(d / "example_seg_roi_subset_mr.nii.gz")
+    )[0]
     assert kind == "labels" and set(np.unique(data)) == {0, 5}
     _, _, kind = volume_layer(load_volume(d / "example_mr_sm.nii.gz"), as_labels=False)
     assert kind == "image"

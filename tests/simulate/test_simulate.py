@@ -56,7 +56,11 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 def test_tumor_sizes_per_arm_and_week_follow_the_published_study():
     rats = draw_cohort(3, 150)
-    d = {(arm, w): np.array([tumor_state(r, w).diameter_mm for r in rats if r.arm == arm]) for arm in ARMS for w in range(4)}
+    d = {
+        (arm, w): np.array([tumor_state(r, w).diameter_mm for r in rats if r.arm == arm])
+        for arm in ARMS
+        for w in range(4)
+    }
     for arm in ARMS:  # baseline about 5.3 mm, before treatment, the same in every arm
         assert 4.8 < np.median(d[arm, 0]) < 5.8
     # Week 2: Control about 14 mm with a wide spread, Combination about 6 mm, the others in between.
@@ -95,7 +99,9 @@ def test_histology_is_consistent_with_the_maps(tiny_study):
     for r in _participants(tiny_study):
         sub, ses = r["participant_id"][4:], r["histology_session"][4:]
         mask = np.asarray(nib.load(bids.truth_mask_path(tiny_study, sub, ses)).dataobj) > 0
-        maps = {c: nib.load(bids.truth_fraction_path(tiny_study, sub, ses, c)).get_fdata()[mask].sum() for c in COMPONENTS}
+        maps = {
+            c: nib.load(bids.truth_fraction_path(tiny_study, sub, ses, c)).get_fdata()[mask].sum() for c in COMPONENTS
+        }
         whole_viable = maps["viable"] / sum(maps.values())
         he = float(r["histology_viability"])
         tunel = float(r["histology_apoptosis"])
@@ -112,7 +118,9 @@ def test_image_contrast_comes_from_tissue_and_treatment(tiny_study):
         tissue = np.asarray(nib.load(bids.truth_tissue_path(tiny_study, sub, "wk2")).dataobj)
         liver, tumor = tissue == 4, tissue == 5
         assert img["T2w"][tumor].mean() / img["T2w"][liver].mean() > 1.3
-        enhancement[arm] = (img["CE"][tumor].mean() / img["CE"][liver].mean()) / (img["T1w"][tumor].mean() / img["T1w"][liver].mean())
+        enhancement[arm] = (img["CE"][tumor].mean() / img["CE"][liver].mean()) / (
+            img["T1w"][tumor].mean() / img["T1w"][liver].mean()
+        )
     assert enhancement["Control"] > enhancement["Sorafenib"]
 
 

@@ -50,7 +50,17 @@ def sha(path):
 
 
 def corrections_dir(user_folders, subject="rat01", session="wk2"):
-    return user_folders / "home" / "napari-hcc" / "sample-study" / "derivatives" / "corrections" / f"sub-{subject}" / f"ses-{session}" / "anat"
+    return (
+        user_folders
+        / "home"
+        / "napari-hcc"
+        / "sample-study"
+        / "derivatives"
+        / "corrections"
+        / f"sub-{subject}"
+        / f"ses-{session}"
+        / "anat"
+    )
 
 
 def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
@@ -70,7 +80,9 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     bars = [widget.panel.arm_bars[a].value() for a in ("Control", "Sorafenib", "NK", "Combination")]
     assert abs(sum(bars) - 1000) <= 3 and bars[0] == max(bars)  # a Control rat: Control most likely
     volume = float((labels.data > 0).sum() * np.prod(t1w.scale))
-    assert widget.panel.volume_label.text().startswith(f"{volume:.1f} mm³") and volume == pytest.approx(p.tumor_volume_mm3)
+    assert widget.panel.volume_label.text().startswith(f"{volume:.1f} mm³") and volume == pytest.approx(
+        p.tumor_volume_mm3
+    )
     assert f"{p.response.response_probability:.2f}" in widget.panel.response_label.text()
     assert "non-responder" in widget.panel.response_label.text()
     assert "Running on cpu" in widget.device_note.text()
@@ -84,13 +96,23 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert widget.panel.arm_bars["Control"].text() == "…" and not widget.panel.arm_bars["Control"].isEnabled()
     assert "reading the rat's earlier sessions" in widget.panel.apoptosis_label.text()
     widget.panel.show_response_reading(p, "model")
-    assert widget.panel.arm_bars["Control"].isEnabled() and f"{p.response.apoptosis:.3f}" in widget.panel.apoptosis_label.text()
+    assert (
+        widget.panel.arm_bars["Control"].isEnabled()
+        and f"{p.response.apoptosis:.3f}" in widget.panel.apoptosis_label.text()
+    )
     # The per-slice plot is drawn off the Qt thread and then shown: a picture with the bars' colour in it.
-    qtbot.waitUntil(lambda: not widget.panel.slice_plot.pending and widget.panel.slice_plot.image is not None, timeout=10000)
+    qtbot.waitUntil(
+        lambda: not widget.panel.slice_plot.pending and widget.panel.slice_plot.image is not None, timeout=10000
+    )
     image = widget.panel.slice_plot.image
     assert image.width() >= 180 and not widget.panel.slice_plot.pixmap().isNull()
-    bar_colour = {image.pixelColor(x, y).name() for x in range(0, image.width(), 2) for y in range(0, image.height(), 2)}
-    assert any(abs(int(c[1:3], 16) - 0x7F) < 40 and abs(int(c[5:7], 16) - 0xE0) < 40 and int(c[5:7], 16) > int(c[1:3], 16) + 40 for c in bar_colour)
+    bar_colour = {
+        image.pixelColor(x, y).name() for x in range(0, image.width(), 2) for y in range(0, image.height(), 2)
+    }
+    assert any(
+        abs(int(c[1:3], 16) - 0x7F) < 40 and abs(int(c[5:7], 16) - 0xE0) < 40 and int(c[5:7], 16) > int(c[1:3], 16) + 40
+        for c in bar_colour
+    )
     # Uncertain slices, least certain first; clicking one goes there.
     items = [widget.uncertain_list.item(i) for i in range(widget.uncertain_list.count())]
     assert items
@@ -121,7 +143,9 @@ def test_a_baseline_scan_says_its_arm_reading_means_nothing(make_napari_viewer, 
     assert not widget.panel.baseline_label.isHidden() and "before treatment" in widget.panel.baseline_label.text()
     assert not any(b.isEnabled() for b in widget.panel.arm_bars.values())
     assert "not a response reading" in widget.panel.response_label.text()
-    assert "baseline scan (week 0, before treatment)" in widget.status.text() and "most likely" not in widget.status.text()
+    assert (
+        "baseline scan (week 0, before treatment)" in widget.status.text() and "most likely" not in widget.status.text()
+    )
 
 
 def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, qtbot, user_folders):
@@ -137,7 +161,9 @@ def test_save_twice_keeps_both_versions_on_the_source_grid(make_napari_viewer, q
     assert record.mask == v1 and v1.exists() and (folder / "sub-rat01_ses-wk2_desc-prediction001_mask.nii.gz").exists()
     side = json.loads((folder / "sub-rat01_ses-wk2_desc-correction001_mask.json").read_text())
     assert side["version"] == 1 and side["model"].startswith("hcc-unetpp-effb0@")
-    assert set(side["sources"]) == {"T1w", "T2w", "CE"} and all(len(s["sha256"]) == 64 for s in side["sources"].values())
+    assert set(side["sources"]) == {"T1w", "T2w", "CE"} and all(
+        len(s["sha256"]) == 64 for s in side["sources"].values()
+    )
     assert side["voxels_added"] > 0 and side["voxels_removed"] == 0 and 0.9 < side["dice_prediction_vs_correction"] < 1
     src = nib.load(sample_scan_ref("Control").t1w)
     saved = nib.load(v1)
@@ -246,17 +272,27 @@ def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot
     from napari_hcc.model.checkpoint import load_model
     from napari_hcc.review.queue import review_order, summarize_scans
 
-    expected = [(s.ref.subject, s.ref.session) for s in
-                review_order(list(summarize_scans(find_scans(sample_study(), with_truth=False), Engine(load_model(None)))))]
+    expected = [
+        (s.ref.subject, s.ref.session)
+        for s in review_order(
+            list(summarize_scans(find_scans(sample_study(), with_truth=False), Engine(load_model(None))))
+        )
+    ]
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)  # sub-rat01 ses-wk2
     run(qtbot, widget)
     seen = [("rat01", "wk2")]
     for _ in range(2):
         click(qtbot, widget.next_button)
-        qtbot.waitUntil(lambda: widget.worker is None and widget.session.order is not None
-                        and (widget.session.scan.subject, widget.session.scan.session) != seen[-1]
-                        and widget.session.prediction is not None, timeout=120_000)
+        qtbot.waitUntil(
+            lambda: (
+                widget.worker is None
+                and widget.session.order is not None
+                and (widget.session.scan.subject, widget.session.scan.session) != seen[-1]
+                and widget.session.prediction is not None
+            ),
+            timeout=120_000,
+        )
         meta = viewer.layers["T1w"].metadata["napari_hcc"]["scan"]
         seen.append((meta["subject"], meta["session"]))
         assert "tumor" in viewer.layers and len(viewer.layers) == 5  # the previous scan's layers are gone
@@ -290,6 +326,6 @@ def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbo
     assert json.loads((result.model_dir / "finetune.json").read_text())["dice_after"] == result.dice_after
     assert sha(shipped) == before  # the shipped model is never overwritten
     click(qtbot, panel.use_button)
-    assert widget.session.model_spec == str(result.model_dir)
+    assert widget.state.model_spec == str(result.model_dir)
     labels = run(qtbot, widget)
     assert widget.session.prediction.run.model_id == result.new_model and labels.data.any()

@@ -58,7 +58,7 @@ def test_saved_model_predicts_like_the_network(saved, tiny_study):
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk0").load()
     a = Engine(load_model(folder), device="cpu", precision="fp32").predict(scan)
     b = Engine(load_model(folder / "model.json"), device="cpu", precision="fp32").predict(scan)
-    assert np.array_equal(a.mask, b.mask) and a.model_id == b.model_id
+    assert np.array_equal(a.mask, b.mask) and a.run.model_id == b.run.model_id
 
 
 def _copy(folder, tmp_path):
@@ -90,7 +90,9 @@ def test_card_that_does_not_match_its_weights(saved, tmp_path):
     card["architecture"]["decoder_channels"] = [128, 64, 32, 16, 8]
     card["weights"]["sha256"] = ""
     (folder / "model.json").write_text(json.dumps(card))
-    with pytest.raises(InputError, match=r"the weights in .*model.safetensors do not match its model card: .*of another shape"):
+    with pytest.raises(
+        InputError, match=r"the weights in .*model.safetensors do not match its model card: .*of another shape"
+    ):
         load_model(folder)
 
 
@@ -104,11 +106,14 @@ def test_weights_changed_after_the_card_was_written(saved, tmp_path):
         load_model(folder)
 
 
-@pytest.mark.parametrize("problem, text, message", [
-    ("not json", "{oops", "is not valid JSON"),
-    ("not a card", '{"name": "x"}', "is not a napari-hcc model card"),
-    ("other channels", None, "expects input channels"),
-])
+@pytest.mark.parametrize(
+    "problem, text, message",
+    [
+        ("not json", "{oops", "is not valid JSON"),
+        ("not a card", '{"name": "x"}', "is not a napari-hcc model card"),
+        ("other channels", None, "expects input channels"),
+    ],
+)
 def test_bad_model_cards(saved, tmp_path, problem, text, message):
     folder = _copy(saved[0], tmp_path)
     if text is None:
@@ -139,18 +144,28 @@ def test_local_encoder_weights_load_and_misfits_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     donor = HCCNet()
-    save_file({f"encoder.{k}": v.contiguous() for k, v in donor.net.encoder.state_dict().items()}, str(tmp_path / "enc.safetensors"))
+    save_file(
+        {f"encoder.{k}": v.contiguous() for k, v in donor.net.encoder.state_dict().items()},
+        str(tmp_path / "enc.safetensors"),
+    )
     net = HCCNet()
     assert load_encoder_weights(net, tmp_path / "enc.safetensors") == len(donor.net.encoder.state_dict())
-    assert torch.equal(net.net.encoder.state_dict()["_conv_stem.weight"], donor.net.encoder.state_dict()["_conv_stem.weight"])
+    assert torch.equal(
+        net.net.encoder.state_dict()["_conv_stem.weight"], donor.net.encoder.state_dict()["_conv_stem.weight"]
+    )
     save_file({"fc.weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(InputError, match="does not fit a efficientnet-b0 encoder"):
         load_encoder_weights(net, tmp_path / "other.safetensors")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("cuda", "no usable CUDA GPU"), ("cuda:3", "no usable CUDA GPU"), ("tpu", "unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cuda", "no usable CUDA GPU"),
+        ("cuda:3", "no usable CUDA GPU"),
+        ("tpu", "unknown device 'tpu'"),
+    ],
+)
 def test_unavailable_devices_are_refused(spec, message):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

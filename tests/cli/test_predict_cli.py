@@ -14,8 +14,24 @@ import pytest
 from helpers import write_volume
 from napari_hcc.cli import main
 
-REQUIRED = ["subject", "session", "week", "p_control", "p_sorafenib", "p_nk", "p_combination", "response_probability",
-            "viability", "apoptosis", "tumor_volume_mm3", "longest_diameter_mm", "model", "device", "seconds", "mask"]
+REQUIRED = [
+    "subject",
+    "session",
+    "week",
+    "p_control",
+    "p_sorafenib",
+    "p_nk",
+    "p_combination",
+    "response_probability",
+    "viability",
+    "apoptosis",
+    "tumor_volume_mm3",
+    "longest_diameter_mm",
+    "model",
+    "device",
+    "seconds",
+    "mask",
+]
 
 
 def rows(out):
@@ -26,8 +42,12 @@ def rows(out):
 @pytest.fixture(scope="module")
 def study_prediction(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("pred")
-    r = subprocess.run([sys.executable, "-m", "napari_hcc", "predict", "-i", str(tiny_study), "-o", str(out), "--save-probabilities"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_hcc", "predict", "-i", str(tiny_study), "-o", str(out), "--save-probabilities"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return out, r
 
 
@@ -43,8 +63,14 @@ def test_predict_a_study_writes_masks_on_the_t1w_grid_and_a_table(tiny_study, st
         assert p.sum() == pytest.approx(1.0, abs=1e-5)
         assert float(row["response_probability"]) == pytest.approx(1 - p[0], abs=1e-5)
         mask_path = out / row["mask"]
-        assert row["mask"] == f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_desc-tumor_mask.nii.gz"
-        t1w = nib.load(tiny_study / f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_T1w.nii.gz")
+        assert (
+            row["mask"]
+            == f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_desc-tumor_mask.nii.gz"
+        )
+        t1w = nib.load(
+            tiny_study
+            / f"sub-{row['subject']}/ses-{row['session']}/anat/sub-{row['subject']}_ses-{row['session']}_T1w.nii.gz"
+        )
         mask = nib.load(mask_path)
         assert mask.shape == t1w.shape and np.array_equal(mask.affine, t1w.affine)
         assert mask.get_data_dtype() == np.uint8 and set(np.unique(mask.get_fdata())) <= {0.0, 1.0}
@@ -54,19 +80,37 @@ def test_predict_a_study_writes_masks_on_the_t1w_grid_and_a_table(tiny_study, st
         assert prob.shape == t1w.shape and np.array_equal(prob.affine, t1w.affine)
         sidecar = json.loads(mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")).read_text())
         assert len(sidecar["slices"]) == t1w.shape[2] and sidecar["model"] == row["model"]
-        assert set(sidecar["slices"][0]) >= {"tumor_probability", "network_head_arm_probabilities"}  # named for its source
+        assert set(sidecar["slices"][0]) >= {
+            "tumor_probability",
+            "network_head_arm_probabilities",
+        }  # named for its source
         # A baseline scan (week 0, before treatment) says that its arm reading means nothing; later ones do not.
         assert row["week"] == row["session"].removeprefix("wk") and sidecar["before_treatment"] == (row["week"] == "0")
         assert any("baseline scan" in n for n in sidecar["notes"]) == (row["week"] == "0")
-        assert (f"sub-{row['subject']} ses-{row['session']}: week 0 is the baseline scan" in r.stderr + r.stdout) == (row["week"] == "0")
+        assert (f"sub-{row['subject']} ses-{row['session']}: week 0 is the baseline scan" in r.stderr + r.stdout) == (
+            row["week"] == "0"
+        )
     assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
     assert not list(out.rglob(".*.tmp*"))  # no temporary files left behind
 
 
 def test_three_files_name_the_output_after_the_t1w(tiny_study, tmp_path, capsys):
     anat = tiny_study / "sub-rat03" / "ses-wk2" / "anat"
-    code = main(["predict", "--t1w", str(anat / "sub-rat03_ses-wk2_T1w.nii.gz"), "--t2w", str(anat / "sub-rat03_ses-wk2_T2w.nii.gz"),
-                 "--ce", str(anat / "sub-rat03_ses-wk2_ce-gd_T1w.nii.gz"), "-o", str(tmp_path), "--tta", "--quiet"])
+    code = main(
+        [
+            "predict",
+            "--t1w",
+            str(anat / "sub-rat03_ses-wk2_T1w.nii.gz"),
+            "--t2w",
+            str(anat / "sub-rat03_ses-wk2_T2w.nii.gz"),
+            "--ce",
+            str(anat / "sub-rat03_ses-wk2_ce-gd_T1w.nii.gz"),
+            "-o",
+            str(tmp_path),
+            "--tta",
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     table = rows(tmp_path)
     assert [r["mask"] for r in table] == ["sub-rat03_ses-wk2_desc-tumor_mask.nii.gz"]
@@ -94,8 +138,13 @@ def test_one_broken_session_is_reported_and_the_rest_continue(tiny_study, tmp_pa
 
 
 def test_real_files_thick_las_and_lps(realdata, tmp_path, capsys):
-    for image in (realdata / "pyradiomics_brain_thick_las" / "brain1_image.nii.gz", realdata / "totalseg_abdomen_mr" / "example_mr_sm.nii.gz"):
-        code = main(["predict", "--t1w", str(image), "--t2w", str(image), "--ce", str(image), "-o", str(tmp_path), "--quiet"])
+    for image in (
+        realdata / "pyradiomics_brain_thick_las" / "brain1_image.nii.gz",
+        realdata / "totalseg_abdomen_mr" / "example_mr_sm.nii.gz",
+    ):
+        code = main(
+            ["predict", "--t1w", str(image), "--t2w", str(image), "--ce", str(image), "-o", str(tmp_path), "--quiet"]
+        )
         assert code == 0, capsys.readouterr().err
         src = nib.load(image)
         stem = image.name.removesuffix(".nii.gz")
@@ -107,8 +156,22 @@ def test_real_files_thick_las_and_lps(realdata, tmp_path, capsys):
 
 def test_real_mismatched_grids_refused_in_one_sentence(realdata, tmp_path, capsys):
     d = realdata / "remind_mismatched_grids"
-    code = main(["predict", "--t1w", str(d / "ReMIND-022_T1c.nii.gz"), "--t2w", str(d / "ReMIND-022_T2.nii.gz"),
-                 "--ce", str(d / "ReMIND-022_T1c.nii.gz"), "-o", str(tmp_path), "--on-mismatch", "refuse", "--quiet"])
+    code = main(
+        [
+            "predict",
+            "--t1w",
+            str(d / "ReMIND-022_T1c.nii.gz"),
+            "--t2w",
+            str(d / "ReMIND-022_T2.nii.gz"),
+            "--ce",
+            str(d / "ReMIND-022_T1c.nii.gz"),
+            "-o",
+            str(tmp_path),
+            "--on-mismatch",
+            "refuse",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "different voxel grid" in err and "Traceback" not in err
 
@@ -136,18 +199,23 @@ def _bad_files(tmp_path, tiny_study, kind):
 @pytest.mark.parametrize("kind", ["missing", "4d", "2d", "nan"])
 def test_bad_scan_files_end_in_one_sentence(tiny_study, tmp_path, capsys, kind):
     t1w, t2w, ce, message = _bad_files(tmp_path, tiny_study, kind)
-    code = main(["predict", "--t1w", str(t1w), "--t2w", str(t2w), "--ce", str(ce), "-o", str(tmp_path / "out"), "--quiet"])
+    code = main(
+        ["predict", "--t1w", str(t1w), "--t2w", str(t2w), "--ce", str(ce), "-o", str(tmp_path / "out"), "--quiet"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("napari-hcc predict: error:")
     assert not list((tmp_path / "out").rglob("*.nii.gz")) if (tmp_path / "out").exists() else True
 
 
-@pytest.mark.parametrize("what, message", [
-    ("garbage", "is not a readable safetensors checkpoint"),
-    ("device", "no usable CUDA GPU"),
-    ("missing model", "model not found"),
-    ("no input", "give an INPUT folder (-i) or --t1w, --t2w and --ce"),
-])
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("garbage", "is not a readable safetensors checkpoint"),
+        ("device", "no usable CUDA GPU"),
+        ("missing model", "model not found"),
+        ("no input", "give an INPUT folder (-i) or --t1w, --t2w and --ce"),
+    ],
+)
 def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path, capsys, what, message):
     args = ["predict", "-i", str(tiny_study / "sub-rat01" / "ses-wk0"), "-o", str(tmp_path / "out"), "--quiet"]
     if what == "garbage":

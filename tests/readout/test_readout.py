@@ -35,7 +35,9 @@ def _phantom(gain: float = 1.0, spacing=(0.3, 0.3, 1.2)) -> tuple[Scan, np.ndarr
 def test_features_are_intensity_ratios_to_the_surrounding_liver():
     scan, tumor = _phantom()
     f = dict(zip(FEATURE_NAMES, tumor_features(scan, tumor)))
-    assert f["t1_mean"] == pytest.approx(0.5) and f["t2_p50"] == pytest.approx(3.0) and f["ce_p90"] == pytest.approx(1.5)
+    assert (
+        f["t1_mean"] == pytest.approx(0.5) and f["t2_p50"] == pytest.approx(3.0) and f["ce_p90"] == pytest.approx(1.5)
+    )
     assert f["enhancement_mean"] == pytest.approx(3.0)
     assert f["t1_std"] == pytest.approx(0.0)
     assert np.exp(f["log_volume_mm3"]) - 1 == pytest.approx(tumor.sum() * 0.3 * 0.3 * 1.2)
@@ -74,7 +76,23 @@ def network(tiny_study, tmp_path_factory):
 def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(network, tiny_study, tmp_path, capsys):
     before = (network / "model.safetensors").read_bytes()
     out = tmp_path / "with-readout"
-    assert main(["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(out), "--version", "0.0.2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "fit-readout",
+                "--model",
+                str(network),
+                "--study",
+                str(tiny_study),
+                "--out",
+                str(out),
+                "--version",
+                "0.0.2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "readout fitted on 4 rats" in capsys.readouterr().out
     assert (network / "model.safetensors").read_bytes() == before  # the source model is untouched
     model = load_model(out)
@@ -93,18 +111,18 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
     scan = find_scans(tiny_study)[1].load()
     with_readout = Engine(model, device="cpu").predict(scan)
     network_only = Engine(source, device="cpu").predict(scan)
-    assert with_readout.response_source == "readout" and network_only.response_source == "network"
+    assert with_readout.response.source == "readout" and network_only.response.source == "network"
     np.testing.assert_array_equal(with_readout.mask, network_only.mask)
     features = tumor_features(scan, with_readout.mask)
     if features is not None:
-        assert 0 < with_readout.viability < 1 and 0 <= with_readout.apoptosis < 1
+        assert 0 < with_readout.response.viability < 1 and 0 <= with_readout.response.apoptosis < 1
         # At week 2 the only earlier session is the baseline, which shows no treatment: the arm is this scan's own.
-        np.testing.assert_allclose(with_readout.arm_probabilities, model.readout.arm_probabilities(features))
+        np.testing.assert_allclose(with_readout.response.arm_probabilities, model.readout.arm_probabilities(features))
         baseline = source_engine.segment(find_scans(tiny_study)[0].load())  # the rat's week 0
         if scan.session == "wk2" and tumor_features(find_scans(tiny_study)[0].load(), baseline) is not None:
-            assert with_readout.readout_sessions == ["wk0"]
+            assert with_readout.response.sessions == ["wk0"]
             assert "response read with the rat's earlier sessions wk0" in with_readout.notes
-    assert with_readout.summary()["response_source"] == with_readout.response_source
+    assert with_readout.summary()["response_source"] == with_readout.response.source
 
     with pytest.raises(InputError, match="readout .* was fitted on the rats of"):
         evaluate_model(tiny_study, out, device="cpu")
@@ -114,7 +132,12 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
 
 def test_fine_tuning_keeps_the_readout(network, tiny_study, tmp_path):
     with_readout = tmp_path / "r"
-    assert main(["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(with_readout), "--quiet"]) == 0
+    assert (
+        main(
+            ["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(with_readout), "--quiet"]
+        )
+        == 0
+    )
     tuned = tmp_path / "tuned"
     train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, init=str(with_readout), version="0.0.3"))
     np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(with_readout).readout.arm_coef)
@@ -161,14 +184,19 @@ def test_histology_is_read_by_one_expert_per_arm_and_bounded_outside_the_fitting
 
     rows, base, slope = _synthetic_rows(n_rats=320)  # more rats per arm than features, as in the real fitting set
     readout = fit_readout(rows, ARMS)
-    assert readout.bio_coef.shape == (4, 2, len(FEATURE_NAMES)) and readout.info["cross_validation"]["apoptosis_rmse"] < 0.01
+    assert (
+        readout.bio_coef.shape == (4, 2, len(FEATURE_NAMES))
+        and readout.info["cross_validation"]["apoptosis_rmse"] < 0.01
+    )
     for k in range(4):
         f = np.zeros(len(FEATURE_NAMES))
         f[k], f[5] = 8.0, 1.5  # a typical scan of arm k
         assert readout.biomarkers(f, np.eye(4)[k])[1] == pytest.approx(expit(base[k] + slope[k] * 1.5), abs=0.008)
     # A mixture of arms reads the mixture of the experts.
     w = np.array([0.1, 0.2, 0.3, 0.4])
-    assert readout.biomarkers(f, w)[1] == pytest.approx(sum(w[k] * readout.biomarkers(f, np.eye(4)[k])[1] for k in range(4)))
+    assert readout.biomarkers(f, w)[1] == pytest.approx(
+        sum(w[k] * readout.biomarkers(f, np.eye(4)[k])[1] for k in range(4))
+    )
     # A feature far outside anything fitted reads like the edge of the fitted range, not an extrapolation.
     wild = f.copy()
     wild[5] = 1e6
@@ -196,7 +224,9 @@ def test_the_arm_is_read_over_the_rats_treated_sessions():
     np.testing.assert_allclose(pooled.arm_probabilities, expected / expected.sum())
     assert pooled.sessions == ["wk0", "wk1", "wk2"]
     # A baseline scan is read alone: before treatment there is nothing to pool.
-    np.testing.assert_allclose(readout.read(base, RatHistory(week=0)).arm_probabilities, readout.arm_probabilities(base))
+    np.testing.assert_allclose(
+        readout.read(base, RatHistory(week=0)).arm_probabilities, readout.arm_probabilities(base)
+    )
 
 
 def _composition_rows(n_rats: int = 120, seed: int = 0):
@@ -244,14 +274,20 @@ def test_apoptosis_is_read_from_the_composition_history_when_cross_validation_pr
         for f in earlier:
             f[2] += 4.0
             f[11] = r
-        reading = readout.read(endpoint, RatHistory(week=3, baseline=wk0, earlier=earlier, sessions=["wk0", "wk1", "wk2"]))
+        reading = readout.read(
+            endpoint, RatHistory(week=3, baseline=wk0, earlier=earlier, sessions=["wk0", "wk1", "wk2"])
+        )
         assert reading.arm_probabilities.argmax() == 2
         readings[r] = reading.apoptosis
     assert readings[1.0] - readings[-1.0] == pytest.approx(2 * slope[2], rel=0.3)
-    assert readings[-1.0] == pytest.approx(base[2] - slope[2], abs=0.01) and readings[1.0] == pytest.approx(base[2] + slope[2], abs=0.01)
+    assert readings[-1.0] == pytest.approx(base[2] - slope[2], abs=0.01) and readings[1.0] == pytest.approx(
+        base[2] + slope[2], abs=0.01
+    )
     wk1, wk2 = earlier
     # Without any earlier session (a loose file) the scan's own experts answer.
-    assert readout.read(endpoint).apoptosis == pytest.approx(readout.biomarkers(endpoint, readout.arm_probabilities(endpoint))[1])
+    assert readout.read(endpoint).apoptosis == pytest.approx(
+        readout.biomarkers(endpoint, readout.arm_probabilities(endpoint))[1]
+    )
     # The route travels inside the model file.
     back = Readout.from_arrays(readout.arrays(), readout.card_entry())
     history = RatHistory(week=3, baseline=wk0, earlier=[wk1, wk2])
@@ -275,8 +311,15 @@ def test_a_readout_saved_by_model_1_1_still_loads_and_reads(tmp_path):
 
     rng = np.random.default_rng(1)
     n = len(FEATURE_NAMES)
-    old = Readout(list(FEATURE_NAMES), rng.normal(size=n), np.ones(n), rng.normal(size=(4, n)), np.zeros(4),
-                  rng.normal(size=(2, n + 4)) * 0.1, np.array([0.0, -3.0]))
+    old = Readout(
+        list(FEATURE_NAMES),
+        rng.normal(size=n),
+        np.ones(n),
+        rng.normal(size=(4, n)),
+        np.zeros(4),
+        rng.normal(size=(2, n + 4)) * 0.1,
+        np.array([0.0, -3.0]),
+    )
     tensors = old.arrays()
     assert not any(k.startswith(PREFIX + "clip") for k in tensors)  # 1.1 files had no clipping range
     back = Readout.from_arrays(tensors, old.card_entry())

@@ -7,11 +7,13 @@ import pytest
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "napari_hcc", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_hcc", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_help_is_fast_and_imports_no_torch_or_napari():
-    code = "import sys, napari_hcc.cli as c, napari_hcc.plugin.reader, napari_hcc.plugin.sample; c.build_parser(); print(sorted(m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules))"
+    code = "import sys, napari_hcc.cli as c, napari_hcc.plugin.reader, napari_hcc.plugin.writer, napari_hcc.plugin.sample; c.build_parser(); print(sorted(m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
     r = run("--help")
@@ -21,7 +23,20 @@ def test_help_is_fast_and_imports_no_torch_or_napari():
 
 
 def test_simulate_then_check(tmp_path):
-    r = run("simulate", "--out", tmp_path / "s", "--rats-per-arm", "1", "--weeks", "1", "--quiet", "--matrix", "96", "--pixel-mm", "0.5")
+    r = run(
+        "simulate",
+        "--out",
+        tmp_path / "s",
+        "--rats-per-arm",
+        "1",
+        "--weeks",
+        "1",
+        "--quiet",
+        "--matrix",
+        "96",
+        "--pixel-mm",
+        "0.5",
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote 4 rats x 1 sessions" in r.stdout
     r = run("check", tmp_path / "s")
@@ -42,7 +57,10 @@ def test_check_reports_resampling_of_real_mismatched_grids(realdata):
     [
         (["check", "/nonexistent/study"], "does not exist"),
         (["check", "--t1w", "/nonexistent/t1.nii.gz"], "missing --t2w, --ce"),
-        (["check", "--t1w", "/nonexistent/a.nii.gz", "--t2w", "/x", "--ce", "/y"], "T1w file not found: /nonexistent/a.nii.gz"),
+        (
+            ["check", "--t1w", "/nonexistent/a.nii.gz", "--t2w", "/x", "--ce", "/y"],
+            "T1w file not found: /nonexistent/a.nii.gz",
+        ),
         (["simulate", "--out", "/tmp/never", "--rats-per-arm", "0"], "at least 1"),
     ],
 )

@@ -48,7 +48,9 @@ def test_killing_napari_during_a_save_loses_nothing(tmp_path, seed):
     from napari_hcc.review.trainingset import save_correction
 
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "home"), NAPARI_HCC_RECOVERY=str(tmp_path / "recovery"))
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     saved = {}
     rng = random.Random(seed)
     try:

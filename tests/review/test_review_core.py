@@ -16,8 +16,16 @@ def fake_layers(scan_ref, **meta_changes):
     out = []
     for data, kwargs, _ in scan_layers(scan_ref.load())[:3]:
         kwargs["metadata"]["napari_hcc"]["scan"].update(meta_changes)
-        out.append(SimpleNamespace(data=data, name=kwargs["name"], metadata=kwargs["metadata"], scale=kwargs["scale"],
-                                   affine=kwargs["affine"], translate=None))
+        out.append(
+            SimpleNamespace(
+                data=data,
+                name=kwargs["name"],
+                metadata=kwargs["metadata"],
+                scale=kwargs["scale"],
+                affine=kwargs["affine"],
+                translate=None,
+            )
+        )
     return out
 
 
@@ -41,7 +49,9 @@ def test_layers_from_different_scans_or_grids_are_refused(tiny_study):
     a, b = fake_layers(refs[0]), fake_layers(refs[3])
     with pytest.raises(InputError, match="different scans"):
         scan_from_layers(a[0], b[1], a[2])
-    bare = SimpleNamespace(data=a[1].data[:, ::2, ::2], name="T2 small", metadata={}, scale=(1.2, 0.6, 0.6), affine=None, translate=None)
+    bare = SimpleNamespace(
+        data=a[1].data[:, ::2, ::2], name="T2 small", metadata={}, scale=(1.2, 0.6, 0.6), affine=None, translate=None
+    )
     with pytest.raises(InputError, match="'T2 small' .* is not on the grid of 'T1w'"):
         scan_from_layers(a[0], bare, a[2])
     with pytest.raises(InputError, match="three different layers"):
@@ -53,8 +63,10 @@ def test_layers_without_a_recorded_grid_use_their_napari_geometry():
     from napari_hcc.plugin.layers import scan_from_layers
 
     vols = [np.random.default_rng(i).random((6, 20, 24)).astype(np.float32) for i in range(3)]
-    layers = [SimpleNamespace(data=v, name=n, metadata={}, scale=(2.0, 0.5, 0.5), affine=None, translate=(0, 0, 0))
-              for v, n in zip(vols, ("t1", "t2", "ce"))]
+    layers = [
+        SimpleNamespace(data=v, name=n, metadata={}, scale=(2.0, 0.5, 0.5), affine=None, translate=(0, 0, 0))
+        for v, n in zip(vols, ("t1", "t2", "ce"))
+    ]
     scan, _ = scan_from_layers(*layers)
     shown, world = to_display(scan.t1w, scan.affine)
     assert np.array_equal(shown, vols[0]) and np.allclose(np.linalg.norm(world[:3, :3], axis=0), (2.0, 0.5, 0.5))
@@ -64,9 +76,13 @@ def test_review_order_puts_uncorrected_uncertain_scans_first():
     from napari_hcc.review.queue import ScanSummary, review_order
 
     def s(name, unc, reviewed=False, error=None):
-        return ScanSummary(SimpleNamespace(subject=name, session="wk1", t1w=Path(name)), 1, unc, 0.5, 10.0, "NK", reviewed, error)
+        return ScanSummary(
+            SimpleNamespace(subject=name, session="wk1", t1w=Path(name)), 1, unc, 0.5, 10.0, "NK", reviewed, error
+        )
 
-    order = review_order([s("a", 0.1), s("b", 0.3), s("c", 0.9, reviewed=True), s("d", float("nan"), error="bad"), s("e", 0.2)])
+    order = review_order(
+        [s("a", 0.1), s("b", 0.3), s("c", 0.9, reviewed=True), s("d", float("nan"), error="bad"), s("e", 0.2)]
+    )
     assert [x.ref.subject for x in order] == ["b", "e", "a", "c", "d"]
 
 

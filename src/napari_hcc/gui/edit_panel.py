@@ -1,0 +1,48 @@
+"""The "Correct the mask" panel of HCC Review: the editing helpers beside napari's brush, eraser and
+fill (each one undo step), the annotator's name, Save correction and Next scan. The buttons call the
+widget's actions; the panel only lays them out and says what the last helper changed."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
+
+from napari_hcc.gui.run_panel import button
+
+
+class EditPanel(QGroupBox):
+    def __init__(self, actions, keys: dict[str, str], parent=None):
+        """actions: the widget, whose interpolate, remove_islands, fill_holes, save_correction and next_scan
+        the buttons call; keys: the keyboard shortcuts shown on Save and Next."""
+        super().__init__("Correct the mask (napari's brush, eraser and fill, plus:)", parent)
+        el = QVBoxLayout(self)
+        er = QHBoxLayout()
+        er.addWidget(
+            button("Interpolate", actions.interpolate, "fill the slices between the last two slices you edited")
+        )
+        self.island_mm3 = QDoubleSpinBox()
+        self.island_mm3.setRange(0.1, 1000.0)
+        self.island_mm3.setValue(1.0)
+        self.island_mm3.setSuffix(" mm³")
+        er.addWidget(button("Remove islands <", actions.remove_islands))
+        er.addWidget(self.island_mm3)
+        er.addWidget(button("Fill holes", actions.fill_holes))
+        el.addLayout(er)
+        self.edit_label = QLabel("Each helper is one undo step (Ctrl+Z).")
+        self.edit_label.setWordWrap(True)
+        el.addWidget(self.edit_label)
+        sr = QHBoxLayout()
+        self.annotator = QLineEdit()
+        self.annotator.setPlaceholderText("annotator (default: your user name)")
+        sr.addWidget(self.annotator, 1)
+        self.save_button = button(
+            f"Save correction ({keys['save_correction']})",
+            actions.save_correction,
+            "write the mask into the study's training set as a new version",
+        )
+        sr.addWidget(self.save_button)
+        el.addLayout(sr)
+        self.next_button = button(f"Next scan, least certain first ({keys['next_scan']})", actions.next_scan)
+        el.addWidget(self.next_button)
+
+    def said(self, helper: str, changed: int) -> None:
+        self.edit_label.setText(f"{helper.replace('_', ' ')}: {changed} voxels changed (Ctrl+Z undoes it).")
