@@ -9,27 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("user_folders")]
 
-
-@pytest.fixture(autouse=True)
-def user_folders(tmp_path, monkeypatch):
-    """Models, recovery files and the sample's working copy go to a temporary home."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NAPARI_HCC_MODELS", str(tmp_path / "models"))
-    monkeypatch.setenv("NAPARI_HCC_RECOVERY", str(tmp_path / "recovery"))
-    return tmp_path
-
-
-def click(qtbot, button):
-    from qtpy.QtCore import Qt
-
-    assert button.isEnabled(), button.text()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def wait_done(qtbot, widget, timeout=120_000):
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+from gui_helpers import click, wait_done  # noqa: E402 - after the napari check
 
 
 def docked(viewer, sample="rat_control"):
@@ -92,7 +74,9 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     assert "response read with the rat's earlier sessions wk0" in widget.status.text()
     from dataclasses import replace
 
-    widget.panel.show_response_reading(replace(p, response_pending=True), "model")  # what the reader sees meanwhile
+    widget.panel.show_response_reading(
+        replace(p, response=replace(p.response, pending=True)), "model"
+    )  # what the reader sees meanwhile
     assert widget.panel.arm_bars["Control"].text() == "…" and not widget.panel.arm_bars["Control"].isEnabled()
     assert "reading the rat's earlier sessions" in widget.panel.apoptosis_label.text()
     widget.panel.show_response_reading(p, "model")

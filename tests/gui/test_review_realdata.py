@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("napari")
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("user_folders")]
 
-from test_review_gui import click, user_folders, wait_done  # noqa: E402,F401 - fixture and helpers
+from gui_helpers import click, wait_done  # noqa: E402 - after the napari check
 
 
 def _open(viewer, path, times=1):
