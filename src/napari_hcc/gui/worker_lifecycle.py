@@ -30,10 +30,6 @@ def start(worker, cancel: threading.Event | None = None) -> None:
     worker.start()
 
 
-def running() -> int:
-    return len(_RUNNING)
-
-
 def stop_all(wait_ms: int = WAIT_MS) -> bool:
     """Ask every running worker to stop and wait for the thread pool; True when all ended in time."""
     for worker, cancel in list(_RUNNING.items()):
