@@ -12,7 +12,7 @@ Writes are atomic (temporary file, fsync, rename; `overwrite=False`), and a file
 saves, so two annotators saving at once get versions N and N+1 and both keep their work. The sidecar
 is written last: a save killed half-way leaves no complete version (`bids.correction_versions`
 ignores it), never a damaged one, and the next save takes the next free number. Training
-(`training_data.build_dataset`) uses the newest version.
+(`io.labels.labelled_sessions`, behind `training.dataset.build_dataset`) uses the newest version.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ some corrected rats held out to show the Dice before and after.
   of training and scored with the old and the new model against their corrections. With one rat
   only, nothing can be held out; the Dice is then measured on the training corrections and
   `independent` is False (the GUI says so).
-* Where the new model goes: a new folder under the user models folder (`checkpoint.user_models_folder`);
+* Where the new model goes: a new folder under the user models folder (`model.catalog.user_models_folder`);
   the base model, shipped or not, is never touched. A `finetune.json` beside it records the scores.
 """
 
