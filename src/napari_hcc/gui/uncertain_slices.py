@@ -24,7 +24,7 @@ class UncertainSlices(QWidget):
         state.events.prediction.connect(self.show_prediction)
 
     def show_prediction(self, p) -> None:
-        if p is None or p is self._shown or (self._shown is not None and p.slices is self._shown.slices):
+        if p is None or (self._shown is not None and p.slices is self._shown.slices):
             return  # the same mask (a response read later keeps its slices): the list stays
         self._shown = p
         self.list.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from functools import partial
 
 from qtpy.QtCore import QObject, QThreadPool
 from qtpy.QtWidgets import QApplication
@@ -26,7 +27,7 @@ def start(worker, cancel: threading.Event | None = None) -> None:
     """Start `worker` (a napari worker), remembering its cancel flag until it finishes."""
     _hook_exit()
     _RUNNING[worker] = cancel
-    worker.finished.connect(_Forget(worker))
+    worker.finished.connect(partial(_RUNNING.pop, worker, None))  # forget it once it has finished
     worker.start()
 
 
@@ -43,26 +44,13 @@ def stop_all(wait_ms: int = WAIT_MS) -> bool:
 
 def cancel_when_destroyed(widget: QObject, *flags: threading.Event) -> None:
     """Set the flags when `widget` is destroyed (the dock widget closed, the viewer closed)."""
-    widget.destroyed.connect(_SetAll(flags))
+    widget.destroyed.connect(partial(_set_all, flags))
 
 
-class _Forget:
-    """A finished-slot that drops the worker from `_RUNNING` (no reference to any widget)."""
-
-    def __init__(self, worker):
-        self.worker = worker
-
-    def __call__(self, *args) -> None:
-        _RUNNING.pop(self.worker, None)
-
-
-class _SetAll:
-    def __init__(self, flags):
-        self.flags = flags
-
-    def __call__(self, *args) -> None:
-        for flag in self.flags:
-            flag.set()
+def _set_all(flags, *_) -> None:
+    """A destroyed-slot that sets the flags (bound with functools.partial: no reference to the widget)."""
+    for flag in flags:
+        flag.set()
 
 
 def _hook_exit() -> None:
