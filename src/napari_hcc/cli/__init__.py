@@ -16,7 +16,7 @@ from napari_hcc import __version__
 from napari_hcc.errors import InputError, UsageError
 from napari_hcc.vocabulary import MISMATCH_POLICIES, PRECISIONS
 
-STUDY_COMMANDS = ("simulate", "check")
+STUDY_COMMANDS = ("simulate", "check", "import")
 MODEL_COMMANDS = ("predict", "info", "train", "fit-readout", "evaluate")
 
 
@@ -25,7 +25,7 @@ def _run(args) -> int:
     if args.command in STUDY_COMMANDS:
         from napari_hcc.cli import study_commands  # noqa: PLC0415 - lazy: numpy and nibabel, only when a command needs them
 
-        return study_commands.__dict__[args.command](args)
+        return study_commands.__dict__[args.command.replace("import", "import_")](args)
     if args.command in MODEL_COMMANDS:
         from napari_hcc.cli import model_commands  # noqa: PLC0415 - lazy: torch, only when a command runs the network
 
@@ -59,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    imp = sub.add_parser(
+        "import",
+        help="DICOM folders, Bruker ParaVision studies (folder or zip) or NIfTI files into a BIDS study",
+        description="Convert scanner data into the BIDS study napari-hcc reads: each series gets a role (T1w, T2w, "
+        "CE) from a map of description patterns and parameters, or is left out with a reason; two candidates for one "
+        "role stop the import. Subject and session come from the animal ID and study date unless given.",
+    )
+    imp.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="a DICOM folder, a ParaVision study or zip, NIfTI files")
+    imp.add_argument("-o", "--out", required=True, type=Path, help="the BIDS study to write into (created if missing)")
+    imp.add_argument("--subject", default=None, help="BIDS subject label (default: from the animal ID)")
+    imp.add_argument("--session", default=None, help="BIDS session label (default: the study date, YYYYMMDD)")
+    imp.add_argument("--map", dest="map_path", type=Path, default=None, help="a JSON map of series to roles (see docs/import.md)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     chk = sub.add_parser("check", help="load scans, check their geometry and report what was found")
     chk.add_argument("input", nargs="?", type=Path, help="a study, subject, session or original-layout folder")

@@ -1,10 +1,11 @@
-"""`napari-hcc simulate` and `napari-hcc check`: studies in, files and a report out. No torch here."""
+"""`napari-hcc simulate`, `import` and `check`: studies in, files and a report out. No torch here."""
 
 from __future__ import annotations
 
 import time
 
 from napari_hcc.cli.common import progress_bar, scan_refs
+from napari_hcc.importing.importer import import_study
 from napari_hcc.simulate.cohort import check_arguments, simulate_study
 from napari_hcc.simulate.render import Grid
 
@@ -37,4 +38,19 @@ def check(args) -> int:
         for note in scan.notes:
             print(f"  note: {note}")
     print(f"{len(scans)} scan(s) ok")
+    return 0
+
+
+def import_(args) -> int:
+    with progress_bar("import", "session", args.quiet) as progress:
+        result = import_study(args.inputs, args.out, args.subject, args.session, args.map_path, progress)
+    for item in result.sessions:
+        print(f"sub-{item.subject} ses-{item.session}:")
+        for role, path in item.files.items():
+            print(f"  {role:<4} <- {item.sources[role]}  ->  {path.relative_to(result.study)}")
+        for note in item.notes:
+            print(f"  note: {note}")
+    for name, why in result.left_out:
+        print(f"left out: {name}: {why}")
+    print(f"imported {len(result.sessions)} session(s) into {result.study}")
     return 0

@@ -83,6 +83,20 @@ def _on_reference(
     return resample_to(vol, ref.data.shape, ref.affine, order)
 
 
+#: fewer slices than this cannot be read as a volume: the network's 2.5-D context, the 3-D tumor
+#: measurements and the resampling of the other sequences all need a slab, not a single image
+MIN_SLICES = 3
+
+
+def _check_slab(vol: Volume, role: str) -> None:
+    thin = [n for n in vol.data.shape if n < MIN_SLICES]
+    if thin:
+        raise InputError(
+            f"{role} file {vol.path} has only {thin[0]} slice(s) ({vol.grid}); napari-hcc reads volumes of at least "
+            f"{MIN_SLICES} slices and does not measure single 2-D images."
+        )
+
+
 def _binary_mask(mask: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
     values = np.unique(mask)
     if np.all(np.isin(values, (0, 1))):
@@ -115,6 +129,8 @@ def load_scan(
     notes: list[str] = []
     t2 = load_volume(t2w, "T2w")
     c = load_volume(ce, "CE")
+    for vol, role in ((ref, "T1w"), (t2, "T2w"), (c, "CE")):
+        _check_slab(vol, role)
     data = {
         "T2w": _on_reference(t2, "T2w", ref, on_mismatch, notes, 1),
         "CE": _on_reference(c, "CE", ref, on_mismatch, notes, 1),

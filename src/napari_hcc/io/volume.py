@@ -68,6 +68,11 @@ def load_volume(path: str | Path, role: str = "image") -> Volume:
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib raise many kinds; the user needs one sentence
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{role} file {path} could not be read as NIfTI ({reason}).") from None
+    if int(img.header["qform_code"]) == 0 and int(img.header["sform_code"]) == 0:
+        raise InputError(
+            f"{role} file {path} has qform and sform codes 0: its orientation in the animal is unknown "
+            "(voxel sizes only); set a scanner orientation (e.g. with nibabel or fslorient) before loading it."
+        )
     affine = np.asarray(img.affine, dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(f"{role} file {path} has an invalid affine (singular or not finite); its geometry is unknown.")

@@ -185,7 +185,7 @@ def render_session(
 
     flat_index = np.ravel_multi_index(vox.index, grid.fine_shape)
     bias = mri.bias_field(grid.shape, rng)
-    images, acquisition = {}, {}
+    images, acquisition, applied = {}, {}, {}
     viable = mri.TISSUE_TABLE["tumor"]
     for seq in mri.SEQUENCES:
         lut = np.array([mri.tissue_signal(mri.TISSUE_TABLE[t], seq) for t in TISSUES], dtype=np.float32)
@@ -212,6 +212,8 @@ def render_session(
             fine_aff = grid.fine_affine()
             steps = (int(round(shift[0] / fine_aff[0, 0])), int(round(shift[1] / fine_aff[1, 1])))
             fine = _shift_whole_voxels(fine, steps)
+            # what was applied: whole voxels of the fine grid, as a shift of the content in RAS+ x and y
+            applied[seq.suffix] = (float(steps[0] * fine_aff[0, 0]), float(steps[1] * fine_aff[1, 1]))
         signal = _block_mean(fine, ss) * bias
         snr = seq.snr_liver * float(np.exp(rng.normal(0.0, 0.1)))
         sigma = float(lut[LABEL["liver"]]) / snr
@@ -247,5 +249,6 @@ def render_session(
             "stomach_filling": pose.stomach_filling,
         },
         "motion_vs_T1w_mm": pose.motion_mm,
+        "motion_applied_vs_T1w_mm": applied,
     }
     return RenderedSession(images, mask, fractions, tissue, grid.affine(pose.slab_offset_mm), acquisition, truth)

@@ -1,0 +1,1 @@
+"""Registration: aligning a session's sequences (and a rat's weeks) in world coordinates, with SimpleITK."""

@@ -1,0 +1,121 @@
+"""Rigid (or affine) alignment of one sequence to another by Mattes mutual information (SimpleITK).
+
+The transform is found and applied in world coordinates: the moving image is resampled once, through
+the transform, onto the fixed (T1w) grid, and the `Alignment` records what was done (the matrix,
+the shift and rotation, the optimiser's settings and a quality figure) for the scan's notes and the
+output sidecars. Nothing is moved silently: a sequence is aligned only when the user asks
+(`--register`, the GUI's "Align sequences" box).
+
+Quality: normalised mutual information, NMI = (H(A) + H(B)) / H(A, B), of the fixed image and the
+moving image on the fixed grid, before and after; 1 means independent, 2 identical. Registration is
+refused (the unaligned image kept, and said) when it lowers NMI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from napari_hcc.registration.sitk_images import from_sitk, to_sitk, transform_matrix_ras
+
+KINDS = ("rigid", "affine")
+SETTINGS = {
+    "metric": "Mattes mutual information, 48 bins, 30% of voxels sampled (seed 7)",
+    "optimizer": "regular step gradient descent, step 1.0 to 1e-4, at most 300 iterations, scales from physical shift",
+    "pyramid": "shrink 2 then 1 in-plane, smoothing 0.5 then 0 mm",
+    "initial": "identity (the scanner's own world coordinates)",
+    "interpolation": "linear",
+}
+
+
+@dataclass
+class Alignment:
+    role: str
+    kind: str
+    matrix_ras: list[list[float]]  # fixed world point -> moving world point (mm, RAS+)
+    shift_mm: list[float]  # the translation at the fixed image's centre (RAS+)
+    rotation_deg: float  # total rotation angle
+    nmi_before: float
+    nmi_after: float
+    accepted: bool
+    iterations: int
+    stop: str
+
+    def note(self) -> str:
+        shift = ", ".join(f"{v:+.2f}" for v in self.shift_mm)
+        verdict = "applied" if self.accepted else "NOT applied (it did not improve the match)"
+        return (
+            f"{self.role} aligned to the T1w by {self.kind} registration (Mattes MI, SimpleITK): "
+            f"shift ({shift}) mm RAS, rotation {self.rotation_deg:.2f} deg, "
+            f"NMI {self.nmi_before:.3f} -> {self.nmi_after:.3f}; {verdict}."
+        )
+
+    def record(self) -> dict:
+        return asdict(self) | {"settings": SETTINGS}
+
+
+def _nmi(a: np.ndarray, b: np.ndarray, bins: int = 48) -> float:
+    keep = (a > 0) & (b > 0)
+    if keep.sum() < 100:
+        return 1.0
+    joint, _, _ = np.histogram2d(a[keep], b[keep], bins=bins)
+    p = joint / joint.sum()
+
+    def entropy(q):
+        q = q[q > 0]
+        return float(-(q * np.log(q)).sum())
+
+    return (entropy(p.sum(axis=1)) + entropy(p.sum(axis=0))) / entropy(p)
+
+
+def register(
+    fixed: np.ndarray,
+    fixed_affine: np.ndarray,
+    moving: np.ndarray,
+    moving_affine: np.ndarray,
+    role: str,
+    kind: str = "rigid",
+) -> tuple[np.ndarray, Alignment]:
+    """Align `moving` to `fixed`; return it resampled onto the fixed grid, and what was done."""
+    if kind not in KINDS:
+        raise ValueError(f"registration must be one of {', '.join(KINDS)}, not {kind!r}.")
+    f = to_sitk(fixed, fixed_affine)
+    m = to_sitk(moving, moving_affine)
+    centre = f.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in f.GetSize()])
+    initial = sitk.Euler3DTransform() if kind == "rigid" else sitk.AffineTransform(3)
+    initial.SetCenter(centre)
+
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.3, seed=7)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-4, numberOfIterations=300, relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([2, 1])
+    method.SetSmoothingSigmasPerLevel([0.5, 0.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(initial, inPlace=False)
+    transform = method.Execute(f, m)
+
+    identity = sitk.Resample(m, f, sitk.Transform(), sitk.sitkLinear, 0.0)
+    aligned = sitk.Resample(m, f, transform, sitk.sitkLinear, 0.0)
+    before = _nmi(fixed, from_sitk(identity))
+    after_data = from_sitk(aligned)
+    after = _nmi(fixed, after_data)
+    matrix = transform_matrix_ras(transform)
+    centre_ras = np.array([-centre[0], -centre[1], centre[2]])
+    shift = matrix[:3, :3] @ centre_ras + matrix[:3, 3] - centre_ras
+    u, _, vt = np.linalg.svd(matrix[:3, :3])
+    rot = u @ vt
+    angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
+    accepted = after >= before - 1e-4
+    result = Alignment(
+        role, kind, matrix.round(6).tolist(), [float(v) for v in shift], angle, before, after, bool(accepted),
+        int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(),
+    )  # fmt: skip
+    return (after_data if accepted else from_sitk(identity)).astype(np.float32), result
