@@ -67,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "CE) from a map of description patterns and parameters, or is left out with a reason; two candidates for one "
         "role stop the import. Subject and session come from the animal ID and study date unless given.",
     )
-    imp.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="a DICOM folder, a ParaVision study or zip, NIfTI files")
+    imp.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="a DICOM folder, a ParaVision study or zip, NIfTI files"
+    )
     imp.add_argument("-o", "--out", required=True, type=Path, help="the BIDS study to write into (created if missing)")
     imp.add_argument("--subject", default=None, help="BIDS subject label (default: from the animal ID)")
     imp.add_argument("--session", default=None, help="BIDS session label (default: the study date, YYYYMMDD)")
-    imp.add_argument("--map", dest="map_path", type=Path, default=None, help="a JSON map of series to roles (see docs/import.md)")
+    imp.add_argument(
+        "--map", dest="map_path", type=Path, default=None, help="a JSON map of series to roles (see docs/import.md)"
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
 
     chk = sub.add_parser("check", help="load scans, check their geometry and report what was found")
@@ -80,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--t2w", type=Path)
     chk.add_argument("--ce", type=Path)
     chk.add_argument("--mask", type=Path)
+    chk.add_argument(
+        "--register",
+        nargs="?",
+        const="rigid",
+        choices=("rigid", "affine"),
+        default=None,
+        help="align the T2w and CE to the T1w by mutual information (rigid, or affine) before reading",
+    )
     chk.add_argument(
         "--on-mismatch",
         choices=MISMATCH_POLICIES,
@@ -115,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)"
     )
     pred.add_argument("--no-fill-holes", action="store_true", help="keep holes inside the tumor on each slice")
+    pred.add_argument(
+        "--register",
+        nargs="?",
+        const="rigid",
+        choices=("rigid", "affine"),
+        default=None,
+        help="align the T2w and CE to the T1w by mutual information (rigid, or affine) before reading",
+    )
     pred.add_argument(
         "--on-mismatch",
         choices=MISMATCH_POLICIES,

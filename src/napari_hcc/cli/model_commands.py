@@ -16,6 +16,7 @@ from napari_hcc.model.catalog import list_models, user_models_folder
 from napari_hcc.model.checkpoint import load_model
 from napari_hcc.model.devices import available_devices
 from napari_hcc.readout.build import add_readout
+from napari_hcc.registration.align import aligner
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import train as train_model
 
@@ -54,6 +55,7 @@ def predict(args) -> int:
             postprocess=post,
             save_probabilities=args.save_probabilities,
             on_mismatch=args.on_mismatch,
+            align=aligner(args.register) if args.register else None,
         )
         for outcome in outcomes:
             progress(outcome.progress)

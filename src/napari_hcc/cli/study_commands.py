@@ -6,6 +6,7 @@ import time
 
 from napari_hcc.cli.common import progress_bar, scan_refs
 from napari_hcc.importing.importer import import_study
+from napari_hcc.registration.align import aligner
 from napari_hcc.simulate.cohort import check_arguments, simulate_study
 from napari_hcc.simulate.render import Grid
 
@@ -27,7 +28,8 @@ def simulate(args) -> int:
 
 
 def check(args) -> int:
-    scans = [ref.load(args.on_mismatch) for ref in scan_refs(args, hint="an INPUT folder", mask=args.mask)]
+    align = aligner(args.register) if args.register else None
+    scans = [ref.load(args.on_mismatch, align) for ref in scan_refs(args, hint="an INPUT folder", mask=args.mask)]
     for scan in scans:
         mask = f", mask {int(scan.mask.sum())} voxels" if scan.mask is not None else ""
         arm = f" [{scan.arm}]" if scan.arm else ""

@@ -121,7 +121,9 @@ def _sidecar(acq: Acquisition, role: str, note: str) -> dict:
     out["Role"] = role
     out["SourceFormat"] = acq.source
     out["SourceName"] = acq.name
-    out["SourceFiles"] = [os.path.abspath(f) for f in acq.files[:1]] + ([f"... {len(acq.files)} files"] if len(acq.files) > 1 else [])
+    out["SourceFiles"] = [os.path.abspath(f) for f in acq.files[:1]] + (
+        [f"... {len(acq.files)} files"] if len(acq.files) > 1 else []
+    )
     if acq.source == "dicom":
         out["SourceDicomFiles"] = [os.path.abspath(f) for f in acq.files]
     if note:
@@ -222,7 +224,9 @@ def import_study(
                 report(progress, n, len(plans), "sessions", session=f"sub-{plan.subject} ses-{plan.session}")
                 staged = _staged_session(stage, plan)
                 notes = [f"{plan.roles[r][0].name}: {plan.roles[r][1]}" for r in plan.roles if plan.roles[r][1]]
-                sessions.append(Imported(plan.subject, plan.session, staged, {r: a.name for r, (a, _) in plan.roles.items()}, notes))
+                sessions.append(
+                    Imported(plan.subject, plan.session, staged, {r: a.name for r, (a, _) in plan.roles.items()}, notes)
+                )
             for item in sessions:
                 for role, staged in list(item.files.items()):
                     final = out / staged.relative_to(stage)

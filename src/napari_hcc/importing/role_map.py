@@ -128,7 +128,7 @@ def parse_map(data: dict, source: str) -> RoleMap:
         raise InputError(f"{source} must hold a JSON object with 'roles' (and optionally 'exclude').")
     roles = data.get("roles")
     if not isinstance(roles, dict) or not roles:
-        raise InputError(f"{source} has no 'roles' object (e.g. {{\"roles\": {{\"T2w\": [{{\"description\": \"T2\"}}]}}}}).")
+        raise InputError(f'{source} has no \'roles\' object (e.g. {{"roles": {{"T2w": [{{"description": "T2"}}]}}}}).')
     unknown = [r for r in roles if r not in SEQUENCE_ROLES]
     if unknown:
         raise InputError(f"{source} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")

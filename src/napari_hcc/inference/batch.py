@@ -30,7 +30,7 @@ from napari_hcc.inference.files import (
 )
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import Prediction
-from napari_hcc.io.scan import ScanRef, ref_label
+from napari_hcc.io.scan import Aligner, ScanRef, ref_label
 from napari_hcc.progress import Progress
 from napari_hcc.vocabulary import MismatchPolicy
 
@@ -55,6 +55,7 @@ def predict_scans(
     postprocess: PostProcess | None = None,
     save_probabilities: bool = False,
     on_mismatch: MismatchPolicy = "resample",
+    align: Aligner | None = None,
 ) -> Iterator[Outcome]:
     out = Path(out)
     refs = list(refs)
@@ -68,7 +69,7 @@ def predict_scans(
         label = ref_label(ref)
         start = time.perf_counter()
         try:
-            scan = ref.load(on_mismatch)
+            scan = ref.load(on_mismatch, align)
             prediction = engine.predict(scan, tta=tta, postprocess=postprocess, keep_probability=save_probabilities)
             paths = write_prediction(prediction, scan, out, save_probabilities)
             rows.append(csv_row(prediction, paths["mask"], out))

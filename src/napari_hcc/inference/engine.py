@@ -251,6 +251,10 @@ class Engine:
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )
         response = self._response(scan, mask, agg, week, tta, post)
+        if scan.stand_ins:  # a missing sequence: the mask is a draft, the response is not read at all
+            unread = np.full(len(response.arms), np.nan)
+            response = replace(response, arm_probabilities=unread, viability=float("nan"),
+                               apoptosis=float("nan"), arm_uncertainty=unread, pending=False)  # fmt: skip
         pixel_mm2 = geometry.display_spacing[1] * geometry.display_spacing[2]
         slice_unc, unc, method = mask_uncertainty(prob_disp, spread_disp)
         slices = SliceTable(

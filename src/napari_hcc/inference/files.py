@@ -96,6 +96,8 @@ def write_prediction(prediction, scan: Scan, out: str | Path, save_probabilities
         "Sources": {role: str(p) for role, p in scan.paths.items()},
         **prediction.summary(),
     }
+    if scan.alignment:
+        sidecar["SequenceAlignment"] = scan.alignment
     write_text(paths["sidecar"], json.dumps(sidecar, indent=2) + "\n")
     _dataset_description(out)
     return paths

@@ -56,6 +56,9 @@ class Response:
 
     @property
     def predicted_arm(self) -> str:
+        """The most probable arm; empty when the arm was not read (a scan without the sequences it needs)."""
+        if not np.all(np.isfinite(self.arm_probabilities)):
+            return ""
         return self.arms[int(np.argmax(self.arm_probabilities))]
 
 

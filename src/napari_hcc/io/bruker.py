@@ -263,7 +263,9 @@ def read_bruker_study(path: str | Path, shown_as: Path | None = None) -> list[Ac
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged scan folder; name it
-            raise InputError(f"{path / str(scan_id)} could not be read as a ParaVision scan ({_reason(exc)}).") from None
+            raise InputError(
+                f"{path / str(scan_id)} could not be read as a ParaVision scan ({_reason(exc)})."
+            ) from None
     if not out:
         raise InputError(f"{path} is a ParaVision study with no reconstructed scans (no pdata/*/2dseq).")
     return out

@@ -5,6 +5,7 @@ in `notes`, or (with `on_mismatch="refuse"`) the load is refused; they are never
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class Scan:
     arm: str | None = None
     paths: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
+    alignment: dict[str, dict] = field(default_factory=dict)  # role -> what registration did (when asked)
+    stand_ins: dict[str, str] = field(default_factory=dict)  # missing role -> the role whose image stands in
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -58,6 +61,11 @@ class Scan:
     def channels(self) -> np.ndarray:
         """The sequences stacked in the model's channel order [T1w, T2w, CE]."""
         return np.stack([self.t1w, self.t2w, self.ce])
+
+
+#: aligns a sequence to the T1w: (T1w, moving, role) -> (moving on the T1w grid, note, record);
+#: made by `napari_hcc.registration.align.aligner`
+Aligner = Callable[[Volume, Volume, str], tuple[np.ndarray, str, dict]]
 
 
 def _on_reference(
@@ -121,8 +129,13 @@ def load_scan(
     subject: str | None = None,
     session: str | None = None,
     arm: str | None = None,
+    align: Aligner | None = None,
+    stand_ins: dict[str, str] | None = None,
 ) -> Scan:
-    """Load three sequences (and an optional mask) as one Scan on the T1w grid."""
+    """Load three sequences (and an optional mask) as one Scan on the T1w grid.
+
+    With `align`, the T2w and CE are registered to the T1w in world coordinates and resampled once
+    through the transform; the scan's notes say so and `alignment` records it."""
     if on_mismatch not in MISMATCH_POLICIES:
         raise ValueError("on_mismatch must be 'resample' or 'refuse'.")
     ref = load_volume(t1w, "T1w")
@@ -131,17 +144,27 @@ def load_scan(
     c = load_volume(ce, "CE")
     for vol, role in ((ref, "T1w"), (t2, "T2w"), (c, "CE")):
         _check_slab(vol, role)
-    data = {
-        "T2w": _on_reference(t2, "T2w", ref, on_mismatch, notes, 1),
-        "CE": _on_reference(c, "CE", ref, on_mismatch, notes, 1),
-    }
+    alignment: dict[str, dict] = {}
+    data = {}
+    stand_ins = dict(stand_ins or {})
+    for vol, role in ((t2, "T2w"), (c, "CE")):
+        if role in stand_ins or (align is not None and "T1w" in stand_ins):
+            data[role] = _on_reference(vol, role, ref, on_mismatch, notes, 1)  # one image: nothing to align
+            continue
+        if align is None:
+            data[role] = _on_reference(vol, role, ref, on_mismatch, notes, 1)
+            continue
+        if on_mismatch == "refuse" and not same_grid(vol.data.shape, vol.affine, ref.data.shape, ref.affine):
+            _on_reference(vol, role, ref, on_mismatch, notes, 1)  # raises: refused
+        data[role], note, alignment[role] = align(ref, vol, role)
+        notes.append(note)
     paths = {"T1w": ref.path, "T2w": t2.path, "CE": c.path}
     mask_data = None
     if mask is not None:
         m = load_volume(mask, "mask")
         mask_data = _binary_mask(_on_reference(m, "mask", ref, on_mismatch, notes, 0), m.path, notes)
         paths["mask"] = m.path
-    return Scan(
+    scan = Scan(
         ref.data,
         data["T2w"],
         data["CE"],
@@ -154,6 +177,21 @@ def load_scan(
         arm,
         paths,
         notes,
+        alignment,
+        stand_ins,
+    )
+    if stand_ins:
+        scan.notes.append(stand_in_note(stand_ins))
+    return scan
+
+
+def stand_in_note(stand_ins: dict[str, str]) -> str:
+    """What a user must know about a scan read with stand-ins for missing sequences."""
+    missing = ", ".join(f"{role} (read from the {src})" for role, src in sorted(stand_ins.items()))
+    return (
+        f"this session has no {' or '.join(sorted(stand_ins))}: the model reads T1w, T2w and CE, so another sequence "
+        f"stands in: {missing}. The mask is a rough first draft to correct, and the response (arm, viability, "
+        "apoptosis) cannot be read without the missing contrast."
     )
 
 
@@ -169,8 +207,9 @@ class ScanRef:
     subject: str | None = None
     session: str | None = None
     arm: str | None = None
+    stand_ins: tuple[tuple[str, str], ...] = ()  # (missing role, role standing in)
 
-    def load(self, on_mismatch: MismatchPolicy = "resample") -> Scan:
+    def load(self, on_mismatch: MismatchPolicy = "resample", align: Aligner | None = None) -> Scan:
         return load_scan(
             self.t1w,
             self.t2w,
@@ -181,6 +220,8 @@ class ScanRef:
             subject=self.subject,
             session=self.session,
             arm=self.arm,
+            align=align,
+            stand_ins=dict(self.stand_ins),
         )
 
 

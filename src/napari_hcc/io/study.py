@@ -107,21 +107,44 @@ def bids_session(session_dir: str | Path, with_truth: bool = True) -> ScanRef:
     session_dir = Path(session_dir)
     subject, session, root = _bids_entities(session_dir)
     paths = {key: bids.image_path(root, subject, session, key) for key in bids.SEQUENCES}
-    missing = [f"{key} ({p.name})" for key, p in paths.items() if not p.exists()]
-    if missing:
-        raise InputError(f"BIDS session {session_dir} has no {' and no '.join(missing)} in its anat folder.")
+    present = {key: p for key, p in paths.items() if p.exists()}
+    stand_ins = stand_ins_for(present)
+    if stand_ins is None:
+        missing = [f"{key} ({p.name})" for key, p in paths.items() if key not in present]
+        raise InputError(
+            f"BIDS session {session_dir} has no {' and no '.join(missing)} in its anat folder; "
+            "a scan needs at least a T1w or a T2w."
+        )
+    full = {key: present.get(key) or present[stand_ins[key]] for key in paths}
     truth = bids.truth_mask_path(root, subject, session)
     arm = read_participants(root).get(subject, {}).get("arm")
     return ScanRef(
-        paths["T1w"],
-        paths["T2w"],
-        paths["CE"],
+        full["T1w"],
+        full["T2w"],
+        full["CE"],
         truth if with_truth and truth.exists() else None,
         "tumor (truth)",
         subject,
         session,
         arm,
+        stand_ins=tuple(sorted(stand_ins.items())),
     )
+
+
+def stand_ins_for(present: dict) -> dict[str, str] | None:
+    """For a session without some sequences: {missing role: the role that stands in for it}; None when
+    neither a T1w nor a T2w exists. The CE's stand-in is the T1w (its pre-contrast twin), else the T2w;
+    a missing T1w or T2w is stood in for by the other."""
+    if "T1w" not in present and "T2w" not in present:
+        return None
+    out = {}
+    if "T1w" not in present:
+        out["T1w"] = "T2w"
+    if "T2w" not in present:
+        out["T2w"] = "T1w"
+    if "CE" not in present:
+        out["CE"] = "T1w" if "T1w" in present else "T2w"
+    return out
 
 
 def original_animal(folder: str | Path) -> ScanRef:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from napari_hcc.io.scan import Aligner
+from napari_hcc.io.volume import Volume
 from napari_hcc.registration.sitk_images import from_sitk, to_sitk, transform_matrix_ras
 
 KINDS = ("rigid", "affine")
@@ -119,3 +121,15 @@ def register(
         int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(),
     )  # fmt: skip
     return (after_data if accepted else from_sitk(identity)).astype(np.float32), result
+
+
+def aligner(kind: str = "rigid") -> Aligner:
+    """The `align` argument of `load_scan`: registers each sequence to the T1w (see `register`)."""
+    if kind not in KINDS:
+        raise ValueError(f"registration must be one of {', '.join(KINDS)}, not {kind!r}.")
+
+    def align(ref: Volume, moving: Volume, role: str) -> tuple[np.ndarray, str, dict]:
+        data, result = register(ref.data, ref.affine, moving.data, moving.affine, role, kind)
+        return data, result.note(), result.record()
+
+    return align
