@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pred.add_argument("--save-probabilities", action="store_true", help="also write the tumor probability map")
     pred.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="also write each mask as a DICOM Segmentation on its source series (scans imported from DICOM)",
+    )
+    pred.add_argument(
         "--threshold", type=float, default=None, help="tumor probability threshold (default: the model card's)"
     )
     pred.add_argument(

@@ -56,6 +56,7 @@ def predict(args) -> int:
             save_probabilities=args.save_probabilities,
             on_mismatch=args.on_mismatch,
             align=aligner(args.register) if args.register else None,
+            dicom_seg=args.dicom_seg,
         )
         for outcome in outcomes:
             progress(outcome.progress)

@@ -56,6 +56,7 @@ def predict_scans(
     save_probabilities: bool = False,
     on_mismatch: MismatchPolicy = "resample",
     align: Aligner | None = None,
+    dicom_seg: bool = False,
 ) -> Iterator[Outcome]:
     out = Path(out)
     refs = list(refs)
@@ -71,7 +72,7 @@ def predict_scans(
         try:
             scan = ref.load(on_mismatch, align)
             prediction = engine.predict(scan, tta=tta, postprocess=postprocess, keep_probability=save_probabilities)
-            paths = write_prediction(prediction, scan, out, save_probabilities)
+            paths = write_prediction(prediction, scan, out, save_probabilities, dicom_seg)
             rows.append(csv_row(prediction, paths["mask"], out))
             outcome = Outcome(ref, label, prediction, paths, None, time.perf_counter() - start)
         except (InputError, ValueError, OSError) as exc:

@@ -20,6 +20,7 @@ import numpy as np
 
 from napari_hcc import __version__
 from napari_hcc.io.atomic import save_nifti, write_text
+from napari_hcc.io.dicom_seg import source_dicom_files, write_dicom_seg
 from napari_hcc.io.masks import mask_image
 from napari_hcc.io.scan import Scan
 
@@ -75,8 +76,13 @@ def mask_path_for(out: Path, subject: str | None, session: str | None, t1w: Path
     return folder / f"{stem}_desc-tumor_mask.nii.gz"
 
 
-def write_prediction(prediction, scan: Scan, out: str | Path, save_probabilities: bool = False) -> dict[str, Path]:
-    """Write the mask (and sidecar, and optionally the probability map); returns the paths."""
+def write_prediction(
+    prediction, scan: Scan, out: str | Path, save_probabilities: bool = False, dicom_seg: bool = False
+) -> dict[str, Path]:
+    """Write the mask (and sidecar, and optionally the probability map and a DICOM SEG); returns the paths.
+
+    `dicom_seg`: when the scan's T1w (its reference grid) was imported from DICOM, the mask is also written
+    as a DICOM Segmentation on that series; for other scans a note says why there is none."""
 
     out = Path(out)
     folder, stem = output_stem(out, scan.subject, scan.session, scan.paths["T1w"])
@@ -98,6 +104,15 @@ def write_prediction(prediction, scan: Scan, out: str | Path, save_probabilities
     }
     if scan.alignment:
         sidecar["SequenceAlignment"] = scan.alignment
+    if dicom_seg:
+        sources = source_dicom_files(scan.paths["T1w"])
+        if sources is None:
+            prediction.notes.append("no DICOM SEG: this scan's reference image was not imported from DICOM")
+        else:
+            paths["dicom_seg"] = write_dicom_seg(
+                prediction.mask, scan.affine, sources, folder / f"{stem}_desc-tumor_seg.dcm"
+            )
+            sidecar["DicomSegmentation"] = paths["dicom_seg"].name
     write_text(paths["sidecar"], json.dumps(sidecar, indent=2) + "\n")
     _dataset_description(out)
     return paths
