@@ -16,6 +16,7 @@ class UpdateKind(Enum):
     STATUS = auto()  #: value: a line for the status label
     ENGINE = auto()  #: value: the model placed on its device (kept for the next run)
     PROGRESS = auto()  #: value: a `Progress` (batches, scans or epochs done of the total)
+    ALIGNED = auto()  #: value: the scan with its T2w and CE aligned to the T1w (the layers show it)
     PREDICTION = auto()  #: value: the scan's `Prediction`; the mask goes on screen now (its response may be pending)
     RESPONSE = auto()  #: value: the same prediction with the response read beside the rat's earlier sessions
     SUMMARY = auto()  #: value: another scan's `ScanSummary` (weekly course, reading order)

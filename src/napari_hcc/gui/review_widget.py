@@ -28,7 +28,7 @@ from napari_hcc.gui.messages import Update, UpdateKind
 from napari_hcc.gui.recovery_banner import RecoveryBanner
 from napari_hcc.gui.response_panel import ResponsePanel, model_line, reading_line, theme_colors
 from napari_hcc.gui.run_panel import RunPanel
-from napari_hcc.gui.scan_layers import show_scan
+from napari_hcc.gui.scan_layers import show_aligned, show_scan
 from napari_hcc.gui.state import ReviewState
 from napari_hcc.gui.tumor_layer import PROBABILITY_LAYER, TUMOR_LAYER, replace_layer, show_tumor_layer
 from napari_hcc.gui.uncertain_slices import UncertainSlices
@@ -112,7 +112,7 @@ class ReviewWidget(QScrollArea):
         # the parts a reader (and a test) reaches for, by their familiar names
         rp, ep = self.run_panel, self.edit_panel
         self.picker, self.status, self.device_note = rp.picker, rp.status, rp.device_note
-        self.tta_box, self.probability_box = rp.tta_box, rp.probability_box
+        self.tta_box, self.probability_box, self.align_box = rp.tta_box, rp.probability_box, rp.align_box
         self.run_button, self.cancel_button = rp.run_button, rp.cancel_button
         self.save_button, self.next_button, self.island_mm3 = ep.save_button, ep.next_button, ep.island_mm3
         self.uncertain_list = self.uncertain.list
@@ -158,8 +158,8 @@ class ReviewWidget(QScrollArea):
         self.cancel_event.clear()
         self._shown = threading.Event()
         s = self.state
-        args = (self.session.engines, s.model_spec, s.device, scan, self.tta_box.isChecked(), self.cancel_event)
-        self._start(create_worker(predict_scan, *args, self.session.sibling_refs(), self._shown))
+        args = (s.model_spec, s.device, scan, self.tta_box.isChecked(), self.cancel_event, self.session.sibling_refs())
+        self._start(create_worker(predict_scan, self.session.engines, *args, self._shown, self.align_box.isChecked()))
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -173,6 +173,9 @@ class ReviewWidget(QScrollArea):
             self.run_panel.show_device(value)
         elif kind is UpdateKind.PROGRESS:
             self._progress(value)
+        elif kind is UpdateKind.ALIGNED:
+            self.session.scan = value
+            show_aligned(self.picker, value)
         elif kind is UpdateKind.PREDICTION:
             self._show_prediction(value)
         elif kind is UpdateKind.RESPONSE:
@@ -300,8 +303,7 @@ class ReviewWidget(QScrollArea):
     # -- save and walk ---------------------------------------------------------------------------
 
     def _confirm(self, question: str) -> bool:
-        answer = QMessageBox.question(self, "napari-hcc", question)
-        return answer == QMessageBox.StandardButton.Yes
+        return QMessageBox.question(self, "napari-hcc", question) == QMessageBox.StandardButton.Yes
 
     def save_correction(self):
         s = self.session

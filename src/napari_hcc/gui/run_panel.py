@@ -65,7 +65,13 @@ class RunPanel(QWidget):
         self.tta_box = QCheckBox("Test-time flips (4 passes, 4x slower)")
         self.tta_box.setToolTip("the uncertainty becomes the spread over four flipped passes instead of the entropy")
         self.probability_box = QCheckBox("Show the probability map")
+        self.align_box = QCheckBox("Align T2w and CE to the T1w (rigid)")
+        self.align_box.setToolTip(
+            "register the sequences by mutual information before reading; the T2w and CE layers then show the "
+            "aligned images, and the notes give the shift and rotation found"
+        )
         il.addWidget(self.tta_box)
+        il.addWidget(self.align_box)
         il.addWidget(self.probability_box)
         self.device_note = QLabel("")
         self.device_note.setWordWrap(True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.plugin.layers import META_KEY, scan_layers
 
@@ -29,3 +30,11 @@ def show_scan(viewer, scan: Scan, replace: bool = True) -> list:
         viewer.dims.set_point(0, float(np.mean(added[0].extent.world[:, 0])))
     viewer.reset_view()
     return added
+
+
+def show_aligned(picker, scan: Scan) -> None:
+    """Show a scan's aligned T2w and CE in the layers the widget read them from (same grid as the T1w)."""
+    for role, data in (("T2w", scan.t2w), ("CE", scan.ce)):
+        layer = picker.layer(role)
+        if layer is not None:
+            layer.data = to_display(data, scan.affine)[0]

@@ -67,10 +67,18 @@ def predict_scan(
     cancel: CancelFlag,
     siblings: list[ScanRef] = (),
     shown: threading.Event | None = None,
+    align: bool = False,
 ) -> Iterator[Update]:
     """Predict one scan, then (for the weekly plot) the subject's other sessions. The siblings wait
     for `shown` (set once the result is on screen, at most 1 s): computing them while napari draws
-    the result competed with the drawing for the two cores and the GIL."""
+    the result competed with the drawing for the two cores and the GIL. With `align`, the T2w and CE
+    are first registered to the T1w (and the layers updated to show what the model reads)."""
+    if align:
+        yield Update(UpdateKind.STATUS, "aligning the T2w and CE to the T1w (rigid, mutual information)…")
+        from napari_hcc.registration.align import align_scan  # noqa: PLC0415 - lazy: SimpleITK, only when asked
+
+        scan = align_scan(scan)
+        yield Update(UpdateKind.ALIGNED, scan)
     yield Update(UpdateKind.STATUS, "loading the model…")
     engine = get_engine(cache, model_spec, device)
     yield Update(UpdateKind.ENGINE, engine)

@@ -25,6 +25,13 @@ def image_path(root: Path, subject: str, session: str, key: str) -> Path:
     return anat_dir(root, subject, session) / f"{prefix(subject, session)}_{SEQUENCES[key]}.nii.gz"
 
 
+def reference_image_path(root: Path, subject: str, session: str) -> Path:
+    """The image whose grid a session's masks lie on: the T1w, or the T2w in a session without a T1w."""
+    t1w = image_path(root, subject, session, "T1w")
+    t2w = image_path(root, subject, session, "T2w")
+    return t2w if not t1w.exists() and t2w.exists() else t1w
+
+
 def truth_mask_path(root: Path, subject: str, session: str) -> Path:
     return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_desc-tumor_mask.nii.gz"
 

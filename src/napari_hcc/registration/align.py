@@ -13,12 +13,12 @@ refused (the unaligned image kept, and said) when it lowers NMI.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
 
-from napari_hcc.io.scan import Aligner
+from napari_hcc.io.scan import Aligner, Scan
 from napari_hcc.io.volume import Volume
 from napari_hcc.registration.sitk_images import from_sitk, to_sitk, transform_matrix_ras
 
@@ -133,3 +133,18 @@ def aligner(kind: str = "rigid") -> Aligner:
         return data, result.note(), result.record()
 
     return align
+
+
+def align_scan(scan: Scan, kind: str = "rigid") -> Scan:
+    """A loaded scan (its sequences already on the T1w grid) with the T2w and CE aligned to the T1w:
+    what the review widget's "Align" option does. Sequences that stand in for a missing one are left."""
+    data, notes, records = {}, list(scan.notes), dict(scan.alignment)
+    for role in ("T2w", "CE"):
+        moving = scan.t2w if role == "T2w" else scan.ce
+        if role in scan.stand_ins:
+            data[role] = moving
+            continue
+        data[role], result = register(scan.t1w, scan.affine, moving, scan.affine, role, kind)
+        notes.append(result.note())
+        records[role] = result.record()
+    return replace(scan, t2w=data["T2w"], ce=data["CE"], notes=notes, alignment=records)

@@ -5,6 +5,8 @@ For a session `sub-X/ses-Y` of a study, each save adds version N under
 
 * `sub-X_ses-Y_desc-correctionNNN_mask.nii.gz`: the corrected mask, on exactly the T1w grid;
 * `sub-X_ses-Y_desc-predictionNNN_mask.nii.gz`: what the model proposed before the edits;
+* `sub-X_ses-Y_desc-correctionNNN_seg.dcm`: the same mask as a DICOM Segmentation on the source series,
+  when the scan was imported from DICOM;
 * `sub-X_ses-Y_desc-correctionNNN_mask.json`: provenance (annotator, time, model, hashes of the source
   images, Dice between prediction and correction, voxels added and removed).
 
@@ -30,6 +32,7 @@ from filelock import FileLock, Timeout
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
 from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
+from napari_hcc.io.dicom_seg import source_dicom_files, write_dicom_seg
 from napari_hcc.io.masks import mask_image
 from napari_hcc.io.volume import load_volume, same_grid
 from napari_hcc.metrics import dice
@@ -73,10 +76,10 @@ def save_correction(
     """Add a new version of a session's corrected mask (source-grid arrays, same shape as the T1w)."""
 
     root = Path(root)
-    t1w_path = bids.image_path(root, subject, session, "T1w")
+    t1w_path = bids.reference_image_path(root, subject, session)
     if not t1w_path.exists():
         raise InputError(f"cannot save the correction: {t1w_path} (the scan's T1w) does not exist.")
-    t1w = load_volume(t1w_path, "T1w")
+    t1w = load_volume(t1w_path, "T1w")  # the reference grid: the T1w, or the T2w where there is no T1w
     corrected = np.asarray(corrected)
     if corrected.shape != t1w.data.shape:
         raise InputError(
@@ -131,6 +134,7 @@ def save_correction(
                 "prediction": pred_path.name if pred_path else None,
             }
             _save_new(mask_image(corrected, t1w.affine, t1w.header), mask_path)
+            provenance["dicom_seg"] = _dicom_seg(corrected, t1w, mask_path)
             sidecar = bids.sidecar(mask_path)
             write_text(sidecar, json.dumps(provenance, indent=2) + "\n")
     except Timeout:
@@ -142,6 +146,20 @@ def save_correction(
     if not same_grid(check.shape, check.affine, t1w.data.shape, t1w.affine):
         raise InputError(f"internal error: {mask_path} was not written on the T1w grid.")
     return CorrectionRecord(version, mask_path, pred_path, sidecar, provenance)
+
+
+def _dicom_seg(corrected: np.ndarray, reference, mask_path: Path) -> str | None:
+    """The correction as a DICOM SEG beside it when the scan came from DICOM (its file name), else None."""
+    sources = source_dicom_files(reference.path)
+    if sources is None:
+        return None
+    seg_path = mask_path.with_name(mask_path.name.replace("_mask.nii.gz", "_seg.dcm"))
+    try:
+        write_dicom_seg(corrected, reference.affine, sources, seg_path, manual=True,
+                        description="tumor mask corrected by a reviewer")  # fmt: skip
+    except InputError as exc:
+        return f"not written: {exc}"
+    return seg_path.name
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
