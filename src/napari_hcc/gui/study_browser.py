@@ -1,4 +1,5 @@
-"""Study browser: list the scans of a study (BIDS or the original layout) and open one."""
+"""Study browser: list the scans of a study (BIDS, the original layout, or a DICOM folder or ParaVision
+study, imported first as `napari-hcc import` does) and open one."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from napari_hcc.errors import InputError
 from napari_hcc.gui.scan_layers import show_scan
+from napari_hcc.importing.scanner_folders import imported_study, is_scanner_input
 from napari_hcc.io.scan import ScanRef
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
@@ -69,6 +71,9 @@ class StudyBrowser(QWidget):
     def set_study(self, path: str | Path) -> None:
         self.path_edit.setText(str(path))
         try:
+            if is_scanner_input(Path(path)):
+                path = imported_study(path)
+                show_info(f"napari-hcc: imported into the BIDS study {path}")
             self.refs = find_scans(path)
         except InputError as exc:
             self.refs = []

@@ -4,7 +4,8 @@ A map is JSON: `exclude` rules (each with a `reason`) are tried first, then the 
 written; the first role with a matching rule takes the series. A rule matches when every criterion
 it names holds. Criteria: `description` and `sequence` (regular expressions, searched), `plane`
 ("axial", "coronal", "sagittal"), `dimension` ("2D", "3D"), `series` (DICOM series number or Bruker
-scan number), `package` (Bruker slice package, from 1), `echo_time`, `repetition_time`, `flip_angle`
+scan number), `package` (Bruker slice package, from 1), `echo` (the echo of a multi-echo series, from 1:
+such echoes are taken only by a rule that names `echo` or `echo_time`), `echo_time`, `repetition_time`, `flip_angle`
 ([low, high], seconds and degrees), `contrast_agent` (true: the header names one), `source` ("dicom",
 "bruker", "nifti"). A rule may carry a `note`, said when it maps a series. The default map ships as
 `default_map.json` beside this file; `--map FILE` replaces it.
@@ -23,7 +24,7 @@ from napari_hcc.io.acquisition import Acquisition
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 _RANGES = {"echo_time": "EchoTime", "repetition_time": "RepetitionTime", "flip_angle": "FlipAngle"}
-_CRITERIA = {"description", "sequence", "plane", "dimension", "series", "package", "contrast_agent", "source"}
+_CRITERIA = {"description", "sequence", "plane", "dimension", "series", "package", "echo", "contrast_agent", "source"}
 _CRITERIA |= set(_RANGES)
 
 
@@ -45,10 +46,18 @@ class RoleMap:
         for rule in self.exclude:
             if _matches(rule.criteria, acq):
                 return None, rule.reason or "excluded by the map"
+        echoes = int(acq.sidecar.get("EchoCount", 1))
         for role, rules in self.roles:
             for rule in rules:
+                if echoes > 1 and not {"echo", "echo_time"} & set(rule.criteria):
+                    continue
                 if _matches(rule.criteria, acq):
                     return role, rule.note
+        if echoes > 1:
+            return None, (
+                f"echo {acq.sidecar.get('EchoNumber')} of a {echoes}-echo series; to use one echo, name it in a "
+                '--map rule ("echo": N or "echo_time": [low, high])'
+            )
         return None, f"no rule of {self.source} gives it a role ({describe(acq)})"
 
 
@@ -88,6 +97,8 @@ def _matches(criteria: dict, acq: Acquisition) -> bool:
         if key == "series" and _series_number(acq) != int(want):
             return False
         if key == "package" and int(s.get("BrukerScan", {}).get("slice_package", 1)) != int(want):
+            return False
+        if key == "echo" and int(s.get("EchoNumber", 1)) != int(want):
             return False
         if key == "source" and acq.source != want:
             return False

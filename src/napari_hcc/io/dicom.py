@@ -156,13 +156,13 @@ def _check_stack(items: list[tuple[Path, object]], name: str, folder: Path) -> t
 
 
 def _stacks(items, name: str, folder: Path) -> list[tuple[str, str | None, list, object]]:
-    """Split a series into volumes: (suffix, left_out, sorted items, echo time) per echo; localisers whole."""
+    """Split a series into volumes: (suffix, left_out, sorted items, (echo, echoes)) per echo; localisers whole."""
     first = items[0][1]
     if first.get("NumberOfFrames") not in (None, "", 1, "1") or "ImageOrientationPatient" not in first:
         return [("", None, items, None)]  # enhanced multi-frame: dcm2niix sorts the frames out
     orientations = {tuple(np.round(np.asarray(ds.ImageOrientationPatient, dtype=float), 3)) for _, ds in items}
     if len(orientations) > 1:
-        return [("", f"a {len(orientations)}-plane localiser", items, None)]
+        return [("", f"a {len(orientations)}-plane localiser", items, None)]  # echo: None
     echoes: dict[int, list] = defaultdict(list)
     for path, ds in items:
         echoes[int(_num(ds, "EchoNumbers", 1) or 1)].append((path, ds))
@@ -170,9 +170,7 @@ def _stacks(items, name: str, folder: Path) -> list[tuple[str, str | None, list,
     for echo, group in sorted(echoes.items()):
         left_out, group = _check_stack(group, name + (f" echo {echo}" if len(echoes) > 1 else ""), folder)
         suffix = f" echo {echo} of {len(echoes)}" if len(echoes) > 1 else ""
-        if len(echoes) > 1 and left_out is None:
-            left_out = f"echo {echo} of a {len(echoes)}-echo series (map one echo by its echo time to use it)"
-        out.append((suffix, left_out, group, _num(group[0][1], "EchoTime")))
+        out.append((suffix, left_out, group, (echo, len(echoes))))
     return out
 
 
@@ -241,13 +239,15 @@ def _acquisitions(folder: Path, work: Path) -> list[Acquisition]:
             out.append(Acquisition(name=name, shape=(), affine=np.eye(4), left_out=kind,
                                    files=tuple(p for p, _ in items), **base))  # fmt: skip
             continue
-        for m, (suffix, left_out, group, _te) in enumerate(_stacks(items, name, folder)):
+        for m, (suffix, left_out, group, echo) in enumerate(_stacks(items, name, folder)):
             files = tuple(p for p, _ in group)
             if left_out:
                 out.append(Acquisition(name=name + suffix, shape=(), affine=np.eye(4), left_out=left_out,
                                        files=files, sidecar=_sidecar(group[0][1], {}), **base))  # fmt: skip
                 continue
             nifti, converted = _convert(list(files), work / f"s{n:03d}_{m:02d}", name + suffix)
+            if echo is not None and echo[1] > 1:
+                converted |= {"EchoNumber": echo[0], "EchoCount": echo[1]}
             img = nib.load(str(nifti))
             shape = img.shape[:3] if len(img.shape) == 3 or img.shape[3:] == (1,) else img.shape
             if len(shape) != 3:

@@ -74,11 +74,16 @@ def scan_layers(scan: Scan) -> list[tuple]:
         "arm": scan.arm,
         "notes": list(scan.notes),
         "paths": {k: str(v) for k, v in scan.paths.items()},
+        "stand_ins": dict(scan.stand_ins),
     }
     layers = []
     for role, data in (("T1w", scan.t1w), ("T2w", scan.t2w), ("CE", scan.ce)):
-        layer = image_layer(data, scan.affine, role, role, geometry, **STYLE[role])
+        # a missing sequence's stand-in: named for what it is, hidden, and still the model's input for the role
+        name = f"{role} (none: the {scan.stand_ins[role]} stands in)" if role in scan.stand_ins else role
+        layer = image_layer(data, scan.affine, name, role, geometry, **STYLE[role])
         layer[1]["metadata"][META_KEY]["scan"] = scan_meta
+        if role in scan.stand_ins:
+            layer[1]["visible"] = False
         layers.append(layer)
     if scan.mask is not None:
         layer = labels_layer(scan.mask, scan.affine, scan.mask_kind, geometry)
@@ -183,5 +188,6 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
         session=meta.get("session"),
         arm=meta.get("arm"),
         paths={k: Path(v) for k, v in (meta.get("paths") or {}).items()},
+        stand_ins=dict(meta.get("stand_ins") or {}),
     )
     return scan, geometry

@@ -1,11 +1,14 @@
-"""npe2 reader: a BIDS session, a study, an original-layout animal folder or a NIfTI file in, as layers
-(a file of a scan opens the whole scan). No napari or Qt import at module level."""
+"""npe2 reader: a BIDS session, a study, an original-layout animal folder, a NIfTI file, a DICOM folder or a
+Bruker ParaVision study (folder or zip) in, as layers (a file of a scan opens the whole scan). Scanner
+folders are imported into a BIDS study first (importing/scanner_folders.py), by the same code as
+`napari-hcc import`. No napari or Qt import at module level."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from napari_hcc.errors import InputError
+from napari_hcc.importing.scanner_folders import imported_study, is_scanner_input
 from napari_hcc.io.study import find_scans, is_bids_session, is_original_animal, scan_ref_for_file
 from napari_hcc.io.volume import load_volume
 from napari_hcc.plugin.layers import looks_like_labels, scan_layers, volume_layer
@@ -24,6 +27,8 @@ def napari_get_reader(path):
         return read_scan_folder  # a study or subject folder: its first session
     if p.name.endswith((".nii", ".nii.gz")):
         return read_nifti
+    if is_scanner_input(p):
+        return read_scanner_folder
     return None
 
 
@@ -44,6 +49,14 @@ def read_scan_folder(path) -> list[tuple]:
     scan = refs[0].load()
     _notify(scan.notes)
     return scan_layers(scan)
+
+
+def read_scanner_folder(path) -> list[tuple]:
+    """A DICOM folder or ParaVision study: imported (once) into a BIDS study, then its first session."""
+    path = Path(path[0] if isinstance(path, list) else path)
+    study = imported_study(path)
+    _notify([f"{path.name} was imported into the BIDS study {study}."])
+    return read_scan_folder(study)
 
 
 def read_nifti(path) -> list[tuple]:
