@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--map", dest="map_path", type=Path, default=None, help="a JSON map of series to roles (see docs/import.md)"
     )
-    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("--quiet", action="store_true", help="only the last line (no mapping, notes or left-out series)")
 
     chk = sub.add_parser("check", help="load scans, check their geometry and report what was found")
     chk.add_argument("input", nargs="?", type=Path, help="a study, subject, session or original-layout folder")

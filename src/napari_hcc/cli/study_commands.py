@@ -44,15 +44,16 @@ def check(args) -> int:
 
 
 def import_(args) -> int:
-    with progress_bar("import", "session", args.quiet) as progress:
-        result = import_study(args.inputs, args.out, args.subject, args.session, args.map_path, progress)
-    for item in result.sessions:
-        print(f"sub-{item.subject} ses-{item.session}:")
-        for role, path in item.files.items():
-            print(f"  {role:<4} <- {item.sources[role]}  ->  {path.relative_to(result.study)}")
-        for note in item.notes:
-            print(f"  note: {note}")
-    for name, why in result.left_out:
-        print(f"left out: {name}: {why}")
+    # no progress bar: an import takes seconds, and what it says is the mapping below
+    result = import_study(args.inputs, args.out, args.subject, args.session, args.map_path)
+    if not args.quiet:
+        for item in result.sessions:
+            print(f"sub-{item.subject} ses-{item.session}:")
+            for role, path in item.files.items():
+                print(f"  {role:<4} <- {item.sources[role]}  ->  {path.relative_to(result.study)}")
+            for note in item.notes:
+                print(f"  note: {note}")
+        for name, why in result.left_out:
+            print(f"left out: {name}: {why}")
     print(f"imported {len(result.sessions)} session(s) into {result.study}")
     return 0
