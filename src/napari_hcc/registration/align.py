@@ -7,8 +7,10 @@ output sidecars. Nothing is moved silently: a sequence is aligned only when the 
 (`--register`, the GUI's "Align sequences" box).
 
 Quality: normalised mutual information, NMI = (H(A) + H(B)) / H(A, B), of the fixed image and the
-moving image on the fixed grid, before and after; 1 means independent, 2 identical. Registration is
-refused (the unaligned image kept, and said) when it lowers NMI.
+moving image on the fixed grid, before and after; 1 means independent, 2 identical. A transform is
+applied only when it improves the match (Mattes MI on every voxel better by at least 0.5%, and NMI
+not lower) and is plausible for sequences of one session (a shift of at most 5 mm, a rotation of at
+most 5 degrees); otherwise the unaligned image is kept, and the note says why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from napari_hcc.io.volume import Volume
 from napari_hcc.registration.sitk_images import from_sitk, to_sitk, transform_matrix_ras
 
 KINDS = ("rigid", "affine")
+MAX_SHIFT_MM = 5.0
+MAX_ROTATION_DEG = 5.0
+MIN_GAIN = 0.005
 SETTINGS = {
     "metric": "Mattes mutual information, 48 bins, 30% of voxels sampled (seed 7)",
     "optimizer": "regular step gradient descent, step 1.0 to 1e-4, at most 300 iterations, scales from physical shift",
@@ -44,13 +49,17 @@ class Alignment:
     accepted: bool
     iterations: int
     stop: str
+    mi_gain: float = 0.0  # relative improvement of Mattes MI over the identity, on every voxel
+    rejected_because: str = ""
 
     def note(self) -> str:
         shift = ", ".join(f"{v:+.2f}" for v in self.shift_mm)
-        verdict = "applied" if self.accepted else "NOT applied (it did not improve the match)"
+        verdict = (
+            "applied" if self.accepted else f"NOT applied ({self.rejected_because}); the images are left as acquired"
+        )
         return (
-            f"{self.role} aligned to the T1w by {self.kind} registration (Mattes MI, SimpleITK): "
-            f"shift ({shift}) mm RAS, rotation {self.rotation_deg:.2f} deg, "
+            f"{self.role} to T1w {self.kind} registration (Mattes MI, SimpleITK) found "
+            f"a shift of ({shift}) mm RAS, rotation {self.rotation_deg:.2f} deg, "
             f"NMI {self.nmi_before:.3f} -> {self.nmi_after:.3f}; {verdict}."
         )
 
@@ -70,6 +79,20 @@ def _nmi(a: np.ndarray, b: np.ndarray, bins: int = 48) -> float:
         return float(-(q * np.log(q)).sum())
 
     return (entropy(p.sum(axis=1)) + entropy(p.sum(axis=0))) / entropy(p)
+
+
+def _mi_gain(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> float:
+    """How much better (relative) Mattes MI is at `transform` than at the identity, on every voxel."""
+    values = []
+    for t in (sitk.Euler3DTransform(), transform):
+        method = sitk.ImageRegistrationMethod()
+        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+        method.SetMetricSamplingStrategy(method.NONE)
+        method.SetInterpolator(sitk.sitkLinear)
+        method.SetInitialTransform(t)
+        values.append(method.MetricEvaluate(fixed, moving))  # negative: lower is better
+    start, end = values
+    return float((start - end) / abs(start)) if start else 0.0
 
 
 def register(
@@ -104,6 +127,7 @@ def register(
     method.SetInitialTransform(initial, inPlace=False)
     transform = method.Execute(f, m)
 
+    gain = _mi_gain(f, m, transform)
     identity = sitk.Resample(m, f, sitk.Transform(), sitk.sitkLinear, 0.0)
     aligned = sitk.Resample(m, f, transform, sitk.sitkLinear, 0.0)
     before = _nmi(fixed, from_sitk(identity))
@@ -115,10 +139,15 @@ def register(
     u, _, vt = np.linalg.svd(matrix[:3, :3])
     rot = u @ vt
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
-    accepted = after >= before - 1e-4
+    why = ""
+    if np.abs(shift).max() > MAX_SHIFT_MM or angle > MAX_ROTATION_DEG:
+        why = f"a shift over {MAX_SHIFT_MM:g} mm or a rotation over {MAX_ROTATION_DEG:g} deg is implausible within a session"
+    elif gain < MIN_GAIN or after < before:
+        why = "it did not improve the match"
+    accepted = not why
     result = Alignment(
-        role, kind, matrix.round(6).tolist(), [float(v) for v in shift], angle, before, after, bool(accepted),
-        int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(),
+        role, kind, matrix.round(6).tolist(), [float(v) for v in shift], angle, before, after, accepted,
+        int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(), gain, why,
     )  # fmt: skip
     return (after_data if accepted else from_sitk(identity)).astype(np.float32), result
 
