@@ -135,7 +135,7 @@ class ResponsePanel(QWidget):
         for arm, bar in self.arm_bars.items():
             p = prediction.response.arm_probability.get(arm, float("nan"))
             bar.setValue(0 if pending or not np.isfinite(p) else int(round(1000 * p)))
-            bar.setFormat("…" if pending else f"{100 * p:.1f} %")
+            bar.setFormat("…" if pending else f"{100 * p:.1f} %" if np.isfinite(p) else "not read")
             font = self.arm_labels[arm].font()
             font.setBold(arm == best and not pending)
             self.arm_labels[arm].setFont(font)
@@ -155,6 +155,9 @@ class ResponsePanel(QWidget):
             self.response_label.setText("reading the rat's earlier sessions…")
             return
         r = self.prediction.response.response_probability
+        if not np.isfinite(r):
+            self.response_label.setText("not read: this scan lacks the sequences the response is read from")
+            return
         verdict = "responder" if r >= self.threshold.value() else "non-responder"
         if self.prediction.before_treatment:
             verdict = "baseline, before treatment: not a response reading"

@@ -246,7 +246,7 @@ class Engine:
         notes = list(scan.notes) + list(geometry.notes)
         if week == 0:
             notes.append(BASELINE_NOTE)
-        if not agg.has_tumor:
+        if not agg.has_tumor and not scan.stand_ins:
             notes.append(
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )

@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.orientation import affine_from_napari, from_display, split_scale, to_display
-from napari_hcc.io.scan import Scan
+from napari_hcc.io.scan import Scan, stand_in_note
 from napari_hcc.io.volume import describe_grid, same_grid
 
 META_KEY = "napari_hcc"
@@ -190,4 +190,6 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
         paths={k: Path(v) for k, v in (meta.get("paths") or {}).items()},
         stand_ins=dict(meta.get("stand_ins") or {}),
     )
+    if scan.stand_ins:
+        scan.notes.append(stand_in_note(scan.stand_ins))
     return scan, geometry
