@@ -9,7 +9,6 @@ pytest.importorskip("napari")
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("user_folders")]
 
 from gui_helpers import click, wait_done  # noqa: E402 - after the napari check
-
 from napari_hcc.importing.scanner_folders import imported_study_folder  # noqa: E402
 from napari_hcc.simulate.cohort import simulate_study  # noqa: E402
 
