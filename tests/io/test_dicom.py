@@ -2,6 +2,7 @@
 
 import shutil
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -113,3 +114,20 @@ def test_a_multi_echo_series_is_split_by_echo(realdata, tmp_path):
         assert [a.left_out for a in acqs] == [None, None]
         assert [(a.sidecar["EchoNumber"], a.sidecar["EchoCount"]) for a in acqs] == [(1, 2), (2, 2)]
         assert [a.sidecar["EchoTime"] for a in acqs] == pytest.approx([0.102168, 0.2043])
+
+
+def test_an_enhanced_multi_frame_object_reads_like_its_classic_series(realdata, tmp_path):
+    """One multi-frame file (the mouse series converted to Legacy Converted Enhanced MR by highdicom):
+    dcm2niix sorts its frames; the volume and its placement match the classic series."""
+    src = realdata / "ucsf_mouse_tumor_dicom"
+    legacy = [pydicom.dcmread(f) for f in src.glob("*.DCM")]
+    for ds in legacy:  # highdicom writes little endian; give the frames that encoding
+        ds.PixelData = ds.pixel_array.astype("<u2" if ds.PixelRepresentation == 0 else "<i2").tobytes()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(legacy, hd.UID(), 3, hd.UID(), 1)
+    (tmp_path / "mf").mkdir()
+    enhanced.save_as(tmp_path / "mf" / "multiframe.dcm")
+    with open_dicom_folder(src) as (classic,), open_dicom_folder(tmp_path / "mf") as (multi,):
+        assert multi.shape == classic.shape and multi.left_out is None
+        np.testing.assert_allclose(multi.affine, classic.affine, atol=1e-3)
+        np.testing.assert_array_equal(multi.read(), classic.read())

@@ -32,7 +32,8 @@ from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_MR_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1"}  # MR, Enhanced MR
+#: MR, Enhanced MR, Legacy Converted Enhanced MR
+_MR_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.4"}
 _MAP_WORDS = ("ADC", "FA", "TRACEW", "T1MAP", "T2MAP", "T2STAR", "R2", "MAP", "SUB", "MIP", "MPR", "PROJECTION")
 
 
