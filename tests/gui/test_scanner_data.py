@@ -66,3 +66,19 @@ def test_align_shows_the_aligned_sequences(make_napari_viewer, qtbot, tmp_path):
     assert sum("registration (Mattes MI, SimpleITK) found" in n for n in prediction.notes) == 2
     assert not np.array_equal(viewer.layers["T2w"].data, before)  # the layer shows what the model read
     assert set(widget.session.scan.alignment) == {"T2w", "CE"}
+
+
+def test_the_study_browser_opens_a_rats_weeks_aligned(make_napari_viewer, qtbot, tiny_study):
+    viewer = make_napari_viewer(show=True)
+    _, browser = viewer.window.add_plugin_dock_widget("napari-hcc", "Study browser")
+    browser.set_study(tiny_study)
+    row = next(r for r, ref in enumerate(browser.refs) if (ref.subject, ref.session) == ("rat02", "wk2"))
+    browser.table.selectRow(row)
+    click(qtbot, browser.weeks_button)
+    qtbot.waitUntil(lambda: browser.worker is None, timeout=120_000)
+    week0 = [layer for layer in viewer.layers if layer.name.startswith("T1w ses-wk0")]
+    assert len(week0) == 1 and week0[0].name in ("T1w ses-wk0 (aligned)", "T1w ses-wk0 (as acquired)")
+    assert week0[0].data.shape == viewer.layers["T1w"].data.shape and not week0[0].visible
+    np.testing.assert_allclose(week0[0].affine.affine_matrix, viewer.layers["T1w"].affine.affine_matrix)
+    assert "tumor ses-wk0" in " ".join(layer.name for layer in viewer.layers)
+    assert "registration (Mattes MI, SimpleITK) found" in browser.status.text()

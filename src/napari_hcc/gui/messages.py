@@ -21,6 +21,7 @@ class UpdateKind(Enum):
     RESPONSE = auto()  #: value: the same prediction with the response read beside the rat's earlier sessions
     SUMMARY = auto()  #: value: another scan's `ScanSummary` (weekly course, reading order)
     CANCELLED = auto()  #: the reader pressed Cancel (or Stop); nothing was changed
+    WEEK = auto()  #: value: an `AlignedWeek`, another session of the rat aligned to the one in view
     FINE_TUNED = auto()  #: value: the `FineTuneResult` of "Improve the model"
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
-from napari_hcc.plugin.layers import META_KEY, scan_layers
+from napari_hcc.plugin.layers import META_KEY, image_layer, labels_layer, scan_layers, source_geometry
 
 
 def is_scan_layer(layer) -> bool:
@@ -38,3 +38,15 @@ def show_aligned(picker, scan: Scan) -> None:
         layer = picker.layer(role)
         if layer is not None:
             layer.data = to_display(data, scan.affine)[0]
+
+
+def show_week(viewer, reference: Scan, week) -> list:
+    """Add another session of the rat, aligned to `reference` (an `AlignedWeek`), as hidden layers on its grid."""
+    geometry = source_geometry(reference.shape, reference.affine, reference.header, reference.paths.get("T1w"))
+    how = "aligned" if week.alignment.accepted else "as acquired"
+    layers = [image_layer(week.t1w, reference.affine, f"T1w ses-{week.session} ({how})", None, geometry,
+                          colormap="gray", visible=False)]  # fmt: skip
+    if week.mask is not None:
+        layers.append(labels_layer(week.mask, reference.affine, f"tumor ses-{week.session} ({how})", geometry, None))
+        layers[-1][1]["visible"] = False
+    return [getattr(viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layers]

@@ -3,8 +3,10 @@ study, imported first as `napari-hcc import` does) and open one."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -20,7 +22,10 @@ from qtpy.QtWidgets import (
 )
 
 from napari_hcc.errors import InputError
-from napari_hcc.gui.scan_layers import show_scan
+from napari_hcc.gui import worker_lifecycle
+from napari_hcc.gui.messages import UpdateKind
+from napari_hcc.gui.scan_layers import show_scan, show_week
+from napari_hcc.gui.workers import aligned_weeks
 from napari_hcc.importing.scanner_folders import imported_study, is_scanner_input
 from napari_hcc.io.scan import ScanRef
 from napari_hcc.io.study import find_scans
@@ -52,12 +57,22 @@ class StudyBrowser(QWidget):
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_row(row))
         self.open_button = QPushButton("Open scan")
         self.open_button.clicked.connect(lambda: self.open_row(self.table.currentRow()))
+        self.weeks_button = QPushButton("Open with the rat's other weeks, aligned")
+        self.weeks_button.setToolTip(
+            "registers each other session's T1w (and mask) to this one (rigid, mutual information) and adds them "
+            "as hidden layers on its grid: toggle them to compare the weeks voxel by voxel"
+        )
+        self.weeks_button.clicked.connect(lambda: self.open_weeks(self.table.currentRow()))
+        self.worker = None
+        self.cancel_event = threading.Event()
+        worker_lifecycle.cancel_when_destroyed(self, self.cancel_event)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table)
         layout.addWidget(self.open_button)
+        layout.addWidget(self.weeks_button)
         layout.addWidget(self.status)
         if study is None:
             study = sample_study()
@@ -102,6 +117,30 @@ class StudyBrowser(QWidget):
             show_info("napari-hcc: " + " ".join(scan.notes))
         return layers
 
+    def open_weeks(self, row: int) -> None:
+        """Open a session, then add the rat's other sessions aligned to it (in the background)."""
+        if not self.open_row(row) or self.worker is not None:
+            return
+        ref = self.refs[row]
+        others = [r for r in self.refs if r.subject == ref.subject and r.session != ref.session and r.subject]
+        if not others:
+            self.status.setText(f"{ref.subject or 'this scan'} has no other sessions in this study.")
+            return
+        reference = ref.load()
+        self.cancel_event.clear()
+        self.worker = create_worker(aligned_weeks, reference, others, self.cancel_event)
+        self.worker.yielded.connect(lambda update: self._on_week(reference, update))
+        self.worker.errored.connect(lambda exc: self._error(str(exc)))
+        self.worker.finished.connect(lambda: setattr(self, "worker", None))
+        self.status.setText(f"aligning {len(others)} other session(s) of sub-{ref.subject} to ses-{ref.session}…")
+        worker_lifecycle.start(self.worker, self.cancel_event)
+
+    def _on_week(self, reference, update) -> None:
+        if update.kind is UpdateKind.WEEK:
+            show_week(self.viewer, reference, update.value)
+        elif update.kind is UpdateKind.STATUS:
+            self.status.setText(update.value)
+
     def open_scan(self, subject: str, session: str) -> list:
         for row, ref in enumerate(self.refs):
             if ref.subject == subject and ref.session == session:
@@ -109,6 +148,5 @@ class StudyBrowser(QWidget):
         raise InputError(f"the study has no scan sub-{subject} ses-{session}.")
 
     def _error(self, message: str) -> None:
-
         self.status.setText(message)
         show_error(message)

@@ -120,3 +120,15 @@ def fine_tune_model(study_root, base_model, epochs: int, device: str, cancel: Ca
     steps = fine_tune_steps(study_root, base=base_model, epochs=epochs, device=device, cancel=cancel)
     result = yield from _progress_of(steps)
     yield Update(UpdateKind.CANCELLED if result.cancelled else UpdateKind.FINE_TUNED, result)
+
+
+def aligned_weeks(reference: Scan, others: list[ScanRef], cancel: CancelFlag) -> Iterator[Update]:
+    """The rat's other sessions registered to the one in view (the Study browser's weekly view)."""
+    from napari_hcc.registration.weeks import align_weeks  # noqa: PLC0415 - lazy: SimpleITK, only when asked
+
+    try:
+        for n, week in enumerate(align_weeks(reference, others, cancel), start=1):
+            yield Update(UpdateKind.WEEK, week)
+            yield Update(UpdateKind.STATUS, f"aligned {n} of {len(others)} other sessions: {week.alignment.note()}")
+    except Cancelled:
+        yield Update(UpdateKind.CANCELLED)

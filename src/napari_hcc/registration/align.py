@@ -102,8 +102,13 @@ def register(
     moving_affine: np.ndarray,
     role: str,
     kind: str = "rigid",
+    max_shift_mm: float = MAX_SHIFT_MM,
+    max_rotation_deg: float = MAX_ROTATION_DEG,
 ) -> tuple[np.ndarray, Alignment]:
-    """Align `moving` to `fixed`; return it resampled onto the fixed grid, and what was done."""
+    """Align `moving` to `fixed`; return it resampled onto the fixed grid, and what was done.
+
+    `max_shift_mm` and `max_rotation_deg` bound what is plausible (a session's sequences: 5 mm, 5 deg;
+    a rat's weeks, repositioned between sessions, more)."""
     if kind not in KINDS:
         raise ValueError(f"registration must be one of {', '.join(KINDS)}, not {kind!r}.")
     f = to_sitk(fixed, fixed_affine)
@@ -140,8 +145,8 @@ def register(
     rot = u @ vt
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
     why = ""
-    if np.abs(shift).max() > MAX_SHIFT_MM or angle > MAX_ROTATION_DEG:
-        why = f"a shift over {MAX_SHIFT_MM:g} mm or a rotation over {MAX_ROTATION_DEG:g} deg is implausible within a session"
+    if np.abs(shift).max() > max_shift_mm or angle > max_rotation_deg:
+        why = f"a shift over {max_shift_mm:g} mm or a rotation over {max_rotation_deg:g} deg is implausible here"
     elif gain < MIN_GAIN or after < before:
         why = "it did not improve the match"
     accepted = not why
