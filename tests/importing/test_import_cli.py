@@ -139,3 +139,29 @@ def test_not_a_scanner_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     r = run("import", tmp_path, "-o", tmp_path / "s")
     assert r.returncode == 2 and "is neither a DICOM folder, a ParaVision study" in r.stderr
+
+
+def _truncated_paravision(realdata, tmp_path):
+    study = tmp_path / "pv"
+    shutil.copytree(realdata / "bruker_paravision_phantom" / "study", study)
+    seq = study / "4" / "pdata" / "1" / "2dseq"
+    seq.write_bytes(seq.read_bytes()[:-4096])
+    return study, "4/pdata/1/2dseq holds"
+
+
+def _dicom_missing_a_slice(realdata, tmp_path):
+    folder = tmp_path / "dicom"
+    shutil.copytree(realdata / "ucsf_mouse_tumor_dicom", folder)
+    (folder / "E1325S2I20.DCM").unlink()
+    return folder, "is missing 1 slice(s)"
+
+
+@pytest.mark.parametrize("make", [_truncated_paravision, _dicom_missing_a_slice])
+def test_a_damaged_input_is_one_sentence_and_nothing_is_written(realdata, tmp_path, make):
+    source, message = make(realdata, tmp_path)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"roles": {"T2w": [{"description": "(?i)T2"}]}}))
+    study = tmp_path / "study"
+    r = run("import", source, "-o", study, "--map", mapping)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not study.exists() or not any(study.rglob("*.nii.gz"))
