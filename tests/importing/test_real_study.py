@@ -1,8 +1,6 @@
 """An imported real study through the rest of the pipeline: predict, DICOM SEG out, and read back."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import highdicom as hd
@@ -11,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from napari_hcc.cli import main
 from napari_hcc.importing.importer import import_study
 from napari_hcc.io.dicom_seg import write_dicom_seg
 
@@ -60,15 +59,12 @@ def test_dicom_seg_lies_on_the_source_series(mouse_study, realdata, tmp_path):
     assert hd.seg.segread(path).get_segment_description(1).segment_label == "tumor"
 
 
-def test_predict_runs_on_the_imported_real_study_and_writes_its_seg(mouse_study, tmp_path):
+def test_predict_runs_on_the_imported_real_study_and_writes_its_seg(mouse_study, tmp_path, capsys):
     out = tmp_path / "pred"
-    r = subprocess.run(
-        [sys.executable, "-m", "napari_hcc", "predict", "-i", mouse_study, "-o", out, "--dicom-seg"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert "this session has no CE or T1w" in r.stderr and "the T2w stands in" not in r.stderr
-    assert "response (arm, viability, apoptosis) cannot be read" in r.stderr
+    assert main(["predict", "-i", str(mouse_study), "-o", str(out), "--dicom-seg"]) == 0
+    said = capsys.readouterr().err
+    assert "this session has no CE or T1w" in said and "CE (read from the T2w), T1w (read from the T2w)" in said
+    assert "response (arm, viability, apoptosis) cannot be read" in said
     (mask_path,) = out.glob("sub-MS370/ses-20150325/anat/*_desc-tumor_mask.nii.gz")
     (seg_path,) = out.glob("sub-MS370/ses-20150325/anat/*_desc-tumor_seg.dcm")
     mask = nib.load(mask_path)

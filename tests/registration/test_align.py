@@ -2,13 +2,12 @@
 command line and the mask sidecar say what was done."""
 
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_hcc.cli import main
 from napari_hcc.io.bruker import read_bruker_study
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.volume import load_volume
@@ -62,16 +61,12 @@ def test_a_phantom_that_did_not_move_stays_put(realdata):
         np.testing.assert_array_equal(data, unmoved)
 
 
-def test_check_and_predict_register(moved_study, tmp_path):
+def test_check_and_predict_register(moved_study, tmp_path, capsys):
     session = next(moved_study.glob("sub-*/ses-*"))
-    r = subprocess.run([sys.executable, "-m", "napari_hcc", "check", session, "--register"],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.count("to T1w rigid registration (Mattes MI, SimpleITK) found") == 2
+    assert main(["check", str(session), "--register"]) == 0
+    assert capsys.readouterr().out.count("to T1w rigid registration (Mattes MI, SimpleITK) found") == 2
     out = tmp_path / "pred"
-    r = subprocess.run([sys.executable, "-m", "napari_hcc", "predict", "-i", session, "-o", out, "--register", "--quiet"],
-                       capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    assert main(["predict", "-i", str(session), "-o", str(out), "--register", "--quiet"]) == 0
     sidecar = json.loads(next(out.rglob("*_desc-tumor_mask.json")).read_text())
     record = sidecar["SequenceAlignment"]["T2w"]
     assert record["kind"] == "rigid" and record["accepted"] and len(record["matrix_ras"]) == 4
