@@ -215,10 +215,10 @@ def model_line(card, prediction) -> str:
         f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else ""
     )
     source = "the tumor-feature readout" if prediction.response.source == "readout" else "the network's heads"
-    return (
-        f"Model {card.name} {card.version} ({run.model_id}) on {run.device}, {run.precision}: "
-        f"{seconds}; arms and histology from {source}"
-    )
+    reading = f"arms and histology from {source}"
+    if not prediction.response.predicted_arm:
+        reading = "arms and histology not read: a sequence they need is missing"
+    return f"Model {card.name} {card.version} ({run.model_id}) on {run.device}, {run.precision}: {seconds}; {reading}"
 
 
 def reading_line(label: str, prediction) -> str:
@@ -228,6 +228,8 @@ def reading_line(label: str, prediction) -> str:
         reading = "baseline scan (week 0, before treatment)"
     elif prediction.response.pending:
         reading = "reading the response beside the rat's earlier sessions…"
+    elif not prediction.response.predicted_arm:
+        reading = "response not read (a sequence is missing)"
     else:
         reading = f"{prediction.response.predicted_arm} most likely"
     notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.run.events if n != BASELINE_NOTE)

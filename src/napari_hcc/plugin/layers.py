@@ -77,10 +77,12 @@ def scan_layers(scan: Scan) -> list[tuple]:
         "stand_ins": dict(scan.stand_ins),
     }
     layers = []
+    alone = len(set(STYLE) - set(scan.stand_ins)) == 1  # one real sequence: shown grey, not as an overlay tint
     for role, data in (("T1w", scan.t1w), ("T2w", scan.t2w), ("CE", scan.ce)):
         # a missing sequence's stand-in: named for what it is, hidden, and still the model's input for the role
         name = f"{role} (none: the {scan.stand_ins[role]} stands in)" if role in scan.stand_ins else role
-        layer = image_layer(data, scan.affine, name, role, geometry, **STYLE[role])
+        style = STYLE["T1w"] if alone and role not in scan.stand_ins else STYLE[role]
+        layer = image_layer(data, scan.affine, name, role, geometry, **style)
         layer[1]["metadata"][META_KEY]["scan"] = scan_meta
         if role in scan.stand_ins:
             layer[1]["visible"] = False
