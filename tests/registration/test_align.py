@@ -118,3 +118,15 @@ def test_a_rats_weeks_align_for_the_weekly_view(tiny_study):
 def _liver_dice(moved, reference, liver):
     a, b = np.rint(moved) == liver, reference == liver
     return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_affine_is_tried_from_the_rigid_result_and_kept_only_when_better(moved_study):
+    ref = find_scans(moved_study)[1]
+    t1w, t2w = load_volume(ref.t1w), load_volume(ref.t2w)
+    truth_file = next((moved_study / "derivatives" / "truth" / f"sub-{ref.subject}").rglob("*_desc-tumor_mask.json"))
+    want = np.array([*json.loads(truth_file.read_text())["motion_applied_vs_T1w_mm"]["T2w"], 0.0])
+    _, result = register(t1w.data, t1w.affine, t2w.data, t2w.affine, "T2w", kind="affine")
+    assert result.requested == "affine" and result.kind in ("rigid", "affine") and result.accepted
+    assert np.abs(np.asarray(result.shift_mm) - want).max() < 0.1  # the simulator moves rigidly
+    if result.kind == "rigid":
+        assert "affine tried, not better" in result.note()

@@ -51,6 +51,7 @@ class Alignment:
     stop: str
     mi_gain: float = 0.0  # relative improvement of Mattes MI over the identity, on every voxel
     rejected_because: str = ""
+    requested: str = ""  # "affine" when asked for, even where the rigid match was kept
 
     def note(self) -> str:
         shift = ", ".join(f"{v:+.2f}" for v in self.shift_mm)
@@ -58,7 +59,9 @@ class Alignment:
             "applied" if self.accepted else f"NOT applied ({self.rejected_because}); the images are left as acquired"
         )
         return (
-            f"{self.role} to T1w {self.kind} registration (Mattes MI, SimpleITK) found "
+            f"{self.role} to T1w {self.kind} registration (Mattes MI, SimpleITK"
+            + ("; affine tried, not better" if self.requested == "affine" and self.kind == "rigid" else "")
+            + ") found "
             f"a shift of ({shift}) mm RAS, rotation {self.rotation_deg:.2f} deg, "
             f"NMI {self.nmi_before:.3f} -> {self.nmi_after:.3f}; {verdict}."
         )
@@ -79,6 +82,23 @@ def _nmi(a: np.ndarray, b: np.ndarray, bins: int = 48) -> float:
         return float(-(q * np.log(q)).sum())
 
     return (entropy(p.sum(axis=1)) + entropy(p.sum(axis=0))) / entropy(p)
+
+
+def _method(learning_rate: float, levels: int = 3) -> sitk.ImageRegistrationMethod:
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.15, seed=7)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate, minStep=1e-4, numberOfIterations=300, relaxationFactor=0.6,
+        gradientMagnitudeTolerance=1e-8,
+    )  # fmt: skip
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1][-levels:])
+    method.SetSmoothingSigmasPerLevel([1.0, 0.5, 0.0][-levels:])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    return method
 
 
 def _mi_gain(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> float:
@@ -114,23 +134,24 @@ def register(
     f = to_sitk(fixed, fixed_affine)
     m = to_sitk(moving, moving_affine)
     centre = f.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in f.GetSize()])
-    initial = sitk.Euler3DTransform() if kind == "rigid" else sitk.AffineTransform(3)
-    initial.SetCenter(centre)
-
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.15, seed=7)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-4, numberOfIterations=300, relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([1.0, 0.5, 0.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(initial, inPlace=False)
+    rigid = sitk.Euler3DTransform()
+    rigid.SetCenter(centre)
+    method = _method(learning_rate=1.0)
+    method.SetInitialTransform(rigid, inPlace=False)
     transform = method.Execute(f, m)
+    used = "rigid"
+    if kind == "affine":  # from the rigid result, in small steps; kept only where it beats the rigid match
+        found = transform.GetNthTransform(0) if isinstance(transform, sitk.CompositeTransform) else transform
+        rigid_found = sitk.Euler3DTransform(found)
+        start = sitk.AffineTransform(3)
+        start.SetCenter(centre)
+        start.SetMatrix(rigid_found.GetMatrix())
+        start.SetTranslation(rigid_found.GetTranslation())
+        affine_method = _method(learning_rate=0.05, levels=1)
+        affine_method.SetInitialTransform(start, inPlace=False)
+        affine = affine_method.Execute(f, m)
+        if _mi_gain(f, m, affine) > _mi_gain(f, m, transform):
+            transform, method, used = affine, affine_method, "affine"
 
     gain = _mi_gain(f, m, transform)
     identity = sitk.Resample(m, f, sitk.Transform(), sitk.sitkLinear, 0.0)
@@ -151,8 +172,8 @@ def register(
         why = "it did not improve the match"
     accepted = not why
     result = Alignment(
-        role, kind, matrix.round(6).tolist(), [float(v) for v in shift], angle, before, after, accepted,
-        int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(), gain, why,
+        role, used, matrix.round(6).tolist(), [float(v) for v in shift], angle, before, after, accepted,
+        int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(), gain, why, kind,
     )  # fmt: skip
     return (after_data if accepted else from_sitk(identity)).astype(np.float32), result
 
