@@ -52,6 +52,7 @@ def test_the_bruker_study_is_refused_until_a_map_picks_the_t2w(realdata, tmp_pat
     for name in ("scan 3 'T2_TurboRARE' package 1 of 2", "package 2 of 2", "scan 4 'T2_TurboRARE_3D'"):
         assert name in r.stderr
     assert "nothing was written" in r.stderr and not list(study.glob("sub-*"))
+    assert 'e.g. {"roles": {"T2w": [{"series": 4}]}}' in r.stderr  # a map the user can copy
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"roles": {"T2w": [{"description": "T2_TurboRARE_3D"}]}}))
     r = run("import", src, "-o", study, "--map", mapping, "--subject", "phantom", "--session", "pv6")

@@ -7,6 +7,7 @@ than one animal or date, so that nothing is filed under the wrong animal.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,20 @@ def bids_label(text: str, what: str) -> str:
     if not label:
         raise InputError(f"{what} {text!r} has no letters or digits to make a BIDS label of; give one.")
     return label
+
+
+def example_map(role: str, acq: Acquisition) -> str:
+    """A --map file's content that picks `acq` for `role`, for the message that asks for one."""
+    bruker = acq.sidecar.get("BrukerScan")
+    if bruker:
+        rule = {"series": bruker["scan"]} | (
+            {"package": bruker["slice_package"]} if bruker["slice_packages"] > 1 else {}
+        )
+    elif acq.sidecar.get("SeriesNumber") is not None:
+        rule = {"series": int(acq.sidecar["SeriesNumber"])}
+    else:
+        rule = {"description": acq.description}
+    return json.dumps({"roles": {role: [rule]}})
 
 
 def _one(values: set[str], option: str, what: str) -> None:
@@ -67,7 +82,8 @@ def plan_sessions(
                 names = "; ".join(f"{a.name} ({a.plane}, {'x'.join(map(str, a.shape))})" for a, _ in found)
                 raise InputError(
                     f"sub-{sub} ses-{ses}: {len(found)} series could be the {role}: {names}. "
-                    "Pick one with a --map rule (by description, series, package or plane); nothing was written."
+                    f"Pick one with a --map rule (by description, series, package or plane), e.g. "
+                    f"{example_map(role, found[-1][0])}; nothing was written."
                 )
             plan.roles[role] = found[0]
         plans.append(plan)
