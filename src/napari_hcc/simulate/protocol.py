@@ -1,0 +1,223 @@
+"""Protocols: how a lab acquires each sequence, as the varied world (issue 16) will draw and render them.
+
+A protocol is the field strength and, per role (T1w, T2w, CE; any subset), the pulse-sequence family
+(RARE, FLASH or bSSFP), TR, TE, flip angle, echo train, fat suppression, the grid (matrix, pixel size,
+slice thickness and gap, number of slices), the plane and the SNR. It is JSON (`Protocol.to_json`,
+`load_protocol`, each mistake in a file one sentence naming the file and the key), and it can be read
+from a real study as `napari-hcc import` writes it (`protocol_from_study`, the ground of `simulate
+--like`): the sidecars give the field and timing, the NIfTI grids the geometry.
+
+This is the schema and its readers; the renderer does not draw from it yet (the `study` protocol is
+today's lab, `STUDY_PROTOCOL`, written out in this schema).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from napari_hcc.errors import InputError
+from napari_hcc.io import bids
+from napari_hcc.io.acquisition import plane_of
+from napari_hcc.vocabulary import SEQUENCE_ROLES
+
+FAMILIES = ("RARE", "FLASH", "bSSFP")
+PLANES = ("axial", "coronal", "sagittal")
+#: what a sidecar's sequence words say about the family (searched in this order)
+_FAMILY_WORDS = (
+    ("bSSFP", r"fiesta|true-?fisp|trufi|bssfp|balanced|b-?ffe"),
+    ("RARE", r"rare|turbo|tse|fse|haste|spin ?echo|\bse\b|\bspin"),
+    ("FLASH", r"flash|spgr|gre|\bgr\b|gradient|ffe|vibe|lava|fl3d|fl2d"),
+)
+
+
+@dataclass(frozen=True)
+class SequenceProtocol:
+    family: str  # RARE, FLASH or bSSFP
+    repetition_time_s: float
+    echo_time_s: float
+    flip_angle_deg: float = 90.0
+    echo_train_length: int = 1
+    fat_suppression: bool = False
+    matrix: tuple[int, int] = (160, 160)
+    pixel_mm: tuple[float, float] = (0.3, 0.3)
+    slice_mm: float = 1.2
+    gap_mm: float = 0.0
+    slices: int = 15
+    plane: str = "axial"
+    snr: float = 20.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    field_strength_t: float
+    sequences: dict[str, SequenceProtocol] = field(default_factory=dict)
+    source: str = ""  # where it came from: "study", a file, or a real study
+
+    def to_json(self) -> str:
+        data = {"field_strength_t": self.field_strength_t,
+                "sequences": {role: asdict(seq) for role, seq in self.sequences.items()}}  # fmt: skip
+        return json.dumps(data, indent=2) + "\n"
+
+
+#: today's lab (the simulator's `study` protocol, mri.SEQUENCES and render.Grid), in this schema
+STUDY_PROTOCOL = Protocol(
+    7.0,
+    {
+        "T1w": SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, snr=22.0),
+        "T2w": SequenceProtocol("RARE", 3.0, 0.033, 90.0, 8, snr=15.0),
+        "CE": SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, snr=24.0),
+    },
+    "study",
+)
+
+_RANGES = {
+    "repetition_time_s": (0.002, 20.0),
+    "echo_time_s": (0.0005, 0.5),
+    "flip_angle_deg": (1.0, 180.0),
+    "echo_train_length": (1, 256),
+    "slice_mm": (0.02, 10.0),
+    "gap_mm": (0.0, 10.0),
+    "slices": (1, 1024),
+    "snr": (1.0, 1000.0),
+}
+
+
+def _sequence(raw, where: str) -> SequenceProtocol:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where} must be a JSON object.")
+    known = set(SequenceProtocol.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"{where} has unknown key {unknown[0]!r}; known keys are {', '.join(sorted(known))}.")
+    for key in ("family", "repetition_time_s", "echo_time_s"):
+        if key not in raw:
+            raise InputError(f"{where} has no {key!r}.")
+    if raw["family"] not in FAMILIES:
+        raise InputError(f"{where}.family is {raw['family']!r}; it must be one of {', '.join(FAMILIES)}.")
+    if raw.get("plane", "axial") not in PLANES:
+        raise InputError(f"{where}.plane is {raw['plane']!r}; it must be one of {', '.join(PLANES)}.")
+    for key, (low, high) in _RANGES.items():
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+                raise InputError(f"{where}.{key} is {value!r}; it must be a number from {low:g} to {high:g}.")
+    for key in ("matrix", "pixel_mm"):
+        if key in raw:
+            value = raw[key]
+            if not (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, (int, float)) and v > 0 for v in value)
+            ):
+                raise InputError(f"{where}.{key} is {value!r}; it must be two positive numbers.")
+    values = dict(raw)
+    for key in ("matrix", "pixel_mm"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return SequenceProtocol(**values)
+
+
+def parse_protocol(data, source: str) -> Protocol:
+    if not isinstance(data, dict):
+        raise InputError(f"protocol {source} must hold a JSON object with 'field_strength_t' and 'sequences'.")
+    field_t = data.get("field_strength_t")
+    if not isinstance(field_t, (int, float)) or not 0.5 <= field_t <= 21.1:
+        raise InputError(
+            f"protocol {source}: field_strength_t is {field_t!r}; it must be a field in tesla, 0.5 to 21.1."
+        )
+    sequences = data.get("sequences")
+    if not isinstance(sequences, dict) or not sequences:
+        raise InputError(f"protocol {source} has no 'sequences' object (roles {', '.join(SEQUENCE_ROLES)}).")
+    unknown = [r for r in sequences if r not in SEQUENCE_ROLES]
+    if unknown:
+        raise InputError(f"protocol {source} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")
+    if "T1w" not in sequences and "T2w" not in sequences:
+        raise InputError(f"protocol {source} has neither a T1w nor a T2w; a scan needs at least one.")
+    parsed = {role: _sequence(raw, f"protocol {source}: sequences.{role}") for role, raw in sequences.items()}
+    return Protocol(float(field_t), parsed, source)
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """A protocol from a JSON file, or an InputError naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"protocol file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"protocol file {path} is not valid JSON ({exc}).") from None
+    return parse_protocol(data, path.name)
+
+
+def family_of(sidecar: dict) -> str:
+    """RARE, FLASH or bSSFP from a sidecar's sequence words (and description); RARE when they say nothing."""
+    words = " ".join(
+        str(sidecar.get(k, ""))
+        for k in ("PulseSequenceType", "ScanningSequence", "SequenceName", "SeriesDescription", "ProtocolName")
+    ).lower()
+    for family, pattern in _FAMILY_WORDS:
+        if re.search(pattern, words):
+            return family
+    return "RARE"
+
+
+def _from_image(image: Path) -> tuple[SequenceProtocol, float | None]:
+    sidecar_path = bids.sidecar(image)
+    sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.is_file() else {}
+    img = nib.load(str(image))
+    affine = np.asarray(img.affine, dtype=float)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    plane = sidecar.get("SlicePlane") or plane_of(affine)
+    # the voxel axis across the slices as acquired (a 3-D series may be stored reoriented by dcm2niix)
+    world_axis = {"sagittal": 0, "coronal": 1, "axial": 2}.get(plane, 2)
+    slice_axis = int(np.argmax(np.abs(affine[world_axis, :3]) / spacing))
+    in_plane = [a for a in range(3) if a != slice_axis]
+    thickness = float(sidecar.get("SliceThickness") or spacing[slice_axis])
+    seq = SequenceProtocol(
+        family=family_of(sidecar),
+        repetition_time_s=float(sidecar.get("RepetitionTime") or 0.45),
+        echo_time_s=float(sidecar.get("EchoTime") or 0.01),
+        flip_angle_deg=float(sidecar.get("FlipAngle") or 90.0),
+        echo_train_length=int(sidecar.get("EchoTrainLength") or 1),
+        fat_suppression=bool(re.search(r"fat ?sat|\bfs\b|spir|spair|stir", json.dumps(sidecar).lower())),
+        matrix=(int(img.shape[in_plane[0]]), int(img.shape[in_plane[1]])),
+        pixel_mm=(round(float(spacing[in_plane[0]]), 4), round(float(spacing[in_plane[1]]), 4)),
+        slice_mm=round(thickness, 4),
+        gap_mm=round(max(0.0, float(spacing[slice_axis]) - thickness), 4),
+        slices=int(img.shape[slice_axis]),
+        plane=plane if plane in PLANES else "axial",
+    )
+    field_t = sidecar.get("MagneticFieldStrength")
+    return seq, float(field_t) if field_t else None
+
+
+def protocol_from_study(root: str | Path) -> Protocol:
+    """The protocol a study was acquired with, from its sidecars and NIfTI grids (`simulate --like`).
+
+    Each role is read from its first session that has it; the field is the most common one recorded."""
+    root = Path(root)
+    sessions = sorted(p for p in root.glob("sub-*/ses-*") if (p / "anat").is_dir())
+    if not sessions:
+        raise InputError(f"{root} holds no BIDS sessions (sub-*/ses-*/anat) to read a protocol from.")
+    sequences: dict[str, SequenceProtocol] = {}
+    fields: Counter = Counter()
+    for session in sessions:
+        subject, label = session.parent.name[4:], session.name[4:]
+        for role in SEQUENCE_ROLES:
+            image = bids.image_path(root, subject, label, role)
+            if role in sequences or not image.exists():
+                continue
+            sequences[role], field_t = _from_image(image)
+            if field_t:
+                fields[field_t] += 1
+    if not sequences:
+        raise InputError(f"{root} has no T1w, T2w or CE images in its sessions.")
+    field_t = fields.most_common(1)[0][0] if fields else 7.0
+    return Protocol(field_t, sequences, f"like {root}")
