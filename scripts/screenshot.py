@@ -14,34 +14,51 @@ from qtpy.QtWidgets import QApplication
 from napari_hcc.gui.launch import open_viewer
 
 
-def main(out: str) -> None:
-    viewer, review = open_viewer(show=True)
-    window = viewer.window._qt_window
-    window.resize(1500, 1000)
-    dock = viewer.window._dock_widgets["HCC Review (napari-hcc)"]
-    window.resizeDocks([dock], [520], Qt.Orientation.Horizontal)
+def process_events(rounds: int, pause: float) -> None:
     app = QApplication.instance()
-    deadline = time.time() + 120
+    for _ in range(rounds):
+        app.processEvents()
+        time.sleep(pause)
+
+
+def wait_for_prediction(review, seconds: float) -> float:
+    """Let Qt run until the review widget's worker has finished with a prediction; return the deadline."""
+    app = QApplication.instance()
+    deadline = time.time() + seconds
     while (review.worker is not None or review.session.prediction is None) and time.time() < deadline:
         app.processEvents()
         time.sleep(0.02)
     if review.session.prediction is None:
         raise SystemExit(f"the model gave no result: {review.status.text()}")
-    plots = (review.panel.slice_plot, review.panel.week_plot)
-    while any(p.pending or p.image is None for p in plots) and time.time() < deadline:  # drawn in the background
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.01)
-    viewer.reset_view()
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.01)
+    return deadline
+
+
+def dock_review(viewer) -> None:
+    window = viewer.window._qt_window
+    window.resize(1500, 1000)
+    window.resizeDocks([viewer.window._dock_widgets["HCC Review (napari-hcc)"]], [520], Qt.Orientation.Horizontal)
+
+
+def save(viewer, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(out, canvas_only=False)
     viewer.close()
     print(f"wrote {out}")
+
+
+def main(out: str) -> None:
+    viewer, review = open_viewer(show=True)
+    dock_review(viewer)
+    app = QApplication.instance()
+    deadline = wait_for_prediction(review, 120)
+    plots = (review.panel.slice_plot, review.panel.week_plot)
+    while any(p.pending or p.image is None for p in plots) and time.time() < deadline:  # drawn in the background
+        app.processEvents()
+        time.sleep(0.02)
+    process_events(20, 0.01)
+    viewer.reset_view()
+    process_events(20, 0.01)
+    save(viewer, out)
 
 
 if __name__ == "__main__":

@@ -7,39 +7,24 @@ the real T2w-only mouse of ../shared/realdata: the panel shows the stand-ins and
 """
 
 import sys
-import time
 from pathlib import Path
 
 import napari
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QApplication
+from screenshot import dock_review, process_events, save, wait_for_prediction  # scripts/screenshot.py
 
 
 def main(folder: str, out: str) -> None:
     viewer = napari.Viewer(show=True)
     viewer.open(folder, plugin="napari-hcc")
     _, review = viewer.window.add_plugin_dock_widget("napari-hcc", "HCC Review")
-    window = viewer.window._qt_window
-    window.resize(1500, 1000)
-    window.resizeDocks([viewer.window._dock_widgets["HCC Review (napari-hcc)"]], [520], Qt.Orientation.Horizontal)
-    app = QApplication.instance()
+    dock_review(viewer)
     review.picker.refresh()
     review.run()
-    deadline = time.time() + 300
-    while (review.worker is not None or review.session.prediction is None) and time.time() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    if review.session.prediction is None:
-        raise SystemExit(f"the model gave no result: {review.status.text()}")
+    wait_for_prediction(review, 300)
     viewer.dims.set_point(0, float(sum(viewer.layers["T2w"].extent.world[:, 0]) / 2))
     viewer.reset_view()
-    for _ in range(50):
-        app.processEvents()
-        time.sleep(0.02)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(out, canvas_only=False)
-    viewer.close()
-    print(f"wrote {out}")
+    process_events(50, 0.02)
+    save(viewer, out)
 
 
 if __name__ == "__main__":

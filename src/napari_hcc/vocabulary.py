@@ -31,6 +31,10 @@ PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 MismatchPolicy = Literal["resample", "refuse"]
 MISMATCH_POLICIES: tuple[MismatchPolicy, ...] = get_args(MismatchPolicy)
 
+#: how the T2w and CE are registered to the T1w when asked (`--register`, the GUI's Align option)
+RegistrationKind = Literal["rigid", "affine"]
+REGISTRATION_KINDS: tuple[RegistrationKind, ...] = get_args(RegistrationKind)
+
 #: the kinds of compute device a user picks from ("cuda:N" is accepted too, where it is typed)
 DeviceKind = Literal["auto", "cuda", "mps", "cpu"]
 DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)

@@ -8,7 +8,8 @@ import pydicom
 import pytest
 
 from napari_hcc.errors import InputError
-from napari_hcc.io.dicom import dicom_affine, open_dicom_folder
+from napari_hcc.io.dicom import open_dicom_folder
+from napari_hcc.io.orientation import LPS_TO_RAS
 
 
 def _copy(src, dst, edit=None, skip=()):
@@ -25,6 +26,20 @@ def _copy(src, dst, edit=None, skip=()):
         if edit(ds, n) is not None:
             ds.save_as(dst / f.name)
     return dst
+
+
+def dicom_affine(ds_first, ds_last, n: int) -> np.ndarray:
+    """The RAS+ voxel-centre affine of a classic slice stack from its first and last slice, computed here from
+    the headers alone (voxel i along a row, j down the columns, k the slice), to check dcm2niix against."""
+    iop = np.asarray(ds_first.ImageOrientationPatient, dtype=float)
+    dr, dc = (float(v) for v in ds_first.PixelSpacing)
+    a = np.eye(4)
+    a[:3, 0] = iop[:3] * dc
+    a[:3, 1] = iop[3:] * dr
+    p0 = np.asarray(ds_first.ImagePositionPatient, dtype=float)
+    a[:3, 2] = (np.asarray(ds_last.ImagePositionPatient, dtype=float) - p0) / (n - 1)
+    a[:3, 3] = p0
+    return LPS_TO_RAS @ a
 
 
 def test_the_mouse_series_and_its_acquisition_record(realdata):

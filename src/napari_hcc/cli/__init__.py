@@ -14,7 +14,7 @@ from pathlib import Path
 
 from napari_hcc import __version__
 from napari_hcc.errors import InputError, UsageError
-from napari_hcc.vocabulary import MISMATCH_POLICIES, PRECISIONS
+from napari_hcc.vocabulary import MISMATCH_POLICIES, PRECISIONS, REGISTRATION_KINDS
 
 STUDY_COMMANDS = ("simulate", "check", "import")
 MODEL_COMMANDS = ("predict", "info", "train", "fit-readout", "evaluate")
@@ -33,6 +33,24 @@ def _run(args) -> int:
     from napari_hcc.gui.launch import launch  # noqa: PLC0415 - lazy: napari and Qt, only for `view`
 
     return launch(args.input)
+
+
+def _geometry_options(parser: argparse.ArgumentParser) -> None:
+    """How `check` and `predict` put a scan's sequences on one grid: registration and the mismatch policy."""
+    parser.add_argument(
+        "--register",
+        nargs="?",
+        const="rigid",
+        choices=REGISTRATION_KINDS,
+        default=None,
+        help="align the T2w and CE to the T1w by mutual information (rigid, or affine) before reading",
+    )
+    parser.add_argument(
+        "--on-mismatch",
+        choices=MISMATCH_POLICIES,
+        default="resample",
+        help="sequences on different grids: resample onto the T1w grid (default) or refuse",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,20 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--t2w", type=Path)
     chk.add_argument("--ce", type=Path)
     chk.add_argument("--mask", type=Path)
-    chk.add_argument(
-        "--register",
-        nargs="?",
-        const="rigid",
-        choices=("rigid", "affine"),
-        default=None,
-        help="align the T2w and CE to the T1w by mutual information (rigid, or affine) before reading",
-    )
-    chk.add_argument(
-        "--on-mismatch",
-        choices=MISMATCH_POLICIES,
-        default="resample",
-        help="sequences on different grids: resample onto the T1w grid (default) or refuse",
-    )
+    _geometry_options(chk)
 
     pred = sub.add_parser("predict", help="segment tumors and estimate treatment response for one or many scans")
     pred.add_argument(
@@ -132,20 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)"
     )
     pred.add_argument("--no-fill-holes", action="store_true", help="keep holes inside the tumor on each slice")
-    pred.add_argument(
-        "--register",
-        nargs="?",
-        const="rigid",
-        choices=("rigid", "affine"),
-        default=None,
-        help="align the T2w and CE to the T1w by mutual information (rigid, or affine) before reading",
-    )
-    pred.add_argument(
-        "--on-mismatch",
-        choices=MISMATCH_POLICIES,
-        default="resample",
-        help="sequences on different grids: resample onto the T1w grid (default) or refuse",
-    )
+    _geometry_options(pred)
     pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
 
     tr = sub.add_parser("train", help="train (or fine-tune) the multi-task network on one or more studies")

@@ -35,6 +35,7 @@ from napari_hcc.io.labels import simulation_of
 from napari_hcc.io.study import find_scans, read_participants
 from napari_hcc.metrics import arm_metrics, dice
 from napari_hcc.model.card import ModelCard
+from napari_hcc.model.catalog import WEIGHTS_FILE
 from napari_hcc.model.checkpoint import load_model
 from napari_hcc.model.devices import resolve_device
 from napari_hcc.progress import ProgressFn
@@ -142,6 +143,12 @@ def _trained_on(card, study: Path):
     return trained, set(card.training.get("held_out_rats", []))
 
 
+def _train_once(config: TrainConfig, progress: ProgressFn | None) -> None:
+    """Train a fold's model unless an earlier run already finished it (a rerun resumes where it stopped)."""
+    if not (Path(config.out) / WEIGHTS_FILE).exists():
+        train(config, progress=progress)
+
+
 def evaluate_cv(
     study: str | Path,
     k: int,
@@ -165,21 +172,11 @@ def evaluate_cv(
     for i in range(k):
         model_dir = Path(out) / "cv" / f"fold{i}"
         t = time.perf_counter()
-        if not (model_dir / "model.safetensors").exists():
-            train(
-                TrainConfig(
-                    [study],
-                    model_dir,
-                    epochs=epochs,
-                    seed=seed,
-                    device=device,
-                    folds=k,
-                    fold=i,
-                    batch_size=batch_size,
-                    version=f"cv{k}-fold{i}",
-                ),
-                progress=progress,
-            )
+        _train_once(
+            TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, folds=k, fold=i,
+                        batch_size=batch_size, version=f"cv{k}-fold{i}"),
+            progress,
+        )  # fmt: skip
         seconds.append(time.perf_counter() - t)
         held = [r for r in refs if fold_of.get(f"{study.name}/{r.subject}") == i]
         model = load_model(model_dir)
@@ -220,21 +217,11 @@ def evaluate_leaky(
     dev = resolve_device(device)
     for i in range(k):
         model_dir = Path(out) / "leaky" / f"fold{i}"
-        if not (model_dir / "model.safetensors").exists():
-            train(
-                TrainConfig(
-                    [study],
-                    model_dir,
-                    epochs=epochs,
-                    seed=seed,
-                    device=device,
-                    batch_size=batch_size,
-                    leaky_folds=k,
-                    leaky_fold=i,
-                    version=f"leaky{k}-fold{i}",
-                ),
-                progress=progress,
-            )
+        _train_once(
+            TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, batch_size=batch_size,
+                        leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}"),
+            progress,
+        )  # fmt: skip
         net = load_model(model_dir).build().to(dev).eval()
         held = leaky_holdout(ds, k, i, seed)
         held = held[ds.tumor_slices[held]]

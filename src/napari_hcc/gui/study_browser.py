@@ -27,7 +27,7 @@ from napari_hcc.gui.messages import UpdateKind
 from napari_hcc.gui.scan_layers import show_scan, show_week
 from napari_hcc.gui.workers import aligned_weeks
 from napari_hcc.importing.scanner_folders import imported_study, is_scanner_input
-from napari_hcc.io.scan import ScanRef
+from napari_hcc.io.scan import Scan, ScanRef
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
 
@@ -103,30 +103,35 @@ class StudyBrowser(QWidget):
             self.status.setText(f"{len(self.refs)} scans")
 
     def open_row(self, row: int) -> list:
+        opened = self._open(row)
+        return opened[1] if opened else []
+
+    def _open(self, row: int) -> tuple[Scan, list] | None:
+        """Load a row's scan and show it: (the scan, its layers), or None when it cannot be opened."""
         if not 0 <= row < len(self.refs):
-            return []
+            return None
         try:
             scan = self.refs[row].load()
         except InputError as exc:
             self._error(str(exc))
-            return []
+            return None
         layers = show_scan(self.viewer, scan)
         self.table.selectRow(row)
         self.status.setText(" ".join([scan.label] + scan.notes))
         if scan.notes:
             show_info("napari-hcc: " + " ".join(scan.notes))
-        return layers
+        return scan, layers
 
     def open_weeks(self, row: int) -> None:
         """Open a session, then add the rat's other sessions aligned to it (in the background)."""
-        if not self.open_row(row) or self.worker is not None:
+        opened = self._open(row)
+        if not opened or not opened[1] or self.worker is not None:
             return
-        ref = self.refs[row]
+        reference, ref = opened[0], self.refs[row]
         others = [r for r in self.refs if r.subject == ref.subject and r.session != ref.session and r.subject]
         if not others:
             self.status.setText(f"{ref.subject or 'this scan'} has no other sessions in this study.")
             return
-        reference = ref.load()
         self.cancel_event.clear()
         self.worker = create_worker(aligned_weeks, reference, others, self.cancel_event)
         self.worker.yielded.connect(lambda update: self._on_week(reference, update))

@@ -11,7 +11,6 @@ leaves the study as it was.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import json
 import os
@@ -32,6 +31,7 @@ from napari_hcc.io.acquisition import Acquisition
 from napari_hcc.io.atomic import write_text
 from napari_hcc.io.bruker import is_bruker_study, open_bruker_study
 from napari_hcc.io.dicom import is_dicom_folder, open_dicom_folder
+from napari_hcc.io.json_files import read_sidecar
 from napari_hcc.io.volume import NIFTI_SUFFIXES, load_volume
 from napari_hcc.progress import ProgressFn, report
 
@@ -71,8 +71,7 @@ def input_kind(path: Path) -> str:
 def _nifti_acquisition(path: Path) -> Acquisition:
     vol = load_volume(path, "input")
     name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
-    sidecar_path = bids.sidecar(path)
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    sidecar = read_sidecar(path)
     return Acquisition(source="nifti", name=f"file {path.name}", description=name, subject="", study_date="",
                        shape=vol.data.shape, affine=vol.affine, sidecar=sidecar, files=(path,),
                        reader=lambda: vol.data)  # fmt: skip
@@ -132,17 +131,10 @@ def _sidecar(acq: Acquisition, role: str, note: str) -> dict:
     return out
 
 
-def _tsv_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 def _tsv_text(rows: list[dict], first: str) -> str:
+    """`first`, then every other column in alphabetical order; empty or missing values are "n/a" (BIDS)."""
     columns = [first] + sorted({k for r in rows for k in r} - {first})
-    lines = ["\t".join(columns)] + ["\t".join(str(r.get(c, "") or "n/a") for c in columns) for r in rows]
-    return "\n".join(lines) + "\n"
+    return bids.tsv_text([{c: str(r.get(c, "") or "n/a") for c in columns} for r in rows], columns)
 
 
 def _staged_session(stage: Path, plan: SessionPlan) -> dict[str, Path]:
@@ -162,7 +154,7 @@ def _index_files(out: Path, plans: list[SessionPlan]) -> None:
         description = {"Name": out.name, "BIDSVersion": "1.9.0", "DatasetType": "raw",
                        "GeneratedBy": [{"Name": "napari-hcc import", "Version": __version__}]}  # fmt: skip
         write_text(out / "dataset_description.json", json.dumps(description, indent=2) + "\n")
-    rows = _tsv_rows(out / "participants.tsv")
+    rows = bids.read_tsv(out / "participants.tsv")
     known = {r["participant_id"] for r in rows}
     for plan in plans:
         if f"sub-{plan.subject}" not in known:
@@ -170,8 +162,8 @@ def _index_files(out: Path, plans: list[SessionPlan]) -> None:
             known.add(f"sub-{plan.subject}")
     write_text(out / "participants.tsv", _tsv_text(rows, "participant_id"))
     for subject in sorted({p.subject for p in plans}):
-        path = out / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
-        rows = _tsv_rows(path)
+        path = bids.sessions_tsv(out, subject)
+        rows = bids.read_tsv(path)
         have = {r["session_id"] for r in rows}
         for plan in plans:
             if plan.subject == subject and f"ses-{plan.session}" not in have:

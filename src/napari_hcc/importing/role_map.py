@@ -21,6 +21,7 @@ from pathlib import Path
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
+from napari_hcc.io.json_files import read_json_file
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 _RANGES = {"echo_time": "EchoTime", "repetition_time": "RepetitionTime", "flip_angle": "FlipAngle"}
@@ -160,11 +161,4 @@ def load_map(path: str | Path | None) -> RoleMap:
     """The map in a JSON file, or the default map when `path` is None."""
     if path is None:
         return default_map()
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"map file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"map file {path} is not valid JSON ({exc}).") from None
-    return parse_map(data, f"map {path.name}")
+    return parse_map(read_json_file(path, "map"), f"map {Path(path).name}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hcc.io.orientation import axcodes, slice_axis, spacing
+from napari_hcc.io.orientation import axcodes, spacing
 
 #: The plane of a slice stack, from the voxel axis nearest each world axis (RAS).
 _PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
@@ -56,10 +56,6 @@ class Acquisition:
     def voxel_mm(self) -> tuple[float, float, float]:
         return spacing(self.affine)
 
-    @property
-    def slice_axis(self) -> int:
-        return slice_axis(self.affine)
-
     def read(self) -> np.ndarray:
         """The voxels as a float32 array of `shape` (scaled to the stored physical values)."""
         if self.reader is None:
@@ -77,10 +73,3 @@ class Acquisition:
             "ImageOrientation": self.orientation,
             "SlicePlane": self.plane,
         }
-
-
-def slice_positions(affine: np.ndarray, n: int) -> np.ndarray:
-    """World positions (mm) of the n slice centres along the slice normal."""
-    a = np.asarray(affine, dtype=float)
-    normal = a[:3, 2] / np.linalg.norm(a[:3, 2])
-    return np.array([float(normal @ (a[:3, 3] + k * a[:3, 2])) for k in range(n)])

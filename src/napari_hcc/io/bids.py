@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Sequence key -> BIDS suffix (with entities) of the raw image, in the model's channel order.
@@ -45,6 +48,27 @@ def truth_fraction_path(root: Path, subject: str, session: str, component: str) 
 
 def truth_tissue_path(root: Path, subject: str, session: str) -> Path:
     return anat_dir(root, subject, session, TRUTH_PIPELINE) / f"{prefix(subject, session)}_desc-tissue_dseg.nii.gz"
+
+
+def sessions_tsv(root: Path, subject: str) -> Path:
+    return Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """The rows of a BIDS .tsv file (participants.tsv, sessions.tsv); [] when there is none."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def tsv_text(rows: list[dict], columns: Sequence[str]) -> str:
+    """Rows as the text of a BIDS .tsv file with these columns (keys not among them are left out)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def sidecar(path: Path) -> Path:

@@ -26,8 +26,8 @@ import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
+from napari_hcc.io.orientation import LPS_TO_RAS
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _WORD_BYTES = {"_8BIT_UNSGN_INT": 1, "_16BIT_SGN_INT": 2, "_32BIT_SGN_INT": 4, "_32BIT_FLOAT": 4}
 #: Frame groups that are slices of one volume; anything else (echoes, repetitions, diffusion
 #: directions, cycles) makes the scan a series of volumes.

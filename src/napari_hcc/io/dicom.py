@@ -31,7 +31,6 @@ from pydicom.errors import InvalidDicomError
 from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: MR, Enhanced MR, Legacy Converted Enhanced MR
 _MR_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.4"}
 _MAP_WORDS = ("ADC", "FA", "TRACEW", "T1MAP", "T2MAP", "T2STAR", "R2", "MAP", "SUB", "MIP", "MPR", "PROJECTION")
@@ -106,9 +105,15 @@ def _group(files: list[tuple[Path, object]], folder: Path) -> dict[str, list[tup
     return series
 
 
-def _normal(ds) -> np.ndarray:
+def slice_normal(ds) -> np.ndarray:
+    """The normal of an instance's image plane (LPS), from ImageOrientationPatient."""
     iop = np.asarray(ds.ImageOrientationPatient, dtype=float)
     return np.cross(iop[:3], iop[3:])
+
+
+def slice_position(ds, normal: np.ndarray) -> float:
+    """Where an instance lies along the slice normal (mm)."""
+    return float(normal @ np.asarray(ds.ImagePositionPatient, dtype=float))
 
 
 def _check_stack(items: list[tuple[Path, object]], name: str, folder: Path) -> tuple[str | None, list]:
@@ -120,8 +125,8 @@ def _check_stack(items: list[tuple[Path, object]], name: str, folder: Path) -> t
                 f"DICOM {name} in {folder} mixes image sizes ({first.Rows}x{first.Columns} and "
                 f"{ds.Rows}x{ds.Columns}, e.g. {path.name}); it is not one volume."
             )
-    normal = _normal(first)
-    pos = np.array([float(normal @ np.asarray(ds.ImagePositionPatient, dtype=float)) for _, ds in items])
+    normal = slice_normal(first)
+    pos = np.array([slice_position(ds, normal) for _, ds in items])
     order = np.argsort(pos, kind="stable")
     items = [items[i] for i in order]
     pos = pos[order]
@@ -198,7 +203,7 @@ def _convert(files: list[Path], out_dir: Path, name: str) -> tuple[Path, dict]:
 def _plane(ds) -> str | None:
     if "ImageOrientationPatient" not in ds:
         return None
-    return {0: "sagittal", 1: "coronal", 2: "axial"}[int(np.argmax(np.abs(_normal(ds))))]
+    return {0: "sagittal", 1: "coronal", 2: "axial"}[int(np.argmax(np.abs(slice_normal(ds))))]
 
 
 def _sidecar(ds, converted: dict) -> dict:
@@ -271,20 +276,3 @@ def open_dicom_folder(folder: str | Path) -> Iterator[list[Acquisition]]:
         raise InputError(f"{folder} is not a folder of DICOM files.")
     with tempfile.TemporaryDirectory(prefix="napari-hcc-dicom-") as tmp:
         yield _acquisitions(folder, Path(tmp))
-
-
-def dicom_affine(ds_first, ds_last, n: int) -> np.ndarray:
-    """The RAS+ voxel-centre affine of a classic slice stack, from its first and last slice (pydicom headers).
-
-    Voxel (i, j, k): i along a row (columns), j down the columns (rows), k the slice index.
-    """
-    iop = np.asarray(ds_first.ImageOrientationPatient, dtype=float)
-    dr, dc = (float(v) for v in ds_first.PixelSpacing)
-    a = np.eye(4)
-    a[:3, 0] = iop[:3] * dc
-    a[:3, 1] = iop[3:] * dr
-    p0 = np.asarray(ds_first.ImagePositionPatient, dtype=float)
-    p1 = np.asarray(ds_last.ImagePositionPatient, dtype=float)
-    a[:3, 2] = (p1 - p0) / (n - 1) if n > 1 else np.cross(iop[:3], iop[3:]) * float(ds_first.SliceThickness or 1)
-    a[:3, 3] = p0
-    return LPS_TO_RAS @ a

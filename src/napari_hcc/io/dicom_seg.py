@@ -9,7 +9,6 @@ over the images it was drawn on.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -20,19 +19,22 @@ from pydicom.sr.codedict import codes
 
 from napari_hcc import __version__
 from napari_hcc.errors import InputError
-from napari_hcc.io import bids
 from napari_hcc.io.atomic import atomic_path
-
-RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0])
+from napari_hcc.io.dicom import slice_normal, slice_position
+from napari_hcc.io.json_files import read_sidecar
+from napari_hcc.io.orientation import LPS_TO_RAS
 
 
 def source_dicom_files(image_path: Path) -> list[Path] | None:
     """The DICOM files an imported image came from (its sidecar's SourceDicomFiles), or None."""
-    sidecar = bids.sidecar(Path(image_path))
-    if not sidecar.is_file():
-        return None
-    files = json.loads(sidecar.read_text(encoding="utf-8")).get("SourceDicomFiles")
+    files = read_sidecar(image_path).get("SourceDicomFiles")
     return [Path(f) for f in files] if files else None
+
+
+def in_slice_order(sources: list) -> list:
+    """Source instances sorted along their slice normal: the SEG's frame order."""
+    normal = slice_normal(sources[0])
+    return sorted(sources, key=lambda ds: slice_position(ds, normal))
 
 
 def _frame_indices(ds, inverse_affine: np.ndarray) -> np.ndarray:
@@ -43,7 +45,7 @@ def _frame_indices(ds, inverse_affine: np.ndarray) -> np.ndarray:
     rows, cols = int(ds.Rows), int(ds.Columns)
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     lps = ipp[:, None, None] + iop[:3, None, None] * (c * dc) + iop[3:, None, None] * (r * dr)
-    ras = np.einsum("ij,jrc->irc", RAS_FROM_LPS, lps)
+    ras = np.einsum("ij,jrc->irc", LPS_TO_RAS[:3, :3], lps)
     ijk = np.einsum("ij,jrc->irc", inverse_affine[:3, :3], ras) + inverse_affine[:3, 3, None, None]
     return np.rint(ijk).astype(int)
 
@@ -77,9 +79,7 @@ def write_dicom_seg(
             f"the DICOM series this scan came from is no longer at {missing[0]} ({len(missing)} files missing); "
             "no DICOM SEG was written."
         )
-    sources = [pydicom.dcmread(f) for f in source_files]
-    normal = np.cross(*np.asarray(sources[0].ImageOrientationPatient, dtype=float).reshape(2, 3))
-    sources.sort(key=lambda ds: float(normal @ np.asarray(ds.ImagePositionPatient, dtype=float)))
+    sources = in_slice_order([pydicom.dcmread(f) for f in source_files])
     frames = mask_on_source(np.asarray(mask), affine, sources)
     algorithm = hd.AlgorithmIdentificationSequence(
         name="napari-hcc", version=__version__, family=codes.cid7162.ArtificialIntelligence
@@ -125,8 +125,6 @@ def _segmentation(sources, frames, segment, label: str, manual: bool, descriptio
 def read_dicom_seg(path: Path, source_files: list[Path]) -> np.ndarray:
     """A SEG's mask as (instances, rows, cols), frames in the source instances' slice order (for checking)."""
     seg = hd.seg.segread(path)
-    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in source_files]
-    normal = np.cross(*np.asarray(sources[0].ImageOrientationPatient, dtype=float).reshape(2, 3))
-    sources.sort(key=lambda ds: float(normal @ np.asarray(ds.ImagePositionPatient, dtype=float)))
+    sources = in_slice_order([pydicom.dcmread(f, stop_before_pixels=True) for f in source_files])
     uids = [ds.SOPInstanceUID for ds in sources]
     return np.asarray(seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1]))[..., 0]

@@ -12,6 +12,8 @@ import numpy as np
 from nibabel import orientations as ornt
 
 DISPLAY_AXES = ("S", "P", "L")
+#: DICOM / ITK patient coordinates (LPS) <-> NIfTI RAS+: x and y change sign (its own inverse)
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: NIfTI RAS+ millimetres -> napari world (S, P, L) millimetres, i.e. (z, -y, -x).
 RAS_TO_WORLD = np.array([[0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
 

@@ -9,7 +9,6 @@ with an input is an `InputError`: one sentence naming the file.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -61,14 +60,11 @@ def study_root_of(t1w: str | Path | None, subject: str | None) -> Path | None:
 
 def session_weeks(root: Path, subject: str) -> dict[str, int]:
     """{session label: week} from the `week` column of the subject's sessions.tsv (empty without one)."""
-    path = Path(root) / f"sub-{subject}" / f"sub-{subject}_sessions.tsv"
     weeks: dict[str, int] = {}
-    if path.is_file():
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh, delimiter="\t"):
-                label = (row.get("session_id") or "").removeprefix("ses-")
-                if label not in weeks and (row.get("week") or "").strip().isdigit():
-                    weeks[label] = int(row["week"])
+    for row in bids.read_tsv(bids.sessions_tsv(root, subject)):
+        label = (row.get("session_id") or "").removeprefix("ses-")
+        if label not in weeks and (row.get("week") or "").strip().isdigit():
+            weeks[label] = int(row["week"])
     return weeks
 
 
@@ -95,11 +91,7 @@ def week_of(t1w: str | Path | None, subject: str | None, session: str | None) ->
 
 def read_participants(root: Path) -> dict[str, dict[str, str]]:
     """participants.tsv as {subject label: row}; empty when the study has none."""
-    path = Path(root) / "participants.tsv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["participant_id"].removeprefix("sub-"): row for row in csv.DictReader(fh, delimiter="\t")}
+    return {row["participant_id"].removeprefix("sub-"): row for row in bids.read_tsv(Path(root) / "participants.tsv")}
 
 
 def bids_session(session_dir: str | Path, with_truth: bool = True) -> ScanRef:

@@ -22,9 +22,9 @@ import SimpleITK as sitk
 
 from napari_hcc.io.scan import Aligner, Scan
 from napari_hcc.io.volume import Volume
-from napari_hcc.registration.sitk_images import from_sitk, to_sitk, transform_matrix_ras
+from napari_hcc.registration.sitk_images import from_sitk, ras_point, to_sitk, transform_matrix_ras, unwrap
+from napari_hcc.vocabulary import REGISTRATION_KINDS, RegistrationKind
 
-KINDS = ("rigid", "affine")
 MAX_SHIFT_MM = 5.0
 MAX_ROTATION_DEG = 5.0
 MIN_GAIN = 0.005
@@ -101,18 +101,14 @@ def _method(learning_rate: float, levels: int = 3) -> sitk.ImageRegistrationMeth
     return method
 
 
-def _mi_gain(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> float:
-    """How much better (relative) Mattes MI is at `transform` than at the identity, on every voxel."""
-    values = []
-    for t in (sitk.Euler3DTransform(), transform):
-        method = sitk.ImageRegistrationMethod()
-        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-        method.SetMetricSamplingStrategy(method.NONE)
-        method.SetInterpolator(sitk.sitkLinear)
-        method.SetInitialTransform(t)
-        values.append(method.MetricEvaluate(fixed, moving))  # negative: lower is better
-    start, end = values
-    return float((start - end) / abs(start)) if start else 0.0
+def _mattes(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> float:
+    """Mattes MI at `transform`, on every voxel (negative: lower is better)."""
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetInitialTransform(transform)
+    return method.MetricEvaluate(fixed, moving)
 
 
 def register(
@@ -121,7 +117,7 @@ def register(
     moving: np.ndarray,
     moving_affine: np.ndarray,
     role: str,
-    kind: str = "rigid",
+    kind: RegistrationKind = "rigid",
     max_shift_mm: float = MAX_SHIFT_MM,
     max_rotation_deg: float = MAX_ROTATION_DEG,
 ) -> tuple[np.ndarray, Alignment]:
@@ -129,8 +125,8 @@ def register(
 
     `max_shift_mm` and `max_rotation_deg` bound what is plausible (a session's sequences: 5 mm, 5 deg;
     a rat's weeks, repositioned between sessions, more)."""
-    if kind not in KINDS:
-        raise ValueError(f"registration must be one of {', '.join(KINDS)}, not {kind!r}.")
+    if kind not in REGISTRATION_KINDS:
+        raise ValueError(f"registration must be one of {', '.join(REGISTRATION_KINDS)}, not {kind!r}.")
     f = to_sitk(fixed, fixed_affine)
     m = to_sitk(moving, moving_affine)
     centre = f.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in f.GetSize()])
@@ -139,10 +135,11 @@ def register(
     method = _method(learning_rate=1.0)
     method.SetInitialTransform(rigid, inPlace=False)
     transform = method.Execute(f, m)
+    at_identity = _mattes(f, m, sitk.Euler3DTransform())
+    found = _mattes(f, m, transform)
     used = "rigid"
     if kind == "affine":  # from the rigid result, in small steps; kept only where it beats the rigid match
-        found = transform.GetNthTransform(0) if isinstance(transform, sitk.CompositeTransform) else transform
-        rigid_found = sitk.Euler3DTransform(found)
+        rigid_found = sitk.Euler3DTransform(unwrap(transform))
         start = sitk.AffineTransform(3)
         start.SetCenter(centre)
         start.SetMatrix(rigid_found.GetMatrix())
@@ -150,17 +147,19 @@ def register(
         affine_method = _method(learning_rate=0.05, levels=1)
         affine_method.SetInitialTransform(start, inPlace=False)
         affine = affine_method.Execute(f, m)
-        if _mi_gain(f, m, affine) > _mi_gain(f, m, transform):
-            transform, method, used = affine, affine_method, "affine"
+        affine_found = _mattes(f, m, affine)
+        if affine_found < found:
+            transform, method, used, found = affine, affine_method, "affine", affine_found
 
-    gain = _mi_gain(f, m, transform)
+    # how much better (relative) Mattes MI is at the transform than at the identity, on every voxel
+    gain = float((at_identity - found) / abs(at_identity)) if at_identity else 0.0
     identity = sitk.Resample(m, f, sitk.Transform(), sitk.sitkLinear, 0.0)
     aligned = sitk.Resample(m, f, transform, sitk.sitkLinear, 0.0)
     before = _nmi(fixed, from_sitk(identity))
     after_data = from_sitk(aligned)
     after = _nmi(fixed, after_data)
     matrix = transform_matrix_ras(transform)
-    centre_ras = np.array([-centre[0], -centre[1], centre[2]])
+    centre_ras = ras_point(centre)
     shift = matrix[:3, :3] @ centre_ras + matrix[:3, 3] - centre_ras
     u, _, vt = np.linalg.svd(matrix[:3, :3])
     rot = u @ vt
@@ -178,10 +177,10 @@ def register(
     return (after_data if accepted else from_sitk(identity)).astype(np.float32), result
 
 
-def aligner(kind: str = "rigid") -> Aligner:
+def aligner(kind: RegistrationKind = "rigid") -> Aligner:
     """The `align` argument of `load_scan`: registers each sequence to the T1w (see `register`)."""
-    if kind not in KINDS:
-        raise ValueError(f"registration must be one of {', '.join(KINDS)}, not {kind!r}.")
+    if kind not in REGISTRATION_KINDS:
+        raise ValueError(f"registration must be one of {', '.join(REGISTRATION_KINDS)}, not {kind!r}.")
 
     def align(ref: Volume, moving: Volume, role: str) -> tuple[np.ndarray, str, dict]:
         data, result = register(ref.data, ref.affine, moving.data, moving.affine, role, kind)
@@ -190,7 +189,7 @@ def aligner(kind: str = "rigid") -> Aligner:
     return align
 
 
-def align_scan(scan: Scan, kind: str = "rigid") -> Scan:
+def align_scan(scan: Scan, kind: RegistrationKind = "rigid") -> Scan:
     """A loaded scan (its sequences already on the T1w grid) with the T2w and CE aligned to the T1w:
     what the review widget's "Align" option does. Sequences that stand in for a missing one are left."""
     data, notes, records = {}, list(scan.notes), dict(scan.alignment)

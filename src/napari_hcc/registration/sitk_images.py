@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-#: RAS+ <-> LPS (ITK's world): x and y change sign
-FLIP = np.diag([-1.0, -1.0, 1.0])
+from napari_hcc.io.orientation import LPS_TO_RAS
+
+FLIP = LPS_TO_RAS[:3, :3]  # RAS+ <-> LPS (ITK's world)
 
 
 def to_sitk(data: np.ndarray, affine: np.ndarray) -> sitk.Image:
@@ -25,19 +26,21 @@ def from_sitk(image: sitk.Image) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)))
 
 
+def unwrap(transform: sitk.Transform) -> sitk.Transform:
+    """The one transform inside what `ImageRegistrationMethod.Execute` returns (a composite, or itself)."""
+    return transform.GetNthTransform(0) if isinstance(transform, sitk.CompositeTransform) else transform
+
+
+def ras_point(lps) -> np.ndarray:
+    return FLIP @ np.asarray(lps, dtype=float)
+
+
 def transform_matrix_ras(transform: sitk.Transform) -> np.ndarray:
-    """The 4x4 RAS+ matrix of an affine-like ITK transform: a point of the fixed world -> the moving world."""
-    t = sitk.AffineTransform(3)
-    if isinstance(transform, sitk.CompositeTransform):
-        transform = transform.GetNthTransform(0)
-    t.SetMatrix(transform.GetMatrix())
-    t.SetTranslation(transform.GetTranslation())
-    t.SetCenter(transform.GetCenter())
+    """The 4x4 RAS+ matrix of a rigid or affine ITK transform: a point of the fixed world -> the moving world."""
+    t = unwrap(transform)
     m = np.asarray(t.GetMatrix(), dtype=float).reshape(3, 3)
     c = np.asarray(t.GetCenter(), dtype=float)
-    offset = np.asarray(t.GetTranslation(), dtype=float) + c - m @ c
     lps = np.eye(4)
     lps[:3, :3] = m
-    lps[:3, 3] = offset
-    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return flip @ lps @ flip
+    lps[:3, 3] = np.asarray(t.GetTranslation(), dtype=float) + c - m @ c
+    return LPS_TO_RAS @ lps @ LPS_TO_RAS

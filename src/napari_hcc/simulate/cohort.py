@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -88,14 +86,6 @@ def _render_and_write(task: tuple) -> dict:
     return result
 
 
-def _tsv(rows: list[dict], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), delimiter="\t", lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def check_arguments(rats_per_arm: int, weeks: Sequence[int]) -> list[int]:
     """Validate the cohort's size and weeks; return the weeks sorted and unique."""
     weeks = sorted(set(int(w) for w in weeks))
@@ -163,7 +153,7 @@ def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, 
         "histology_apoptosis",
         "histology_session",
     ]
-    write_text(root / "participants.tsv", _tsv(participants, columns))
+    write_text(root / "participants.tsv", bids.tsv_text(participants, columns))
     write_text(root / "participants.json", json.dumps(PARTICIPANTS_JSON, indent=2) + "\n")
     for rat in rats:
         rows = [
@@ -171,8 +161,8 @@ def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, 
             for w in weeks
         ]
         write_text(
-            root / f"sub-{rat.participant_id}" / f"sub-{rat.participant_id}_sessions.tsv",
-            _tsv(rows, ["session_id", "week", "days_after_implantation"]),
+            bids.sessions_tsv(root, rat.participant_id),
+            bids.tsv_text(rows, ["session_id", "week", "days_after_implantation"]),
         )
     description = {
         "Name": "napari-hcc simulated preclinical HCC cohort (rats; Control, Sorafenib, NK, Combination)",

@@ -25,6 +25,7 @@ import numpy as np
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
 from napari_hcc.io.acquisition import plane_of
+from napari_hcc.io.json_files import read_json_file, read_sidecar
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 FAMILIES = ("RARE", "FLASH", "bSSFP")
@@ -146,14 +147,7 @@ def parse_protocol(data, source: str) -> Protocol:
 
 def load_protocol(path: str | Path) -> Protocol:
     """A protocol from a JSON file, or an InputError naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"protocol file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"protocol file {path} is not valid JSON ({exc}).") from None
-    return parse_protocol(data, path.name)
+    return parse_protocol(read_json_file(path, "protocol"), Path(path).name)
 
 
 def family_of(sidecar: dict) -> str:
@@ -169,8 +163,7 @@ def family_of(sidecar: dict) -> str:
 
 
 def _from_image(image: Path) -> tuple[SequenceProtocol, float | None]:
-    sidecar_path = bids.sidecar(image)
-    sidecar = json.loads(sidecar_path.read_text(encoding="utf-8")) if sidecar_path.is_file() else {}
+    sidecar = read_sidecar(image)
     img = nib.load(str(image))
     affine = np.asarray(img.affine, dtype=float)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)

@@ -1,0 +1,26 @@
+"""JSON files a user writes (a role map, a protocol) and the JSON sidecars beside images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from napari_hcc.errors import InputError
+from napari_hcc.io import bids
+
+
+def read_json_file(path: str | Path, what: str):
+    """The content of a user's JSON file, or an InputError: "<what> file not found" / "is not valid JSON"."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} file {path} is not valid JSON ({exc}).") from None
+
+
+def read_sidecar(image: str | Path) -> dict:
+    """The JSON sidecar of an image (`x.nii.gz` -> `x.json`), or {} when it has none."""
+    sidecar = bids.sidecar(Path(image))
+    return json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
