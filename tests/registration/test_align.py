@@ -16,8 +16,6 @@ from napari_hcc.registration.weeks import align_week, resample_through
 from napari_hcc.simulate.anatomy import LABEL
 from napari_hcc.simulate.cohort import simulate_study
 
-SUFFIX = {"T2w": "T2w", "CE": "ce-gd_T1w"}
-
 
 @pytest.fixture(scope="module")
 def moved_study(tmp_path_factory):
@@ -32,11 +30,11 @@ def test_the_applied_shift_is_recovered_within_0_1_mm(moved_study):
         truth_file = next(
             (moved_study / "derivatives" / "truth" / f"sub-{ref.subject}").rglob("*_desc-tumor_mask.json")
         )
-        applied = json.loads(truth_file.read_text())["motion_applied_vs_T1w_mm"]
+        applied = json.loads(truth_file.read_text())["motion_applied_vs_reference"]
         for role, path in (("T2w", ref.t2w), ("CE", ref.ce)):
             moving = load_volume(path)
             _, result = register(t1w.data, t1w.affine, moving.data, moving.affine, role)
-            want = np.array([*applied[SUFFIX[role]], 0.0])
+            want = np.array([*applied[role]["shift_mm"], 0.0])
             assert np.abs(want).max() > 0.1 or role == "CE"  # the cohort does move
             error = np.abs(np.asarray(result.shift_mm) - want).max()
             worst = max(worst, error)
@@ -124,7 +122,7 @@ def test_affine_is_tried_from_the_rigid_result_and_kept_only_when_better(moved_s
     ref = find_scans(moved_study)[1]
     t1w, t2w = load_volume(ref.t1w), load_volume(ref.t2w)
     truth_file = next((moved_study / "derivatives" / "truth" / f"sub-{ref.subject}").rglob("*_desc-tumor_mask.json"))
-    want = np.array([*json.loads(truth_file.read_text())["motion_applied_vs_T1w_mm"]["T2w"], 0.0])
+    want = np.array([*json.loads(truth_file.read_text())["motion_applied_vs_reference"]["T2w"]["shift_mm"], 0.0])
     _, result = register(t1w.data, t1w.affine, t2w.data, t2w.affine, "T2w", kind="affine")
     assert result.requested == "affine" and result.kind in ("rigid", "affine") and result.accepted
     assert np.abs(np.asarray(result.shift_mm) - want).max() < 0.1  # the simulator moves rigidly

@@ -6,20 +6,19 @@ import pytest
 
 from napari_hcc.errors import InputError
 from napari_hcc.importing.importer import import_study
-from napari_hcc.simulate import mri
 from napari_hcc.simulate.protocol import STUDY_PROTOCOL, family_of, load_protocol, protocol_from_study
-from napari_hcc.simulate.render import Grid
 
 
-def test_the_study_protocol_is_todays_lab(tmp_path):
-    by_suffix = {"T1w": "T1w", "T2w": "T2w", "CE": "ce-gd_T1w"}
+def test_the_study_protocol_is_the_papers_lab(tmp_path):
+    """7 T RARE, 160 x 160 pixels of 0.3 mm, 15 slices of 1.2 mm, as the study's code describes its volumes."""
+    today = {"T1w": (0.45, 0.009, 2, 22.0), "T2w": (3.0, 0.033, 8, 15.0), "CE": (0.45, 0.009, 2, 24.0)}
     for role, seq in STUDY_PROTOCOL.sequences.items():
-        today = next(s for s in mri.SEQUENCES if s.suffix == by_suffix[role])
-        assert (seq.repetition_time_s, seq.echo_time_s, seq.echo_train_length, seq.snr) == (
-            today.repetition_time_s, today.echo_time_s, today.echo_train_length, today.snr_liver,
+        assert (seq.repetition_time_s, seq.echo_time_s, seq.echo_train_length, seq.snr) == today[role]
+        assert seq.matrix == (160, 160) and (*seq.pixel_mm, seq.slice_mm, seq.slices) == (0.3, 0.3, 1.2, 15)
+        assert (seq.family, seq.plane, seq.ghost_amplitude, seq.kspace_fraction, seq.coil) == (
+            "RARE", "axial", 0.0, 1.0, "volume",
         )  # fmt: skip
-        assert seq.matrix == Grid().shape[:2] and (*seq.pixel_mm, seq.slice_mm) == Grid().spacing
-    assert STUDY_PROTOCOL.field_strength_t == mri.FIELD_STRENGTH_T
+    assert STUDY_PROTOCOL.field_strength_t == 7.0 and not STUDY_PROTOCOL.draw_artifacts
     path = tmp_path / "study.json"
     path.write_text(STUDY_PROTOCOL.to_json())
     assert load_protocol(path).sequences == STUDY_PROTOCOL.sequences  # the JSON round trip
@@ -40,6 +39,12 @@ def test_the_study_protocol_is_todays_lab(tmp_path):
                                                        "colour": "red"}}}, "unknown key 'colour'"),
         ({"field_strength_t": 7, "sequences": {"T2w": {"family": "RARE", "repetition_time_s": 3, "echo_time_s": 0.03,
                                                        "matrix": [128]}}}, "matrix is [128]; it must be two positive"),
+        ({"field_strength_t": 7, "sequences": {"T2w": {"family": "RARE", "repetition_time_s": 3, "echo_time_s": 0.03,
+                                                       "coil": "birdcage"}}}, "coil is 'birdcage'; it must be one of volume, surface"),
+        ({"field_strength_t": 7, "sequences": {"T2w": {"family": "RARE", "repetition_time_s": 3, "echo_time_s": 0.03,
+                                                       "ghost_amplitude": 2}}}, "ghost_amplitude is 2; it must be a number from 0 to 1"),
+        ({"field_strength_t": 7, "draw_artifacts": "yes", "sequences": {"T2w": {}}}, "draw_artifacts is 'yes'; it must be true or false"),
+        ({"field_strength_t": 7, "sequences": {"T2w": {}}, "fov": 1}, "has unknown key 'fov'"),
     ],
 )  # fmt: skip
 def test_a_bad_protocol_is_one_sentence_naming_the_file_and_key(tmp_path, data, message):

@@ -5,23 +5,54 @@ from __future__ import annotations
 import time
 
 from napari_hcc.cli.common import progress_bar, scan_refs
+from napari_hcc.errors import UsageError
 from napari_hcc.importing.importer import import_study
 from napari_hcc.registration.align import aligner
-from napari_hcc.simulate.cohort import check_arguments, simulate_study
-from napari_hcc.simulate.render import Grid
+from napari_hcc.simulate.cohort import VARIED, check_arguments, simulate_study
+from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol, load_protocol, protocol_from_study
+
+
+def simulation_protocol(args) -> Protocol | str:
+    """The protocol the command line names: study, varied, a JSON file, or `--like` a real study; with the
+    grid options applied to every sequence."""
+    if args.like is not None:
+        if args.protocol != "study":
+            raise UsageError("give --protocol or --like, not both: --like reads the protocol from the study.")
+        protocol: Protocol | str = protocol_from_study(args.like)
+    elif args.protocol == VARIED:
+        protocol = VARIED
+    elif args.protocol == "study":
+        protocol = STUDY_PROTOCOL
+    else:
+        protocol = load_protocol(args.protocol)
+    grid = {
+        "matrix": None if args.matrix is None else (args.matrix, args.matrix),
+        "pixel_mm": None if args.pixel_mm is None else (args.pixel_mm, args.pixel_mm),
+        "slices": args.slices,
+        "slice_mm": args.slice_mm,
+    }
+    grid = {k: v for k, v in grid.items() if v is not None}
+    if grid and protocol == VARIED:
+        raise UsageError(
+            "--matrix, --pixel-mm, --slices and --slice-mm do not apply to --protocol varied, which draws its grids."
+        )
+    if any(v is not None and v <= 0 for v in (args.matrix, args.pixel_mm, args.slices, args.slice_mm)):
+        raise UsageError("--matrix, --pixel-mm, --slices and --slice-mm must be positive.")
+    return protocol.with_sequences(**grid) if grid else protocol
 
 
 def simulate(args) -> int:
     check_arguments(args.rats_per_arm, args.weeks)
-    grid = Grid(shape=(args.matrix, args.matrix, args.slices), spacing=(args.pixel_mm, args.pixel_mm, args.slice_mm))
+    protocol = simulation_protocol(args)
     start = time.perf_counter()
     total = args.rats_per_arm * 4 * len(set(args.weeks))
     with progress_bar("simulate", "scan", args.quiet, total) as progress:
         root = simulate_study(
-            args.out, args.rats_per_arm, args.weeks, args.seed, grid, args.motion_mm, args.workers, progress
+            args.out, args.rats_per_arm, args.weeks, args.seed, protocol, args.motion_mm, args.workers, progress
         )
+    source = protocol if protocol == VARIED else protocol.source
     print(
-        f"wrote {args.rats_per_arm * 4} rats x {len(set(args.weeks))} sessions to {root} "
+        f"wrote {args.rats_per_arm * 4} rats x {len(set(args.weeks))} sessions ({source}) to {root} "
         f"in {time.perf_counter() - start:.0f} s"
     )
     return 0

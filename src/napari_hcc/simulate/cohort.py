@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -15,15 +15,19 @@ import numpy as np
 from napari_hcc.io import bids
 from napari_hcc.io.atomic import save_nifti, write_text
 from napari_hcc.progress import ProgressFn, report
-from napari_hcc.simulate import mri
+from napari_hcc.simulate import physics
 from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy
 from napari_hcc.simulate.biology import Rat, draw_cohort, tumor_state
+from napari_hcc.simulate.labs import draw_lab, with_drawn_artifacts
 from napari_hcc.simulate.pathology import sample_histology
-from napari_hcc.simulate.render import Grid, draw_pose, render_session
+from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol
+from napari_hcc.simulate.render import draw_pose, render_session
+from napari_hcc.simulate.sidecars import sequence_sidecar
 from napari_hcc.simulate.tumor import draw_tumor_shape
 from napari_hcc.vocabulary import ARMS
 
-SIMULATOR_VERSION = "1.0"
+SIMULATOR_VERSION = "2.0"
+VARIED = "varied"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
 
 
@@ -43,29 +47,42 @@ def _nifti(data: np.ndarray, affine: np.ndarray, description: str):
     return img
 
 
+def protocol_of_rat(protocol: Protocol | str, seed: int, rat: Rat, index: int) -> Protocol:
+    """The lab that scans `rat`: a fixed protocol, a fixed one with its artifacts drawn per rat, or (`varied`)
+    a lab drawn at random per rat. Draws depend only on (seed, rat index)."""
+    if protocol == VARIED:
+        return draw_lab(np.random.default_rng([seed, 7, index]))
+    if protocol.draw_artifacts:
+        return with_drawn_artifacts(protocol, np.random.default_rng([seed, 7, index]))
+    return protocol
+
+
 def _render_and_write(task: tuple) -> dict:
     """Render one session and write its files. Runs in a worker process; deterministic."""
-    root, rat, week, is_endpoint, grid, motion_mm = task
+    root, rat, week, is_endpoint, protocol = task
     rng = np.random.default_rng(rat.seed)
     anatomy_params = draw_anatomy(rng)
     shape = draw_tumor_shape(rng, build_anatomy(anatomy_params).left_lobe)
     session_rng = np.random.default_rng([rat.seed, 2, week])
     state = tumor_state(rat, week)
-    pose = draw_pose(session_rng, week, motion_mm)
-    out = render_session(rat, anatomy_params, shape, state, pose, session_rng, grid)
+    pose = draw_pose(session_rng, week, protocol)
+    out = render_session(rat, anatomy_params, shape, state, pose, session_rng, protocol)
 
     sub, ses = rat.participant_id, session_label(week)
-    for key, suffix in bids.SEQUENCES.items():
-        path = bids.image_path(root, sub, ses, key)
-        save_nifti(_nifti(out.images[suffix], out.affine, f"napari-hcc simulated {suffix}"), path)
-        seq = next(s for s in mri.SEQUENCES if s.suffix == suffix)
-        meta = seq.sidecar(mri.FIELD_STRENGTH_T) | {"ReceiverScale": out.acquisition[suffix]["receiver_scale"]}
+    for role, image in out.images.items():
+        path = bids.image_path(root, sub, ses, role)
+        save_nifti(_nifti(image, out.affines[role], f"napari-hcc simulated {bids.SEQUENCES[role]}"), path)
+        meta = sequence_sidecar(
+            role, protocol.sequences[role], protocol.field_strength_t, out.acquisition[role]["receiver_scale"]
+        )
         write_text(bids.sidecar(path), json.dumps(meta, indent=2) + "\n")
     mask_path = bids.truth_mask_path(root, sub, ses)
     save_nifti(_nifti(out.mask, out.affine, "whole tumor incl. necrosis"), mask_path)
+    reference = bids.image_path(root, sub, ses, protocol.reference_role)
     truth = out.truth | {
         "acquisition": out.acquisition,
-        "Sources": [str(bids.image_path(root, sub, ses, "T1w").relative_to(root))],
+        "protocol": json.loads(protocol.to_json()),
+        "Sources": [str(reference.relative_to(root))],
     }
     write_text(bids.sidecar(mask_path), json.dumps(truth, indent=2) + "\n")
     for name, frac in out.fractions.items():
@@ -82,7 +99,8 @@ def _render_and_write(task: tuple) -> dict:
 
     result = {"participant_id": sub, "session": ses, "week": week, "tumor_volume_mm3": truth["tumor_volume_mm3_mask"]}
     if is_endpoint:
-        result["histology"] = sample_histology(out.fractions, grid.spacing, np.random.default_rng([rat.seed, 3]))
+        spacing = tuple(float(v) for v in np.linalg.norm(out.affine[:3, :3], axis=0))
+        result["histology"] = sample_histology(out.fractions, spacing, np.random.default_rng([rat.seed, 3]))
     return result
 
 
@@ -101,20 +119,31 @@ def simulate_study(
     rats_per_arm: int = 8,
     weeks: Sequence[int] = (0, 1, 2, 3),
     seed: int = 0,
-    grid: Grid = Grid(),  # noqa: B008 - a frozen dataclass: one shared default is safe
-    motion_mm: float = 0.3,
+    protocol: Protocol | str = STUDY_PROTOCOL,
+    motion_mm: float | None = None,
     workers: int | None = None,
     progress: ProgressFn | None = None,
 ) -> Path:
-    """Simulate `rats_per_arm` rats in each of the four arms, scanned at `weeks`; return the root.
+    """Simulate `rats_per_arm` rats in each of the four arms, scanned at `weeks` with `protocol` (a
+    Protocol, or "varied": a lab drawn per rat); return the root. `motion_mm`, if given, replaces the
+    largest shift of every sequence against the reference.
 
     The same arguments give byte-identical files, whatever the number of workers.
     """
     root = Path(out)
     weeks = check_arguments(rats_per_arm, weeks)
+    if motion_mm is not None and protocol != VARIED:
+        protocol = replace(
+            protocol,
+            sequences={
+                r: replace(s, motion_mm=0.0 if r == protocol.reference_role else motion_mm)
+                for r, s in protocol.sequences.items()
+            },
+        )
     root.mkdir(parents=True, exist_ok=True)
     rats = draw_cohort(seed, rats_per_arm)
-    tasks = [(root, rat, w, w == weeks[-1], grid, motion_mm) for rat in rats for w in weeks]
+    labs = [protocol_of_rat(protocol, seed, rat, i) for i, rat in enumerate(rats)]
+    tasks = [(root, rat, w, w == weeks[-1], lab) for rat, lab in zip(rats, labs) for w in weeks]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
     results = []
     if workers > 1:
@@ -126,11 +155,11 @@ def simulate_study(
         for task in tasks:
             results.append(_render_and_write(task))
             report(progress, len(results), len(tasks), "scan")
-    _write_study_files(root, rats, weeks, results, seed, grid, motion_mm, rats_per_arm)
+    _write_study_files(root, rats, labs, weeks, results, seed, protocol, rats_per_arm)
     return root
 
 
-def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, motion_mm, rats_per_arm) -> None:
+def _write_study_files(root: Path, rats: list[Rat], labs, weeks, results, seed, protocol, rats_per_arm) -> None:
     histology = {r["participant_id"]: r["histology"] for r in results if "histology" in r}
     participants = [
         {
@@ -184,10 +213,9 @@ def _write_study_files(root: Path, rats: list[Rat], weeks, results, seed, grid, 
         "rats_per_arm": rats_per_arm,
         "arms": list(ARMS),
         "weeks": list(weeks),
-        "grid": asdict(grid),
-        "motion_between_sequences_max_mm": motion_mm,
-        "rats": [asdict(r) for r in rats],
-        "mri": mri.describe(),
+        "protocol": protocol if protocol == VARIED else json.loads(protocol.to_json()),
+        "rats": [asdict(r) | {"protocol": json.loads(lab.to_json())} for r, lab in zip(rats, labs)],
+        "mri": physics.describe(),
     }
     write_text(root / "code" / "simulation.json", json.dumps(params, indent=2) + "\n")
     write_text(root / "README", README_TEXT)

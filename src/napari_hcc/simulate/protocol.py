@@ -7,8 +7,8 @@ slice thickness and gap, number of slices), the plane and the SNR. It is JSON (`
 from a real study as `napari-hcc import` writes it (`protocol_from_study`, the ground of `simulate
 --like`): the sidecars give the field and timing, the NIfTI grids the geometry.
 
-This is the schema and its readers; the renderer does not draw from it yet (the `study` protocol is
-today's lab, `STUDY_PROTOCOL`, written out in this schema).
+`STUDY_PROTOCOL` is today's lab (the paper comparison); `labs.draw_lab` draws the `varied` world's labs;
+`render` acquires every sequence on its own grid with the artifacts its protocol switches on.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -26,6 +26,7 @@ from napari_hcc.errors import InputError
 from napari_hcc.io import bids
 from napari_hcc.io.acquisition import plane_of
 from napari_hcc.io.json_files import read_json_file, read_sidecar
+from napari_hcc.simulate.artifacts import COIL_SIDES
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 FAMILIES = ("RARE", "FLASH", "bSSFP")
@@ -53,6 +54,21 @@ class SequenceProtocol:
     slices: int = 15
     plane: str = "axial"
     snr: float = 20.0
+    # how the lab's scanner spoils it (all off by default; `varied` and `--like` draw them per rat)
+    phase_encoding: str = "j"  # the stored in-plane voxel axis phase is encoded along (BIDS i or j)
+    bandwidth_hz_per_pixel: float = 0.0  # 0: no chemical shift drawn
+    ghost_amplitude: float = 0.0  # respiratory modulation of the signal (fraction); 0: gated or none
+    ghost_motion_mm: float = 0.0  # breathing excursion along phase encoding
+    breaths_per_minute: float = 55.0
+    kspace_fraction: float = 1.0  # acquired over reconstructed matrix: below 1, Gibbs ringing
+    partial_fourier: float = 1.0
+    flow_ghosts: float = 0.0  # fraction of vessel signal smeared along phase encoding
+    coil: str = "volume"  # volume (smooth bias) or surface (a loop on one side)
+    coil_side: str = "axis1-"
+    coil_radius: float = 0.5  # surface loop radius, as a fraction of the field of view
+    bias: float = 0.15  # strength of the smooth receive bias (log-polynomial sd x 2)
+    motion_mm: float = 0.0  # largest in-plane shift against the reference sequence (per session)
+    motion_deg: float = 0.0  # largest rotation about the scanner's z axis against the reference
 
 
 @dataclass(frozen=True)
@@ -60,9 +76,19 @@ class Protocol:
     field_strength_t: float
     sequences: dict[str, SequenceProtocol] = field(default_factory=dict)
     source: str = ""  # where it came from: "study", a file, or a real study
+    draw_artifacts: bool = False  # each rat's artifacts and SNR drawn at random (`labs.with_drawn_artifacts`)
+
+    @property
+    def reference_role(self) -> str:
+        """The sequence the truth belongs to: the T1w, else the T2w."""
+        return "T1w" if "T1w" in self.sequences else "T2w"
+
+    def with_sequences(self, **changes) -> Protocol:
+        """The same protocol with `changes` applied to every sequence."""
+        return replace(self, sequences={r: replace(s, **changes) for r, s in self.sequences.items()})
 
     def to_json(self) -> str:
-        data = {"field_strength_t": self.field_strength_t,
+        data = {"field_strength_t": self.field_strength_t, "draw_artifacts": self.draw_artifacts,
                 "sequences": {role: asdict(seq) for role, seq in self.sequences.items()}}  # fmt: skip
         return json.dumps(data, indent=2) + "\n"
 
@@ -72,8 +98,8 @@ STUDY_PROTOCOL = Protocol(
     7.0,
     {
         "T1w": SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, snr=22.0),
-        "T2w": SequenceProtocol("RARE", 3.0, 0.033, 90.0, 8, snr=15.0),
-        "CE": SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, snr=24.0),
+        "T2w": SequenceProtocol("RARE", 3.0, 0.033, 90.0, 8, snr=15.0, motion_mm=0.3),
+        "CE": SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, snr=24.0, motion_mm=0.3),
     },
     "study",
 )
@@ -87,7 +113,20 @@ _RANGES = {
     "gap_mm": (0.0, 10.0),
     "slices": (1, 1024),
     "snr": (1.0, 1000.0),
+    "bandwidth_hz_per_pixel": (0.0, 5000.0),
+    "ghost_amplitude": (0.0, 1.0),
+    "ghost_motion_mm": (0.0, 10.0),
+    "breaths_per_minute": (0.0, 200.0),
+    "kspace_fraction": (0.25, 1.0),
+    "partial_fourier": (0.5, 1.0),
+    "flow_ghosts": (0.0, 1.0),
+    "coil_radius": (0.05, 5.0),
+    "bias": (0.0, 1.0),
+    "motion_mm": (0.0, 20.0),
+    "motion_deg": (0.0, 30.0),
 }
+_CHOICES = {"family": FAMILIES, "plane": PLANES, "phase_encoding": ("i", "j"), "coil": ("volume", "surface"),
+            "coil_side": tuple(COIL_SIDES)}  # fmt: skip
 
 
 def _sequence(raw, where: str) -> SequenceProtocol:
@@ -100,10 +139,9 @@ def _sequence(raw, where: str) -> SequenceProtocol:
     for key in ("family", "repetition_time_s", "echo_time_s"):
         if key not in raw:
             raise InputError(f"{where} has no {key!r}.")
-    if raw["family"] not in FAMILIES:
-        raise InputError(f"{where}.family is {raw['family']!r}; it must be one of {', '.join(FAMILIES)}.")
-    if raw.get("plane", "axial") not in PLANES:
-        raise InputError(f"{where}.plane is {raw['plane']!r}; it must be one of {', '.join(PLANES)}.")
+    for key, choices in _CHOICES.items():
+        if key in raw and raw[key] not in choices:
+            raise InputError(f"{where}.{key} is {raw[key]!r}; it must be one of {', '.join(choices)}.")
     for key, (low, high) in _RANGES.items():
         if key in raw:
             value = raw[key]
@@ -141,8 +179,17 @@ def parse_protocol(data, source: str) -> Protocol:
         raise InputError(f"protocol {source} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")
     if "T1w" not in sequences and "T2w" not in sequences:
         raise InputError(f"protocol {source} has neither a T1w nor a T2w; a scan needs at least one.")
+    unknown = sorted(set(data) - {"field_strength_t", "sequences", "draw_artifacts"})
+    if unknown:
+        raise InputError(
+            f"protocol {source} has unknown key {unknown[0]!r}; known keys are draw_artifacts, field_strength_t, "
+            "sequences."
+        )
+    draw = data.get("draw_artifacts", False)
+    if not isinstance(draw, bool):
+        raise InputError(f"protocol {source}: draw_artifacts is {draw!r}; it must be true or false.")
     parsed = {role: _sequence(raw, f"protocol {source}: sequences.{role}") for role, raw in sequences.items()}
-    return Protocol(float(field_t), parsed, source)
+    return Protocol(float(field_t), parsed, source, draw)
 
 
 def load_protocol(path: str | Path) -> Protocol:
@@ -187,6 +234,13 @@ def _from_image(image: Path) -> tuple[SequenceProtocol, float | None]:
         slices=int(img.shape[slice_axis]),
         plane=plane if plane in PLANES else "axial",
     )
+    direction = str(sidecar.get("PhaseEncodingDirection") or "j").rstrip("-")
+    bandwidth = sidecar.get("PixelBandwidth")
+    seq = replace(
+        seq,
+        phase_encoding=direction if direction in ("i", "j") else "j",
+        bandwidth_hz_per_pixel=float(bandwidth) if isinstance(bandwidth, (int, float)) and bandwidth > 0 else 0.0,
+    )
     field_t = sidecar.get("MagneticFieldStrength")
     return seq, float(field_t) if field_t else None
 
@@ -213,4 +267,4 @@ def protocol_from_study(root: str | Path) -> Protocol:
     if not sequences:
         raise InputError(f"{root} has no T1w, T2w or CE images in its sessions.")
     field_t = fields.most_common(1)[0][0] if fields else 7.0
-    return Protocol(field_t, sequences, f"like {root}")
+    return Protocol(field_t, sequences, f"like {root}", draw_artifacts=True)

@@ -1,8 +1,9 @@
-"""Render one MRI session of one rat: anatomy + tumor -> T1w, T2w, CE volumes and their truth.
+"""Render one MRI session of one rat: anatomy + tumor -> each sequence of a protocol, and the truth.
 
-The scene is rendered on a grid finer than the output (2x in-plane, 3x through-plane by default) and
-averaged down, which gives realistic partial volume at organ and tumor boundaries. Noise is added
-after averaging, at the output resolution, as a scanner would.
+The rat is painted once on the scene grid (`grids.scene_grid`: finer than every sequence, holding all of
+them) as tissue labels and tumor composition; each sequence then sees it through its own physics
+(`physics`) and is acquired on its own grid with its own artifacts (`acquire`). The truth (mask,
+composition fractions, tissue labels) is given on the reference sequence's grid (the T1w, else the T2w).
 """
 
 from __future__ import annotations
@@ -10,40 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
-from napari_hcc.simulate import mri
+from napari_hcc.simulate import mri, physics
+from napari_hcc.simulate.acquire import acquire
 from napari_hcc.simulate.anatomy import LABEL, TISSUES, build_anatomy, paint
 from napari_hcc.simulate.biology import Rat, TumorState
-from napari_hcc.simulate.tumor import TumorShape, apply_mass_effect, composition
+from napari_hcc.simulate.grids import SceneGrid, operator, scene_grid, sequence_grid
+from napari_hcc.simulate.motion import move_labels, shift_whole_voxels, whole_voxel_steps
+from napari_hcc.simulate.protocol import Protocol
+from napari_hcc.simulate.tumor import TumorShape, TumorVoxels, apply_mass_effect, composition
 from napari_hcc.vocabulary import COMPONENTS
 
-
-@dataclass(frozen=True)
-class Grid:
-    """The acquisition grid: about 160 x 160 in-plane at 0.3 mm and 15 slices of 1.2 mm."""
-
-    shape: tuple[int, int, int] = (160, 160, 15)
-    spacing: tuple[float, float, float] = (0.3, 0.3, 1.2)
-    supersample: tuple[int, int, int] = (2, 2, 3)
-
-    def affine(self, slab_offset_mm: float = 0.0) -> np.ndarray:
-        """Voxel -> scanner millimetres. Stored LAS (x flipped), as many DICOM converters write it."""
-        sx, sy, sz = self.spacing
-        nx, ny, nz = self.shape
-        a = np.diag([-sx, sy, sz, 1.0])
-        a[:3, 3] = [(nx - 1) / 2 * sx, -(ny - 1) / 2 * sy, -(nz - 1) / 2 * sz + slab_offset_mm]
-        return a
-
-    def fine_affine(self, slab_offset_mm: float = 0.0) -> np.ndarray:
-        ss = np.asarray(self.supersample, dtype=float)
-        sub = np.eye(4)
-        sub[:3, :3] = np.diag(1.0 / ss)
-        sub[:3, 3] = 0.5 / ss - 0.5
-        return self.affine(slab_offset_mm) @ sub
-
-    @property
-    def fine_shape(self) -> tuple[int, int, int]:
-        return tuple(n * s for n, s in zip(self.shape, self.supersample))
+FAT_LABELS = [LABEL[t] for t in physics.FAT_TISSUES]
 
 
 @dataclass
@@ -55,66 +35,67 @@ class Pose:
     slab_offset_mm: float  # where the slab sits along z, relative to the liver centre
     growth: float  # body growth since baseline
     stomach_filling: float
-    motion_mm: dict = field(default_factory=dict)  # per-sequence in-plane shift vs the T1w
+    motion: dict = field(default_factory=dict)  # role -> (x mm, y mm, degrees about z) against the reference
 
 
 @dataclass
 class RenderedSession:
-    images: dict[str, np.ndarray]  # BIDS suffix -> int16 volume
-    mask: np.ndarray  # uint8, whole tumor
+    images: dict[str, np.ndarray]  # role -> int16 volume
+    affines: dict[str, np.ndarray]  # role -> voxel to scanner mm (each sequence has its own grid)
+    mask: np.ndarray  # uint8, whole tumor, on the reference sequence's grid
     fractions: dict[str, np.ndarray]  # component -> float32 volume fraction of each voxel
     tissue: np.ndarray  # uint8 tissue labels (TISSUES)
-    affine: np.ndarray
-    acquisition: dict  # what the sidecars record per sequence
+    affine: np.ndarray  # the reference sequence's
+    acquisition: dict  # role -> what was acquired and drawn
     truth: dict  # what the truth sidecar records
 
 
-def draw_pose(rng: np.random.Generator, week: float, motion_max_mm: float) -> Pose:
+def draw_pose(rng: np.random.Generator, week: float, protocol: Protocol) -> Pose:
     motion = {}
-    for seq in mri.SEQUENCES[1:]:
-        shift = rng.uniform(-1.0, 1.0, size=2) * motion_max_mm
-        motion[seq.suffix] = (float(shift[0]), float(shift[1]))
+    for role, seq in protocol.sequences.items():
+        if role != protocol.reference_role:
+            shift = rng.uniform(-1.0, 1.0, size=2) * seq.motion_mm
+            deg = float(rng.uniform(-1.0, 1.0) * seq.motion_deg) if seq.motion_deg else 0.0
+            motion[role] = (float(shift[0]), float(shift[1]), deg)
     return Pose(
         angle_rad=float(np.deg2rad(rng.normal(0.0, 3.0))),
         shift_mm=(float(rng.normal(0.0, 0.8)), float(rng.normal(0.0, 0.8))),
         slab_offset_mm=float(rng.normal(0.0, 0.7)),
         growth=float(1.0 + 0.012 * week + rng.normal(0.0, 0.004)),
         stomach_filling=float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3)),
-        motion_mm=motion,
+        motion=motion,
     )
 
 
-def _body_coords(grid: Grid, pose: Pose) -> list[np.ndarray]:
-    """Body-frame millimetres of every fine voxel (scanner frame, then the rat's pose undone)."""
-    aff = grid.fine_affine(pose.slab_offset_mm)
-    nx, ny, nz = grid.fine_shape
-    i = np.arange(nx, dtype=np.float32)[:, None, None]
-    j = np.arange(ny, dtype=np.float32)[None, :, None]
-    k = np.arange(nz, dtype=np.float32)[None, None, :]
-    xw = aff[0, 0] * i + aff[0, 3] - pose.shift_mm[0]
-    yw = aff[1, 1] * j + aff[1, 3] - pose.shift_mm[1]
-    zw = aff[2, 2] * k + aff[2, 3]
-    c, s = np.cos(pose.angle_rad), np.sin(pose.angle_rad)
-    shape = grid.fine_shape
+def _body_coords(scene: SceneGrid, pose: Pose) -> list[np.ndarray]:
+    """Body-frame millimetres of every scene voxel (scanner frame, then the rat's pose undone)."""
+    xw, yw, zw = (
+        (scene.centres(a) - np.array(pose.shift_mm + (0.0,))[a])
+        .astype(np.float32)
+        .reshape([-1 if b == a else 1 for b in range(3)])
+        for a in range(3)
+    )
+    c, s = np.float32(np.cos(pose.angle_rad)), np.float32(np.sin(pose.angle_rad))
+    shape = scene.shape
     x = np.broadcast_to(c * xw + s * yw, shape).astype(np.float32)
     y = np.broadcast_to(-s * xw + c * yw, shape).astype(np.float32)
     z = np.broadcast_to(zw, shape).astype(np.float32)
     return [x, y, z]
 
 
-def _box_maker(grid: Grid, pose: Pose, vox):
-    """Body-frame box -> slices of the fine grid that surely hold what it shows.
+def _box_maker(scene: SceneGrid, pose: Pose, vox: TumorVoxels):
+    """Body-frame box -> slices of the scene that surely hold what it shows.
 
     Points of the box are pushed through the tumor's mass effect (`vox.forward`), then the pose;
     the bounding box of their images, plus a voxel, is where the tissue can appear.
     """
-    inv = np.linalg.inv(grid.fine_affine(pose.slab_offset_mm))
+    inv = np.linalg.inv(scene.affine)
     c, s = np.cos(pose.angle_rad), np.sin(pose.angle_rad)
-    shape = grid.fine_shape
+    shape = scene.shape
     t = np.linspace(0.0, 1.0, 9)
 
     def box_of(lo, hi):
-        lo, hi = np.clip(lo, -60.0, 60.0), np.clip(hi, -60.0, 60.0)
+        lo, hi = np.clip(lo, -90.0, 90.0), np.clip(hi, -90.0, 90.0)
         pts = np.stack(np.meshgrid(*[a + (b - a) * t for a, b in zip(lo, hi)], indexing="ij"), -1).reshape(-1, 3)
         pts = np.concatenate([pts, vox.forward(pts)])
         xw = c * pts[:, 0] - s * pts[:, 1] + pose.shift_mm[0]
@@ -128,31 +109,41 @@ def _box_maker(grid: Grid, pose: Pose, vox):
     return box_of
 
 
-def _shift_whole_voxels(a: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
-    """Shift in-plane by whole fine voxels (0.15 mm steps), repeating the edge."""
-    out = a
-    for axis, n in enumerate(shift):
-        if n:
-            out = np.roll(out, n, axis=axis)
-            edge = [slice(None)] * 3
-            edge[axis] = slice(0, n) if n > 0 else slice(n, None)
-            src = [slice(None)] * 3
-            src[axis] = slice(n, n + 1) if n > 0 else slice(n - 1, n)
-            out[tuple(edge)] = out[tuple(src)]
-    return out
+def _tumor_box(vox: TumorVoxels, values: dict[str, np.ndarray]) -> tuple[tuple, dict[str, np.ndarray]]:
+    """The tumor's per-voxel values as dense arrays over its bounding box of the scene (and the box's start)."""
+    if not len(vox.index[0]):
+        return (0, 0, 0), {k: np.zeros((1, 1, 1), np.float32) for k in values}
+    lo = [int(i.min()) for i in vox.index]
+    hi = [int(i.max()) + 1 for i in vox.index]
+    local = tuple(i - a for i, a in zip(vox.index, lo))
+    dense = {}
+    for name, v in values.items():
+        box = np.zeros([b - a for a, b in zip(lo, hi)], np.float32)
+        box[local] = v
+        dense[name] = box
+    return tuple(lo), dense
 
 
-def _block_mean(a: np.ndarray, ss: tuple[int, int, int]) -> np.ndarray:
-    nx, ny, nz = (n // s for n, s in zip(a.shape, ss))
-    return a.reshape(nx, ss[0], ny, ss[1], nz, ss[2]).mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
+def _tumor_signal(comp, rat: Rat, state: TumorState, seq, field_t: float, contrast: bool) -> np.ndarray:
+    """The tumor's signal per voxel: its components' signals mixed by their volume fractions."""
+    t2_scale = 1.08 if rat.strain == "Buffalo" else 1.0  # McA-RH7777 in Buffalo rats vs N1-S1 in Sprague-Dawley
+    viable = mri.TISSUE_TABLE["tumor"]
+    s_viable = physics.signal(
+        viable.pd, viable.t1_ms, viable.t2_ms * t2_scale, viable.gd_mM * comp["perfusion"], "tumor", seq, field_t,
+        contrast,
+    )  # fmt: skip
+    patch = state.patchy_necrosis
 
+    def sig(tissue):
+        return physics.tissue_signal("tumor", tissue, seq, field_t, contrast)
 
-def _block_mode(labels: np.ndarray, ss: tuple[int, int, int], n_labels: int) -> np.ndarray:
-    nx, ny, nz = (n // s for n, s in zip(labels.shape, ss))
-    blocks = labels.reshape(nx, ss[0], ny, ss[1], nz, ss[2]).transpose(0, 2, 4, 1, 3, 5).reshape(-1, int(np.prod(ss)))
-    out_index = np.repeat(np.arange(blocks.shape[0]), blocks.shape[1])
-    counts = np.bincount(out_index * n_labels + blocks.ravel(), minlength=blocks.shape[0] * n_labels)
-    return counts.reshape(-1, n_labels).argmax(axis=1).astype(np.uint8).reshape(nx, ny, nz)
+    s_nec = (1.0 - patch) * sig(mri.NECROSIS_LIQUEFACTIVE) + patch * sig(mri.NECROSIS_COAGULATIVE)
+    return (
+        comp["viable"] * s_viable
+        + comp["necrosis"] * s_nec
+        + comp["apoptosis"] * sig(mri.APOPTOSIS)
+        + comp["edema"] * sig(mri.EDEMA_INFILTRATE)
+    )
 
 
 def render_session(
@@ -162,83 +153,81 @@ def render_session(
     state: TumorState,
     pose: Pose,
     rng: np.random.Generator,
-    grid: Grid = Grid(),
+    protocol: Protocol,
 ) -> RenderedSession:
-    ss = grid.supersample
-    coords = _body_coords(grid, pose)
+    centre = (0.0, 0.0, pose.slab_offset_mm)
+    grids = {role: sequence_grid(seq, centre) for role, seq in protocol.sequences.items()}
+    scene = scene_grid(list(grids.values()))
+    coords = _body_coords(scene, pose)
     plane = [coords[0][:, :, 0].copy(), coords[1][:, :, 0].copy()]  # before the mass effect
     anatomy = build_anatomy(anatomy_params, pose.stomach_filling, pose.growth)
     lobulation = float(np.clip((state.diameter_mm - 4.0) / 8.0, 0.3, 1.5))
     vox = apply_mass_effect(coords, shape, state.diameter_mm / 2.0, lobulation)
-    labels = np.zeros(grid.fine_shape, dtype=np.uint8)
-    box_of = _box_maker(grid, pose, vox)
+    labels = np.zeros(scene.shape, dtype=np.uint8)
+    box_of = _box_maker(scene, pose, vox)
     warp_box = box_of(vox.center - vox.reach_mm, vox.center + vox.reach_mm)
     paint(labels, coords, plane, warp_box, anatomy, box_of)
     del coords
     labels[vox.index] = LABEL["tumor"]
     comp = composition(shape, vox, state)
 
-    # Strain-specific tumor relaxation (McA-RH7777 in Buffalo rats vs N1-S1 in Sprague-Dawley).
-    tumor_scale = (1.0, 1.08) if rat.strain == "Buffalo" else (1.0, 1.0)
-    necrosis_tissue = [mri.NECROSIS_LIQUEFACTIVE, mri.NECROSIS_COAGULATIVE]
-    patch = state.patchy_necrosis
+    field_t = protocol.field_strength_t
+    bias_coef = rng.normal(0.0, 1.0, size=7)  # one receive field per session, seen on each sequence's grid
+    fat = vessels = None
+    if any(s.bandwidth_hz_per_pixel > 0 for s in protocol.sequences.values()):
+        fat = np.isin(labels, FAT_LABELS).astype(np.float32)
+    if any(s.flow_ghosts > 0 for s in protocol.sequences.values()):
+        vessels = (labels == LABEL["blood_vessel"]).astype(np.float32)
+    start, dense = _tumor_box(vox, {"tumor": np.ones(len(vox.index[0]), np.float32)} | comp)
+    images, affines, acquisition, applied = {}, {}, {}, {}
+    for role, seq in protocol.sequences.items():
+        contrast = role == "CE"
+        lut = np.array(
+            [physics.tissue_signal(t, mri.TISSUE_TABLE[t], seq, field_t, contrast) for t in TISSUES], dtype=np.float32
+        )
+        motion = pose.motion.get(role, (0.0, 0.0, 0.0))
+        seen_fat, seen_vessels = fat, vessels
+        if motion[2] == 0.0:
+            fine = lut[labels]
+            fine[vox.index] = _tumor_signal(comp, rat, state, seq, field_t, contrast)
+            steps = whole_voxel_steps(scene, motion)
+            if steps != (0, 0):
+                fine = shift_whole_voxels(fine, steps)
+                seen_fat = None if fat is None else shift_whole_voxels(fat, steps)
+                seen_vessels = None if vessels is None else shift_whole_voxels(vessels, steps)
+            applied[role] = (steps[0] * scene.spacing[0], steps[1] * scene.spacing[1], 0.0)
+        else:
+            moved, source = move_labels(labels, scene, motion)
+            fine = lut[moved]
+            inside = np.nonzero(moved == LABEL["tumor"])
+            tumor = _tumor_signal(dense, rat, state, seq, field_t, contrast)
+            where = source(inside) - np.asarray(start, dtype=float)[:, None]
+            fine[inside] = ndimage.map_coordinates(tumor, where, order=0, mode="nearest")
+            seen_fat = None if fat is None else np.isin(moved, FAT_LABELS).astype(np.float32)
+            seen_vessels = None if vessels is None else (moved == LABEL["blood_vessel"]).astype(np.float32)
+            applied[role] = motion
+        grid = grids[role]
+        out = acquire(
+            fine, operator(scene, grid), grid, seq, field_t, float(lut[LABEL["liver"]]), bias_coef, rng,
+            seen_fat, seen_vessels,
+        )  # fmt: skip
+        images[role], affines[role], acquisition[role] = out.image, grid.affine, out.record
+        del fine
 
-    flat_index = np.ravel_multi_index(vox.index, grid.fine_shape)
-    bias = mri.bias_field(grid.shape, rng)
-    images, acquisition, applied = {}, {}, {}
-    viable = mri.TISSUE_TABLE["tumor"]
-    for seq in mri.SEQUENCES:
-        lut = np.array([mri.tissue_signal(mri.TISSUE_TABLE[t], seq) for t in TISSUES], dtype=np.float32)
-        fine = lut[labels]
-        s_viable = mri.spin_echo(
-            viable.pd,
-            viable.t1_ms * tumor_scale[0],
-            viable.t2_ms * tumor_scale[1],
-            viable.gd_mM * comp["perfusion"],
-            seq,
-        )
-        s_nec = (1.0 - patch) * mri.tissue_signal(necrosis_tissue[0], seq) + patch * mri.tissue_signal(
-            necrosis_tissue[1], seq
-        )
-        mix = (
-            comp["viable"] * s_viable
-            + comp["necrosis"] * s_nec
-            + comp["apoptosis"] * mri.tissue_signal(mri.APOPTOSIS, seq)
-            + comp["edema"] * mri.tissue_signal(mri.EDEMA_INFILTRATE, seq)
-        )
-        fine.ravel()[flat_index] = mix
-        shift = pose.motion_mm.get(seq.suffix)
-        if shift is not None:
-            fine_aff = grid.fine_affine()
-            steps = (int(round(shift[0] / fine_aff[0, 0])), int(round(shift[1] / fine_aff[1, 1])))
-            fine = _shift_whole_voxels(fine, steps)
-            # what was applied: whole voxels of the fine grid, as a shift of the content in RAS+ x and y
-            applied[seq.suffix] = (float(steps[0] * fine_aff[0, 0]), float(steps[1] * fine_aff[1, 1]))
-        signal = _block_mean(fine, ss) * bias
-        snr = seq.snr_liver * float(np.exp(rng.normal(0.0, 0.1)))
-        sigma = float(lut[LABEL["liver"]]) / snr
-        noisy = mri.rician(signal, sigma, rng)
-        # Receiver gain and reconstruction scaling differ per session and sequence.
-        gain = float(4000.0 * np.exp(rng.normal(0.0, 0.3)))
-        images[seq.suffix] = np.clip(np.rint(noisy * gain), 0, 32767).astype(np.int16)
-        acquisition[seq.suffix] = {"noise_sigma": sigma * gain, "receiver_scale": gain, "snr_liver": snr}
-
-    occupancy = _block_mean((labels == LABEL["tumor"]).astype(np.float32), ss)
+    ref = grids[protocol.reference_role]
+    ref_op = operator(scene, ref)
+    occupancy = ref_op.apply(dense["tumor"], start)
     mask = (occupancy >= 0.5).astype(np.uint8)
-    n_out = int(np.prod(grid.shape))
-    out_index = np.ravel_multi_index(tuple(i // s for i, s in zip(vox.index, ss)), grid.shape)
-    fractions = {}
-    for name in COMPONENTS:
-        total = np.bincount(out_index, weights=comp[name], minlength=n_out) / float(np.prod(ss))
-        fractions[name] = total.reshape(grid.shape).astype(np.float32)
-    tissue = _block_mode(labels, ss, len(TISSUES))
+    fractions = {name: ref_op.apply(dense[name], start) for name in COMPONENTS}
+    tissue = ref_op.nearest(labels)
     tissue[mask > 0] = LABEL["tumor"]
     tissue[(mask == 0) & (tissue == LABEL["tumor"])] = LABEL["liver"]
+    voxel_mm3 = float(np.prod(ref.spacing[:2]) * ref.extent[2])
     truth = {
         "week": state.week,
         "tumor_diameter_mm_nominal": state.diameter_mm,
         "tumor_volume_mm3_nominal": state.volume_mm3,
-        "tumor_volume_mm3_mask": float(mask.sum() * np.prod(grid.spacing)),
+        "tumor_volume_mm3_mask": float(mask.sum() * voxel_mm3),
         "composition": {c: getattr(state, c) for c in COMPONENTS},
         "viable_perfusion": state.perfusion,
         "pose": {
@@ -248,7 +237,9 @@ def render_session(
             "growth": pose.growth,
             "stomach_filling": pose.stomach_filling,
         },
-        "motion_vs_T1w_mm": pose.motion_mm,
-        "motion_applied_vs_T1w_mm": applied,
+        "reference_sequence": protocol.reference_role,
+        "motion_vs_reference": {r: {"shift_mm": list(m[:2]), "rotation_deg": m[2]} for r, m in pose.motion.items()},
+        "motion_applied_vs_reference": {r: {"shift_mm": list(m[:2]), "rotation_deg": m[2]} for r, m in applied.items()},
+        "scene_grid": {"shape": list(scene.shape), "spacing_mm": list(scene.spacing)},
     }
-    return RenderedSession(images, mask, fractions, tissue, grid.affine(pose.slab_offset_mm), acquisition, truth)
+    return RenderedSession(images, affines, mask, fractions, tissue, ref.affine, acquisition, truth)

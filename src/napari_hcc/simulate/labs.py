@@ -1,0 +1,126 @@
+"""The `varied` world: a preclinical lab drawn at random for every rat, and artifacts drawn onto a fixed
+protocol (`--like` a real study, or a protocol file with "draw_artifacts").
+
+A lab is a field (3 to 11.7 T), a plane (axial or coronal), a T1w (RARE or FLASH), a T2w (RARE with or
+without fat suppression, now and then a balanced SSFP), a contrast-enhanced T1w or not, grids of their own
+(the T2w on another grid than the T1w half the time), an SNR, and the ways its scanner spoils images:
+breathing ghosts (ungated), Gibbs ringing, partial Fourier, flow, chemical shift, a volume or a surface
+coil, and motion between sequences. The ranges are those of published rodent abdominal protocols and the
+real files in ../shared/realdata; they are documented in docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from napari_hcc.simulate.artifacts import COIL_SIDES
+from napari_hcc.simulate.protocol import Protocol, SequenceProtocol
+
+FIELDS_T = (3.0, 4.7, 7.0, 9.4, 11.7)
+FIELD_WEIGHTS = (0.15, 0.2, 0.3, 0.25, 0.1)
+
+
+def _choice(rng: np.random.Generator, options, weights=None):
+    return options[int(rng.choice(len(options), p=weights))]
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def draw_grid(rng: np.random.Generator, plane: str) -> dict:
+    """Matrix, pixel, slices, thickness and gap covering a rat's liver (field of view 44-70 mm)."""
+    pixel = float(np.round(rng.uniform(0.16, 0.42), 3))
+    matrix = int(np.clip(np.round(rng.uniform(44.0, 70.0) / pixel / 8) * 8, 96, 320))
+    anisotropy = float(rng.uniform(1.0, 1.15)) if rng.random() < 0.3 else 1.0
+    thickness = float(np.round(rng.uniform(0.5, 2.0), 2))
+    gap = float(np.round(rng.uniform(0.0, 0.4 * thickness), 2)) if rng.random() < 0.4 else 0.0
+    cover = rng.uniform(14.0, 26.0) if plane == "axial" else rng.uniform(26.0, 36.0)  # coronal: the whole belly
+    slices = int(np.clip(np.round(cover / (thickness + gap)), 8, 40))
+    return {
+        "matrix": (matrix, int(np.round(matrix / anisotropy / 8) * 8)),
+        "pixel_mm": (pixel, float(np.round(pixel * anisotropy, 3))),
+        "slice_mm": thickness,
+        "gap_mm": gap,
+        "slices": slices,
+        "plane": plane,
+    }
+
+
+def draw_scanner(rng: np.random.Generator) -> dict:
+    """What a lab's set-up gives every sequence: the coil, respiratory gating, the animal's breathing."""
+    gated = rng.random() < 0.35
+    return {
+        "coil": _choice(rng, ("volume", "surface")),
+        "coil_side": _choice(rng, tuple(COIL_SIDES)),
+        "coil_radius": float(rng.uniform(0.3, 0.9)),
+        "bias": float(rng.uniform(0.05, 0.4)),
+        "breaths_per_minute": float(rng.uniform(35.0, 75.0)),
+        "gated": gated,
+    }
+
+
+def draw_artifacts(rng: np.random.Generator, seq: SequenceProtocol, reference: bool, scanner: dict) -> SequenceProtocol:
+    """How the lab's scanner spoils this sequence: breathing (unless gated), truncation, partial Fourier,
+    flow, chemical shift, the coil, the SNR, and motion against the reference sequence."""
+    gated = scanner["gated"]
+    return replace(
+        seq,
+        phase_encoding=_choice(rng, ("i", "j")),
+        bandwidth_hz_per_pixel=float(np.round(rng.uniform(80.0, 450.0))),
+        ghost_amplitude=0.0 if gated else float(rng.uniform(0.02, 0.15)),
+        ghost_motion_mm=0.0 if gated else float(rng.uniform(0.0, 0.5)),
+        breaths_per_minute=scanner["breaths_per_minute"],
+        kspace_fraction=1.0 if rng.random() < 0.5 else float(rng.uniform(0.55, 0.95)),
+        partial_fourier=1.0 if rng.random() < 0.6 else float(rng.uniform(0.55, 0.85)),
+        flow_ghosts=0.0 if rng.random() < 0.4 else float(rng.uniform(0.1, 0.6)),
+        coil=scanner["coil"],
+        coil_side=scanner["coil_side"],
+        coil_radius=scanner["coil_radius"],
+        bias=scanner["bias"],
+        motion_mm=0.0 if reference else float(rng.uniform(0.0, 1.5)),
+        motion_deg=0.0 if reference else float(rng.uniform(0.0, 3.0)),
+        snr=_log_uniform(rng, 6.0, 40.0),
+    )
+
+
+def _t1w(rng: np.random.Generator, grid: dict) -> SequenceProtocol:
+    if rng.random() < 0.55:
+        return SequenceProtocol("RARE", float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.006, 0.012)), 90.0,
+                                int(_choice(rng, (1, 2, 2, 4))), **grid)  # fmt: skip
+    return SequenceProtocol("FLASH", float(rng.uniform(0.15, 0.4)), float(rng.uniform(0.0018, 0.0035)),
+                            float(rng.uniform(35.0, 80.0)), 1, **grid)  # fmt: skip
+
+
+def _t2w(rng: np.random.Generator, grid: dict) -> SequenceProtocol:
+    if rng.random() < 0.1:
+        tr = float(rng.uniform(0.004, 0.008))
+        return SequenceProtocol("bSSFP", tr, tr / 2, float(rng.uniform(30.0, 60.0)), 1, **grid)
+    return SequenceProtocol("RARE", float(rng.uniform(2.0, 5.0)), float(rng.uniform(0.025, 0.06)), 90.0,
+                            int(_choice(rng, (4, 8, 8, 12, 16))), fat_suppression=bool(rng.random() < 0.4), **grid)  # fmt: skip
+
+
+def draw_lab(rng: np.random.Generator) -> Protocol:
+    """One lab, drawn at random: field, plane, sequences (any subset with a T1w or a T2w), grids, artifacts."""
+    field_t = _choice(rng, FIELDS_T, FIELD_WEIGHTS)
+    plane = "axial" if rng.random() < 0.7 else "coronal"
+    grid = draw_grid(rng, plane)
+    t2_grid = grid if rng.random() < 0.5 else draw_grid(rng, plane)
+    kind = rng.random()
+    sequences: dict[str, SequenceProtocol] = {}
+    if kind >= 0.1:  # a tenth of labs scan T2w only
+        sequences["T1w"] = _t1w(rng, grid)
+    sequences["T2w"] = _t2w(rng, t2_grid)
+    if kind >= 0.3:  # and a fifth more use no contrast agent
+        sequences["CE"] = replace(sequences["T1w"])
+    return with_drawn_artifacts(Protocol(field_t, sequences, "varied"), rng)
+
+
+def with_drawn_artifacts(protocol: Protocol, rng: np.random.Generator) -> Protocol:
+    """A fixed lab's acquisitions (`--like`), with the artifacts and SNR of its rats drawn at random."""
+    scanner = draw_scanner(rng)
+    reference = protocol.reference_role
+    drawn = {role: draw_artifacts(rng, seq, role == reference, scanner) for role, seq in protocol.sequences.items()}
+    return replace(protocol, sequences=drawn)

@@ -1,0 +1,113 @@
+"""Each artifact, switched on alone in a protocol, is measured where it must show in the rendered image;
+switched off (the default), it leaves no trace and is not recorded."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_hcc.simulate.anatomy import LABEL, build_anatomy, draw_anatomy
+from napari_hcc.simulate.artifacts import chemical_shift_pixels, to_kspace
+from napari_hcc.simulate.biology import draw_cohort, tumor_state
+from napari_hcc.simulate.protocol import Protocol, SequenceProtocol
+from napari_hcc.simulate.render import draw_pose, render_session
+from napari_hcc.simulate.tumor import draw_tumor_shape
+
+ARTIFACT_KEYS = {"chemical_shift_px", "flow_ghosts", "respiratory_ghosts", "kspace_fraction", "partial_fourier"}
+
+
+def _render(**changes):
+    """One session, T1w only, 96 x 96 pixels of 0.5 mm and 6 slices, nearly noiseless, no smooth bias."""
+    seq = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
+                           slices=6, snr=1000.0, bias=0.0, **changes)  # fmt: skip
+    protocol = Protocol(7.0, {"T1w": seq})
+    rat = draw_cohort(0, 1)[0]
+    rng = np.random.default_rng(rat.seed)
+    params = draw_anatomy(rng)
+    shape = draw_tumor_shape(rng, build_anatomy(params).left_lobe)
+    pose = draw_pose(np.random.default_rng(1), 2, protocol)
+    out = render_session(rat, params, shape, tumor_state(rat, 2), pose, np.random.default_rng(2), protocol)
+    image = out.images["T1w"].astype(float)
+    body = out.tissue > 0
+    return image / image[body].mean(), out
+
+
+@pytest.fixture(scope="module")
+def base():
+    return _render()
+
+
+def _air_beside_and_along(image, body, pe_axis):
+    """Mean air signal in line with the body along phase encoding, and beside it (lines missing the body)."""
+    far = ~ndimage.binary_dilation(body, iterations=3)
+    hits = body.any(axis=pe_axis, keepdims=True)  # lines across the PE axis that pass through the body
+    along, beside = far & np.broadcast_to(hits, body.shape), far & ~np.broadcast_to(hits, body.shape)
+    return image[along].mean(), image[beside].mean()
+
+
+def _high_k_power(image, axis, fraction=0.3):
+    k = np.abs(to_kspace(image)) ** 2
+    n = image.shape[axis]
+    lines = np.abs(np.arange(n) - n // 2) > (1 - fraction) * n / 2
+    return k.take(np.nonzero(lines)[0], axis=axis).sum()
+
+
+def test_off_by_default_nothing_is_drawn_or_recorded(base):
+    image, out = base
+    assert not ARTIFACT_KEYS & set(out.acquisition["T1w"])
+    far = ~ndimage.binary_dilation(out.tissue > 0, iterations=3)
+    assert image[far].mean() < 0.01  # dark air: noise only
+
+
+@pytest.mark.parametrize("pe", ["i", "j"])
+def test_breathing_ghosts_lie_along_phase_encoding(base, pe):
+    image, out = _render(ghost_amplitude=0.15, ghost_motion_mm=0.3, phase_encoding=pe)
+    axis = 0 if pe == "i" else 1
+    along, beside = _air_beside_and_along(image, out.tissue > 0, axis)
+    base_along, _ = _air_beside_and_along(base[0], base[1].tissue > 0, axis)
+    assert along > 5 * base_along and along > 3 * beside
+    assert out.acquisition["T1w"]["respiratory_ghosts"]["breaths_per_acquisition"] == pytest.approx(
+        0.45 * 96 / 2 * 55 / 60
+    )
+
+
+def test_truncated_k_space_rings_and_loses_its_high_frequencies(base):
+    image, out = _render(kspace_fraction=0.5)
+    for axis in (0, 1):  # what remains there is the magnitude's and the noise's
+        assert _high_k_power(image, axis) < 0.2 * _high_k_power(base[0], axis)
+    overshoot = image[out.tissue > 0].max() / base[0][base[1].tissue > 0].max()
+    assert overshoot > 1.03  # Gibbs overshoot at the brightest edges
+    assert out.acquisition["T1w"]["kspace_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("pe", ["i", "j"])
+def test_partial_fourier_blurs_most_along_phase_encoding(base, pe):
+    image, out = _render(partial_fourier=0.6, phase_encoding=pe)
+    kept = [_high_k_power(image, axis) / _high_k_power(base[0], axis) for axis in (0, 1)]
+    pe_axis = 0 if pe == "i" else 1
+    assert kept[pe_axis] < 0.25 and kept[pe_axis] < 0.5 * kept[1 - pe_axis]
+
+
+def test_flow_smears_vessels_along_phase_encoding(base):
+    image, out = _render(flow_ghosts=0.6, phase_encoding="j")
+    diff = np.abs(image - base[0])
+    vessel_lines = np.broadcast_to((out.tissue == LABEL["blood_vessel"]).any(axis=1, keepdims=True), diff.shape)
+    assert diff[vessel_lines].mean() > 4 * diff[~vessel_lines].mean()
+
+
+def test_chemical_shift_moves_fat_along_the_readout(base):
+    image, out = _render(bandwidth_hz_per_pixel=300.0)
+    assert out.acquisition["T1w"]["chemical_shift_px"] == pytest.approx(chemical_shift_pixels(7.0, 300.0))
+    assert chemical_shift_pixels(7.0, 300.0) == pytest.approx(3.38, abs=0.01)
+    diff = np.abs(image - base[0])
+    fat = np.isin(out.tissue, [LABEL["subcutaneous_fat"], LABEL["visceral_fat"]])
+    near_fat = ndimage.binary_dilation(fat, iterations=4)
+    assert diff[near_fat].sum() > 0.9 * diff.sum() and diff.mean() > 0.01
+
+
+def test_a_surface_coil_brightens_its_side(base):
+    image, out = _render(coil="surface", coil_side="axis1-", coil_radius=0.3)
+    body = out.tissue > 0
+    half = image.shape[1] // 2
+    near, far = image[:, :half][body[:, :half]].mean(), image[:, half:][body[:, half:]].mean()
+    base_near = base[0][:, :half][body[:, :half]].mean() / base[0][:, half:][body[:, half:]].mean()
+    assert near / far > 2.5 * base_near
