@@ -35,6 +35,7 @@ TISSUES = (
     "csf",
     "spinal_cord",
     "lung",
+    "fiducial",  # 20: a water tube beside the animal (varied world)
 )
 LABEL = {name: i for i, name in enumerate(TISSUES)}
 
@@ -51,11 +52,12 @@ class Blob:
     taper: float = 0.0  # relative change of the in-plane axes per mm of z
 
     def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        dx, dy, dz = x - self.center[0], y - self.center[1], z - self.center[2]
-        c, s = np.cos(self.angle), np.sin(self.angle)
+        # Python floats throughout: with float32 coordinates, everything stays float32
+        dx, dy, dz = x - float(self.center[0]), y - float(self.center[1]), z - float(self.center[2])
+        c, s = float(np.cos(self.angle)), float(np.sin(self.angle))
         u, v = c * dx + s * dy, -s * dx + c * dy
-        scale = 1.0 + self.taper * dz if self.taper else 1.0
-        a, b = self.axes[0] * scale, self.axes[1] * scale
+        scale = 1.0 + float(self.taper) * dz if self.taper else 1.0
+        a, b = float(self.axes[0]) * scale, float(self.axes[1]) * scale
         r = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (dz / self.axes[2]) ** 2)
         if self.wobble:
             # cos(k theta), sin(k theta) as powers of e^(i theta): no trigonometry per voxel.
@@ -91,13 +93,15 @@ class Tube:
     p0: tuple[float, float, float]
     p1: tuple[float, float, float]
     radius: float
+    within: str = ""  # painted only over this tissue (a vessel branch stays in the liver)
 
     def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        p0, d = np.asarray(self.p0), np.asarray(self.p1) - np.asarray(self.p0)
-        t = ((x - p0[0]) * d[0] + (y - p0[1]) * d[1] + (z - p0[2]) * d[2]) / float(d @ d)
+        p0 = [float(v) for v in self.p0]
+        d = [float(b) - a for a, b in zip(p0, self.p1)]
+        t = ((x - p0[0]) * d[0] + (y - p0[1]) * d[1] + (z - p0[2]) * d[2]) / float(np.dot(d, d))
         t = np.clip(t, 0.0, 1.0)
         dist2 = (x - p0[0] - t * d[0]) ** 2 + (y - p0[1] - t * d[1]) ** 2 + (z - p0[2] - t * d[2]) ** 2
-        return np.sqrt(dist2) / self.radius
+        return np.sqrt(dist2) / float(self.radius)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo = np.minimum(self.p0, self.p1) - self.radius
@@ -228,9 +232,13 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
         axes = tuple(float(a * g * (filling if i < 3 else 1.0)) for i, a in enumerate(ax))
         return Blob(label, tuple(float(v * g) for v in c), axes, float(ang), wob[0] if wob else ())
 
-    for c, r, length, ang in p["bowel"]:
+    gas = p.get("details", {}).get("bowel_gas", [])
+    for i, (c, r, length, ang) in enumerate(p["bowel"]):
         loop = Blob("bowel_wall", tuple(v * g for v in c), (r * g, r * g * 0.8, length), ang, ())
         shapes += [loop, loop.shrunk(0.45, "bowel_content")]
+        if i < len(gas) and gas[i]:  # a gas bubble on the loop's upper (ventral) side
+            shapes.append(Blob("gas", (loop.center[0], loop.center[1] + 0.35 * loop.axes[1], loop.center[2]),
+                               (0.55 * loop.axes[0], 0.4 * loop.axes[1], 0.5 * length), ang))  # fmt: skip
     stomach = blob("stomach_wall", p["stomach"], stomach_filling)
     shapes += [stomach, stomach.shrunk(0.5, "stomach_content")]
     gas_c = (stomach.center[0], stomach.center[1] - 0.55 * stomach.axes[1], stomach.center[2] + 1.0)
@@ -256,9 +264,38 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
         Tube("blood_vessel", (2.8 * g, -5.2 * g, -30.0), (2.2 * g, -4.2 * g, 30.0), v["ivc"] * g),
         Tube("blood_vessel", (3.5 * g, -1.0 * g, -9.0), (-1.0 * g, 2.0 * g, 3.0), v["portal"] * g),
     ]
+    parents = [((3.5 * g, -1.0 * g, -9.0), (-1.0 * g, 2.0 * g, 3.0))]  # the portal vein, then the hepatic veins
     for hx, hy in v["hepatic"]:  # hepatic veins run from the periphery up to the IVC
         shapes.append(Tube("blood_vessel", (hx * g, hy * g, -4.0), (2.4 * g, -4.4 * g, 12.0), 0.55 * g))
+        parents.append(((hx * g, hy * g, -4.0), (2.4 * g, -4.4 * g, 12.0)))
+    details = p.get("details")
+    if details:
+        shapes += vessel_branches(details, lobes, parents, g)
+        shapes += fiducial_tube(details, (ba, bb), g)
     return Anatomy(shapes=shapes, liver_lobes=lobes, left_lobe=lobes[0])
+
+
+def vessel_branches(details: dict, lobes: list, hepatic_ends: list, g: float) -> list[Tube]:
+    """Branches from the hepatic veins and the portal vein out into the lobes: tubes from a point along a
+    parent towards a lobe's periphery."""
+    out = []
+    for lobe_index, along, direction, length, radius in details["branches"]:
+        lobe = lobes[lobe_index]
+        parent_a, parent_b = hepatic_ends[lobe_index % len(hepatic_ends)]
+        start = np.asarray(parent_a) + along * (np.asarray(parent_b) - np.asarray(parent_a))
+        towards = np.asarray(lobe.center) - start + np.asarray(direction) * np.asarray(lobe.axes) * 0.6
+        towards /= max(np.linalg.norm(towards), 1e-6)
+        end = start + towards * length * g
+        out.append(Tube("blood_vessel", tuple(start), tuple(end), radius * g, within="liver"))
+    return out
+
+
+def fiducial_tube(details: dict, body_axes: tuple[float, float], g: float) -> list[Tube]:
+    if "fiducial" not in details:
+        return []
+    side, y, radius = details["fiducial"]
+    x = side * (body_axes[0] * g + radius + 1.5)
+    return [Tube("fiducial", (x, y, -90.0), (x, y, 90.0), radius)]
 
 
 def paint(labels: np.ndarray, coords, plane, warp_box, anatomy: Anatomy, box_of) -> None:
@@ -282,6 +319,8 @@ def paint(labels: np.ndarray, coords, plane, warp_box, anatomy: Anatomy, box_of)
         inside = shape.rho(*(c[box] for c in coords)) < 1.0
         if isinstance(shape, Blob):
             inside &= cavity[box]  # viscera stay inside the abdominal cavity
+        elif shape.within:
+            inside &= labels[box] == LABEL[shape.within]
         labels[box][inside] = LABEL[shape.label]
 
 

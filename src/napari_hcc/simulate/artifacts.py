@@ -13,16 +13,18 @@ This module is the first part of the varied world (issue 16); the `study` protoc
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as sfft
 
 
 def to_kspace(image: np.ndarray) -> np.ndarray:
-    """Centred 2-D Fourier transform of each slice (axes 0, 1)."""
-    return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(image, axes=(0, 1)), axes=(0, 1)), axes=(0, 1))
+    """Centred 2-D Fourier transform of each slice (axes 0, 1); scipy's pocketfft, single precision for
+    single-precision input (ten times numpy's speed on these strided axes)."""
+    return sfft.fftshift(sfft.fft2(sfft.ifftshift(image, axes=(0, 1)), axes=(0, 1)), axes=(0, 1))
 
 
 def from_kspace(kspace: np.ndarray) -> np.ndarray:
     """The inverse of `to_kspace` (complex)."""
-    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(0, 1)), axes=(0, 1)), axes=(0, 1))
+    return sfft.fftshift(sfft.ifft2(sfft.ifftshift(kspace, axes=(0, 1)), axes=(0, 1)), axes=(0, 1))
 
 
 def _lines(n: int) -> np.ndarray:

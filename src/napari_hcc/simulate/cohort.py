@@ -18,6 +18,7 @@ from napari_hcc.progress import ProgressFn, report
 from napari_hcc.simulate import physics
 from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy
 from napari_hcc.simulate.biology import Rat, draw_cohort, tumor_state
+from napari_hcc.simulate.details import TUMOR_SITES, draw_details
 from napari_hcc.simulate.labs import draw_lab, with_drawn_artifacts
 from napari_hcc.simulate.pathology import sample_histology
 from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol
@@ -29,6 +30,9 @@ from napari_hcc.vocabulary import ARMS
 SIMULATOR_VERSION = "2.0"
 VARIED = "varied"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
+
+
+LOBES = ("lll", "ml", "rll", "cau")  # the order of `Anatomy.liver_lobes`
 
 
 def session_label(week: int) -> str:
@@ -62,11 +66,19 @@ def _render_and_write(task: tuple) -> dict:
     root, rat, week, is_endpoint, protocol = task
     rng = np.random.default_rng(rat.seed)
     anatomy_params = draw_anatomy(rng)
-    shape = draw_tumor_shape(rng, build_anatomy(anatomy_params).left_lobe)
+    anatomy_params["details"] = draw_details(np.random.default_rng([rat.seed, 5]), protocol.source == VARIED)
+    lobe = anatomy_params["details"].get("tumor_lobe", "lll")
+    lobes = build_anatomy(anatomy_params).liver_lobes
+    shape = draw_tumor_shape(rng, lobes[LOBES.index(lobe)], TUMOR_SITES[lobe])
+    fingers = anatomy_params["details"].get("margin_fingers")
+    if fingers:
+        shape.fine_dirs, shape.fine_amps = np.asarray(fingers["dirs"]), np.asarray(fingers["amps"])
     session_rng = np.random.default_rng([rat.seed, 2, week])
     state = tumor_state(rat, week)
     pose = draw_pose(session_rng, week, protocol)
-    out = render_session(rat, anatomy_params, shape, state, pose, session_rng, protocol)
+    texture_rng = np.random.default_rng([rat.seed, 4, week])
+    quick = protocol.source != "study"
+    out = render_session(rat, anatomy_params, shape, state, pose, session_rng, protocol, texture_rng, quick)
 
     sub, ses = rat.participant_id, session_label(week)
     for role, image in out.images.items():

@@ -33,12 +33,12 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 def draw_grid(rng: np.random.Generator, plane: str) -> dict:
     """Matrix, pixel, slices, thickness and gap covering a rat's liver (field of view 44-70 mm)."""
     pixel = float(np.round(rng.uniform(0.16, 0.42), 3))
-    matrix = int(np.clip(np.round(rng.uniform(44.0, 70.0) / pixel / 8) * 8, 96, 320))
+    matrix = int(np.clip(np.round(rng.uniform(44.0, 70.0) / pixel / 8) * 8, 96, 256))
     anisotropy = float(rng.uniform(1.0, 1.15)) if rng.random() < 0.3 else 1.0
-    thickness = float(np.round(rng.uniform(0.5, 2.0), 2))
+    thickness = float(np.round(rng.uniform(0.7, 2.0), 2))
     gap = float(np.round(rng.uniform(0.0, 0.4 * thickness), 2)) if rng.random() < 0.4 else 0.0
     cover = rng.uniform(14.0, 26.0) if plane == "axial" else rng.uniform(26.0, 36.0)  # coronal: the whole belly
-    slices = int(np.clip(np.round(cover / (thickness + gap)), 8, 40))
+    slices = int(np.clip(np.round(cover / (thickness + gap)), 8, 30))
     return {
         "matrix": (matrix, int(np.round(matrix / anisotropy / 8) * 8)),
         "pixel_mm": (pixel, float(np.round(pixel * anisotropy, 3))),

@@ -44,6 +44,7 @@ TISSUE_TABLE = {
     "csf": Tissue(1.0, 4000, 200, 0.0),
     "spinal_cord": Tissue(0.75, 1600, 35, 0.0),
     "lung": Tissue(0.12, 1300, 15, 0.05),
+    "fiducial": Tissue(1.0, 900, 120, 0.0),  # doped water
 }
 assert tuple(TISSUE_TABLE) == TISSUES
 

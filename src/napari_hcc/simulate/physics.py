@@ -67,6 +67,7 @@ _CLASS = {
     "bowel_content": "fluid",
     "bone_marrow": "marrow",
     "lung": "lung",
+    "fiducial": "fluid",
 }
 FAT_TISSUES = ("subcutaneous_fat", "visceral_fat")
 

@@ -234,7 +234,7 @@ def _from_image(image: Path) -> tuple[SequenceProtocol, float | None]:
         slices=int(img.shape[slice_axis]),
         plane=plane if plane in PLANES else "axial",
     )
-    direction = str(sidecar.get("PhaseEncodingDirection") or "j").rstrip("-")
+    direction = str(sidecar.get("PhaseEncodingDirection") or sidecar.get("PhaseEncodingAxis") or "j").rstrip("-")
     bandwidth = sidecar.get("PixelBandwidth")
     seq = replace(
         seq,

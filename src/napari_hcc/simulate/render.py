@@ -8,7 +8,7 @@ composition fractions, tissue labels) is given on the reference sequence's grid 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -17,7 +17,17 @@ from napari_hcc.simulate import mri, physics
 from napari_hcc.simulate.acquire import acquire
 from napari_hcc.simulate.anatomy import LABEL, TISSUES, build_anatomy, paint
 from napari_hcc.simulate.biology import Rat, TumorState
-from napari_hcc.simulate.grids import SceneGrid, operator, scene_grid, sequence_grid
+from napari_hcc.simulate.details import satellites, texture, texture_field
+from napari_hcc.simulate.grids import (
+    MAX_SCENE_VOXELS,
+    QUICK_MAX_SCENE_VOXELS,
+    QUICK_SUPERSAMPLE,
+    SUPERSAMPLE,
+    SceneGrid,
+    operator,
+    scene_grid,
+    sequence_grid,
+)
 from napari_hcc.simulate.motion import move_labels, shift_whole_voxels, whole_voxel_steps
 from napari_hcc.simulate.protocol import Protocol
 from napari_hcc.simulate.tumor import TumorShape, TumorVoxels, apply_mass_effect, composition
@@ -154,10 +164,19 @@ def render_session(
     pose: Pose,
     rng: np.random.Generator,
     protocol: Protocol,
+    texture_rng: np.random.Generator | None = None,
+    quick: bool = False,
 ) -> RenderedSession:
+    """One session of `rat` acquired with `protocol`; `texture_rng` draws the parenchymal texture (none
+    without it); `quick` paints a coarser scene (`grids.QUICK_SUPERSAMPLE`), as every lab but `study` does."""
     centre = (0.0, 0.0, pose.slab_offset_mm)
     grids = {role: sequence_grid(seq, centre) for role, seq in protocol.sequences.items()}
-    scene = scene_grid(list(grids.values()))
+    # the rat (and a fiducial tube beside it) lies within this reach of its centre; beyond it is air
+    reach = 1.1 * max(anatomy_params["body"][:2]) * pose.growth + 5.0
+    within = (np.array([pose.shift_mm[0] - reach, pose.shift_mm[1] - reach, -np.inf]),
+              np.array([pose.shift_mm[0] + reach, pose.shift_mm[1] + reach, np.inf]))  # fmt: skip
+    quality = (QUICK_SUPERSAMPLE, QUICK_MAX_SCENE_VOXELS) if quick else (SUPERSAMPLE, MAX_SCENE_VOXELS)
+    scene = scene_grid(list(grids.values()), within, *quality)
     coords = _body_coords(scene, pose)
     plane = [coords[0][:, :, 0].copy(), coords[1][:, :, 0].copy()]  # before the mass effect
     anatomy = build_anatomy(anatomy_params, pose.stomach_filling, pose.growth)
@@ -167,9 +186,18 @@ def render_session(
     box_of = _box_maker(scene, pose, vox)
     warp_box = box_of(vox.center - vox.reach_mm, vox.center + vox.reach_mm)
     paint(labels, coords, plane, warp_box, anatomy, box_of)
+    details = anatomy_params.get("details", {})
+    sat_index, sat_record = satellites(coords, labels, details, vox.center, state.diameter_mm / 2, LABEL["liver"])
     del coords
     labels[vox.index] = LABEL["tumor"]
     comp = composition(shape, vox, state)
+    if sat_index is not None and len(sat_index[0]):  # satellites: the main mass's mean composition
+        n = len(sat_index[0])
+        mean = {c: getattr(state, c) for c in COMPONENTS} | {"perfusion": state.perfusion}
+        comp = {k: np.concatenate([v, np.full(n, mean[k], np.float32)]) for k, v in comp.items()}
+        vox = replace(vox, index=tuple(np.concatenate([a, b]) for a, b in zip(vox.index, sat_index)))
+        labels[sat_index] = LABEL["tumor"]
+    field_of_texture = None if texture_rng is None else texture_field(scene.shape, scene.spacing, texture_rng)
 
     field_t = protocol.field_strength_t
     bias_coef = rng.normal(0.0, 1.0, size=7)  # one receive field per session, seen on each sequence's grid
@@ -190,6 +218,8 @@ def render_session(
         if motion[2] == 0.0:
             fine = lut[labels]
             fine[vox.index] = _tumor_signal(comp, rat, state, seq, field_t, contrast)
+            if field_of_texture is not None:
+                fine *= texture(labels, field_of_texture)
             steps = whole_voxel_steps(scene, motion)
             if steps != (0, 0):
                 fine = shift_whole_voxels(fine, steps)
@@ -203,6 +233,8 @@ def render_session(
             tumor = _tumor_signal(dense, rat, state, seq, field_t, contrast)
             where = source(inside) - np.asarray(start, dtype=float)[:, None]
             fine[inside] = ndimage.map_coordinates(tumor, where, order=0, mode="nearest")
+            if field_of_texture is not None:  # the moved tissue's texture amplitude (a field drawn at random anyway)
+                fine *= texture(moved, field_of_texture)
             seen_fat = None if fat is None else np.isin(moved, FAT_LABELS).astype(np.float32)
             seen_vessels = None if vessels is None else (moved == LABEL["blood_vessel"]).astype(np.float32)
             applied[role] = motion
@@ -242,4 +274,6 @@ def render_session(
         "motion_applied_vs_reference": {r: {"shift_mm": list(m[:2]), "rotation_deg": m[2]} for r, m in applied.items()},
         "scene_grid": {"shape": list(scene.shape), "spacing_mm": list(scene.spacing)},
     }
+    if sat_record:
+        truth["satellites"] = sat_record
     return RenderedSession(images, affines, mask, fractions, tissue, ref.affine, acquisition, truth)

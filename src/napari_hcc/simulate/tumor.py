@@ -12,7 +12,8 @@ from napari_hcc.simulate.biology import TumorState
 
 #: Mean of exp(k (cos t - 1)) over the sphere, so that lobules leave the mean radius unchanged.
 _KAPPA = 3.0
-_BUMP_MEAN = (1.0 - np.exp(-2.0 * _KAPPA)) / (2.0 * _KAPPA)
+_BUMP_MEAN = float((1.0 - np.exp(-2.0 * _KAPPA)) / (2.0 * _KAPPA))
+_KAPPA_FINE = 40.0  # narrow bumps: fingers about 13 degrees wide
 _FIELD_N = 28  # noise fields live on a 28^3 grid over the normalised tumor [-1.3, 1.3]^3
 _FIELD_HALF = 1.3
 
@@ -26,11 +27,16 @@ class TumorShape:
     bump_dirs: np.ndarray  # (K, 3) unit vectors
     bump_amps: np.ndarray  # (K,)
     fields: np.ndarray  # (4, N, N, N) smooth noise: necrosis patches, edema, apoptosis, perfusion
+    fine_dirs: np.ndarray | None = None  # (M, 3) narrow bumps of an irregular, infiltrative margin
+    fine_amps: np.ndarray | None = None  # (M,)
 
 
-def draw_tumor_shape(rng: np.random.Generator, left_lobe: Blob) -> TumorShape:
-    """An orthotopic implant just under the capsule of the left lateral lobe (ventro-lateral side)."""
-    phi = rng.uniform(np.deg2rad(115), np.deg2rad(165))
+def draw_tumor_shape(
+    rng: np.random.Generator, left_lobe: Blob, side_deg: tuple[float, float] = (115, 165)
+) -> TumorShape:
+    """An orthotopic implant just under the capsule of a lobe (by default the left lateral lobe, on its
+    ventro-lateral side: `side_deg`, the angle range in the lobe's frame)."""
+    phi = rng.uniform(np.deg2rad(side_deg[0]), np.deg2rad(side_deg[1]))
     a, b, c = left_lobe.axes
     u, v = 0.84 * a * np.cos(phi), 0.84 * b * np.sin(phi)
     ca, sa = np.cos(left_lobe.angle), np.sin(left_lobe.angle)
@@ -62,7 +68,34 @@ def radius(shape: TumorShape, direction: np.ndarray, r0: float, lobulation: floa
     """Tumor radius along unit `direction` (..., 3); lobules grow more marked as the tumor grows."""
     dots = direction @ shape.bump_dirs.T.astype(direction.dtype)
     bumps = (np.exp(_KAPPA * (dots - 1.0)) - _BUMP_MEAN) @ shape.bump_amps.astype(direction.dtype)
+    if shape.fine_amps is not None and len(shape.fine_amps):
+        bumps = bumps + _fine_bumps(shape, direction)
     return r0 * (1.0 + lobulation * bumps)
+
+
+_TABLE = (181, 361)  # the fine bumps tabulated every degree of (polar angle, azimuth)
+
+
+def _fine_bumps(shape: TumorShape, direction: np.ndarray) -> np.ndarray:
+    """The margin's narrow bumps along each direction, read from a table of the sphere at one degree
+    (linear between entries; the bumps are about 13 degrees wide)."""
+    if getattr(shape, "_fine_table", None) is None:
+        theta = np.deg2rad(np.arange(_TABLE[0]))[:, None]
+        phi = np.deg2rad(np.arange(_TABLE[1]) - 180.0)[None, :]
+        dirs = np.stack(
+            np.broadcast_arrays(np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)), -1
+        )
+        table = np.exp(_KAPPA_FINE * (dirs @ shape.fine_dirs.T - 1.0)) @ shape.fine_amps
+        shape._fine_table = table.astype(np.float32)
+    theta = np.rad2deg(np.arccos(np.clip(direction[..., 2], -1.0, 1.0)))
+    phi = np.rad2deg(np.arctan2(direction[..., 1], direction[..., 0])) + 180.0
+    return ndimage.map_coordinates(shape._fine_table, np.stack([theta, phi]), order=1, mode="nearest")
+
+
+def max_bump(shape: TumorShape) -> float:
+    """The largest relative radius the bumps can add."""
+    fine = float(shape.fine_amps.sum()) if shape.fine_amps is not None else 0.0
+    return float(shape.bump_amps.sum()) + fine
 
 
 @dataclass
@@ -102,9 +135,10 @@ def apply_mass_effect(coords: list[np.ndarray], shape: TumorShape, r0: float, lo
     x, y, z = coords
     center = tumor_center(shape, r0)
     lam = min(0.35 * r0 + 0.5, 3.0)
-    r_max = r0 * (1.0 + lobulation * float(shape.bump_amps.sum()))
+    r_max = r0 * (1.0 + lobulation * max_bump(shape))
     reach = r_max + 3.0 * lam
-    near = (np.abs(x - center[0]) < reach) & (np.abs(y - center[1]) < reach) & (np.abs(z - center[2]) < reach)
+    cx, cy, cz = (float(v) for v in center)  # Python floats keep float32 coordinates float32
+    near = (np.abs(x - cx) < reach) & (np.abs(y - cy) < reach) & (np.abs(z - cz) < reach)
     index = np.nonzero(near)
     c32 = center.astype(np.float32)
     rel = np.stack([x[index] - c32[0], y[index] - c32[1], z[index] - c32[2]], axis=-1)
@@ -118,7 +152,7 @@ def apply_mass_effect(coords: list[np.ndarray], shape: TumorShape, r0: float, lo
     src = np.cbrt(r[out] ** 3 - rd[out] ** 3 * np.exp(-(r[out] - rd[out]) / lam))
     for axis in range(3):
         values = coords[axis][index]
-        values[out] = center[axis] + d[out, axis] * src
+        values[out] = float(center[axis]) + d[out, axis] * src
         coords[axis][index] = values
     tumor_index = tuple(i[inside] for i in index)
     return TumorVoxels(
