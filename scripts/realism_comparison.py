@@ -23,6 +23,7 @@ from pathlib import Path
 import matplotlib
 import nibabel as nib
 import numpy as np
+from nibabel.processing import resample_from_to
 from scipy import ndimage
 from skimage.feature import graycomatrix, graycoprops
 from skimage.filters import threshold_otsu
@@ -44,16 +45,19 @@ REAL_ROIS = {
         "muscle": ((122, 132), (94, 104), (22, 24)),
         "slice": (2, 23),
     },
-    "rat": {"liver": ((105, 140), (40, 45), (135, 165)), "muscle": ((140, 150), (52, 58), (80, 110)), "slice": (1, 42)},
+    "rat": {"liver": ((105, 140), (38, 44), (140, 170)), "muscle": ((103, 114), (23, 28), (90, 130)), "slice": (1, 40)},
 }
 
 
 def body_mask(image: np.ndarray) -> np.ndarray:
-    body = image > threshold_otsu(image)
+    """The animal: Otsu's threshold of the smoothed image, halved so that dark organs stay in, the largest
+    component, holes filled slice by slice."""
+    smooth = ndimage.gaussian_filter(image, 1.5)
+    body = smooth > 0.5 * threshold_otsu(smooth)
     labels, n = ndimage.label(ndimage.binary_opening(body, iterations=1))
     if n:
         body = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
-    return ndimage.binary_fill_holes(body)
+    return np.stack([ndimage.binary_fill_holes(body[:, :, k]) for k in range(body.shape[2])], axis=2)
 
 
 def box(shape, ranges) -> np.ndarray:
@@ -90,6 +94,7 @@ def measure(image: np.ndarray, liver: np.ndarray, muscle: np.ndarray, slice_axis
         "liver": liver_median / ref,
         "liver_iqr": float(np.subtract(*np.percentile(image[liver], [75, 25]))) / ref,
         "muscle": float(np.median(image[muscle])) / ref,
+        "liver_over_muscle": liver_median / float(np.median(image[muscle])),
         "glcm_contrast": contrast,
         "glcm_homogeneity": homogeneity,
         "noise_over_liver": float(image[beside].mean() / 1.2533 / liver_median) if beside.any() else float("nan"),
@@ -105,16 +110,18 @@ def simulated(root: Path, role: str, limit: int) -> list[tuple[str, np.ndarray, 
         path = bids.image_path(root, sub, ses, role)
         if not path.exists():
             continue
-        image = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-        tissue = np.asarray(nib.load(bids.truth_tissue_path(root, sub, ses)).dataobj)
+        img = nib.load(path)
+        image = np.asarray(img.dataobj, dtype=np.float32)
+        labels = nib.load(bids.truth_tissue_path(root, sub, ses))
+        if labels.shape != image.shape or not np.allclose(labels.affine, img.affine):  # the T2w on a grid of its own
+            labels = resample_from_to(labels, img, order=0)
+        tissue = np.asarray(labels.dataobj)
         meta = read_sidecar(path)
         pe = 0 if meta.get("PhaseEncodingDirection") == "i" else 1
-        if tissue.shape != image.shape:  # the T2w on its own grid: measure the reference sequence instead
-            continue
         liver = ndimage.binary_erosion(tissue == LABEL["liver"])
         muscle = ndimage.binary_erosion(tissue == LABEL["muscle"])
         k = int(np.argmax((tissue == LABEL["liver"]).sum(axis=(0, 1))))
-        out.append((f"{sub}/{ses}", image, measure(image, liver, muscle, 2, pe), image[:, :, k], 2))
+        out.append((meta.get("SlicePlane", "axial"), image, measure(image, liver, muscle, 2, pe), image[:, :, k], 2))
     return out
 
 
@@ -126,7 +133,10 @@ def real(name: str, study: Path) -> tuple[np.ndarray, dict, np.ndarray]:
     axis, k = rois["slice"]
     meta = read_sidecar(path)
     pe = 0 if str(meta.get("PhaseEncodingAxis", "j")).startswith("i") else 1
-    boxes = [[r for a, r in enumerate(rois[t]) if a != axis] for t in ("liver", "muscle")]
+    boxes = [  # the boxes that cross the pictured slice
+        [r for a, r in enumerate(rois[t]) if a != axis] if rois[t][axis][0] <= k < rois[t][axis][1] else None
+        for t in ("liver", "muscle")
+    ]
     return image, measure(image, liver, muscle, axis, pe), np.take(image, k, axis=axis), boxes
 
 
@@ -146,7 +156,8 @@ def run(work: Path) -> None:
         rows.append(
             (label, f"{len(found)} sims", {k: float(np.nanmedian([m[k] for m in measures])) for k in measures[0]})
         )
-        pictures.append((label, found[0][3], []))
+        axial = [f for f in found if f[0] == "axial"] or found
+        pictures.append((label, axial[0][3], []))
     for name in ("mouse", "rat"):
         _, m, picture, boxes = real(name, work / f"real-{name}")
         rows.append((f"real {name}", "1 scan", m))
@@ -159,7 +170,10 @@ def run(work: Path) -> None:
     fig, axes = plt.subplots(1, len(pictures), figsize=(3.2 * len(pictures), 3.6))
     for ax, (label, picture, boxes) in zip(axes, pictures):
         ax.imshow(picture.T, cmap="gray", origin="lower", vmin=0, vmax=np.percentile(picture, 99.5))
-        for ((x0, x1), (y0, y1)), colour in zip(boxes, ("tab:orange", "tab:cyan")):
+        for ranges, colour in zip(boxes, ("tab:orange", "tab:cyan")):
+            if ranges is None:
+                continue
+            (x0, x1), (y0, y1) = ranges
             ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1))
         ax.set_title(label, fontsize=9)
         ax.axis("off")

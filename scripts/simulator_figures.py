@@ -1,12 +1,14 @@
-"""Pictures for docs/simulator.md: one rat per arm across the weeks, and the composition maps.
+"""Pictures for docs/simulator.md: one rat per arm across the weeks, the composition maps, and (with a
+second study made with `--protocol varied`) the labs of the varied world.
 
-    python scripts/simulator_figures.py STUDY_DIR docs/images
+    python scripts/simulator_figures.py STUDY_DIR docs/images [VARIED_DIR]
 
 STUDY_DIR is a study made by `napari-hcc simulate` (the docs use the default cohort, seed 0).
 Each panel is the axial slice with the most tumor, shown as a radiologist would (anterior up, the
 animal's right on the left), with the truth outline.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 
 from napari_hcc.io import bids
@@ -21,7 +24,7 @@ from napari_hcc.io.orientation import to_display
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.volume import load_volume
 from napari_hcc.plugin.layers import contrast_limits
-from napari_hcc.vocabulary import ARMS
+from napari_hcc.vocabulary import ARMS, COMPONENTS
 
 
 def _slice(path, k=None):
@@ -69,7 +72,7 @@ def composition(study: Path, out: Path) -> Path:
         rows, cols = np.nonzero(mask[k])
         box = (slice(max(rows.min() - 8, 0), rows.max() + 9), slice(max(cols.min() - 8, 0), cols.max() + 9))
         panels = [("T2w", _slice(ref.t2w)), ("CE", _slice(ref.ce))]
-        panels += [(c, _slice(bids.truth_fraction_path(study, ref.subject, ref.session, c))) for c in bids.COMPONENTS]
+        panels += [(c, _slice(bids.truth_fraction_path(study, ref.subject, ref.session, c))) for c in COMPONENTS]
         for j, (name, vol) in enumerate(panels):
             ax = axes[i, j]
             if j < 2:
@@ -93,9 +96,43 @@ def composition(study: Path, out: Path) -> Path:
     return path
 
 
+def labs(varied: Path, out: Path, rats: int = 8) -> Path:
+    """Week 2 of the first rats of a varied study: every sequence each lab acquired, its middle slice in the
+    plane it was acquired in."""
+    subjects = sorted(p.name for p in varied.glob("sub-*"))[:rats]
+    fig, axes = plt.subplots(len(subjects), 3, figsize=(7.5, 2.6 * len(subjects)))
+    for i, sub in enumerate(subjects):
+        for j, role in enumerate(("T1w", "T2w", "CE")):
+            ax = axes[i, j]
+            ax.axis("off")
+            path = bids.image_path(varied, sub[4:], "wk2", role)
+            if not path.exists():
+                ax.set_title(f"{sub} {role}: not acquired", fontsize=7)
+                continue
+            data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+            # in its acquired plane: the simulator stores i towards the animal's left (shown on the right)
+            # and j anterior (axial) or cranial (coronal), shown up
+            img = data[:, :, data.shape[2] // 2].T[::-1]
+            meta = json.loads(bids.sidecar(path).read_text())
+            lo, hi = contrast_limits(img)
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            ax.set_title(
+                f"{sub} {role}: {meta['MagneticFieldStrength']} T {meta['PulseSequenceType']} {meta['SlicePlane']}",
+                fontsize=7,
+            )
+    fig.suptitle("varied: a lab drawn per rat (week 2, middle slice of each sequence)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    path = out / "simulated_varied_labs.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 if __name__ == "__main__":
     study, out = Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "docs/images")
     out.mkdir(parents=True, exist_ok=True)
     for seq in ("T1w", "T2w", "CE"):
         print(arms_by_week(study, out, seq))
     print(composition(study, out))
+    if len(sys.argv) > 3:
+        print(labs(Path(sys.argv[3]), out))
