@@ -111,3 +111,32 @@ def test_a_surface_coil_brightens_its_side(base):
     near, far = image[:, :half][body[:, :half]].mean(), image[:, half:][body[:, half:]].mean()
     base_near = base[0][:, :half][body[:, :half]].mean() / base[0][:, half:][body[:, half:]].mean()
     assert near / far > 2.5 * base_near
+
+
+def _body_angle(image: np.ndarray) -> float:
+    """Orientation of the body's long axis in the middle slice (degrees), from its second moments."""
+    body = ndimage.binary_fill_holes(image[:, :, image.shape[2] // 2] > 0.3)
+    i, j = np.nonzero(body)
+    i, j = i - i.mean(), j - j.mean()
+    return float(np.rad2deg(0.5 * np.arctan2(2 * (i * j).mean(), (i * i).mean() - (j * j).mean())))
+
+
+def test_motion_between_sequences_turns_the_rat_by_what_is_recorded():
+    """A T2w acquired after the rat turned by 4 degrees about the bore: its body is turned by that much
+    against the T1w's (in the stored LAS grid the angle's sign flips), and the truth records it."""
+    t1w = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
+                           slices=6, snr=1000.0, bias=0.0)  # fmt: skip
+    t2w = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
+                           slices=6, snr=1000.0, bias=0.0, motion_deg=4.0)  # fmt: skip
+    protocol = Protocol(7.0, {"T1w": t1w, "T2w": t2w})
+    rat = draw_cohort(0, 1)[0]
+    rng = np.random.default_rng(rat.seed)
+    params = draw_anatomy(rng)
+    shape = draw_tumor_shape(rng, build_anatomy(params).left_lobe)
+    pose = draw_pose(np.random.default_rng(1), 2, protocol)
+    out = render_session(rat, params, shape, tumor_state(rat, 2), pose, np.random.default_rng(2), protocol)
+    applied = out.truth["motion_applied_vs_reference"]["T2w"]["rotation_deg"]
+    assert 0.5 < abs(applied) <= 4.0 and applied == pose.motion["T2w"][2]
+    images = {role: out.images[role] / out.images[role].max() for role in ("T1w", "T2w")}
+    turned = _body_angle(images["T2w"]) - _body_angle(images["T1w"])
+    assert turned == pytest.approx(-applied, abs=0.4), (turned, applied)
