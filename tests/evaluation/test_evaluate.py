@@ -231,3 +231,22 @@ def test_a_missed_histology_target_says_which_reference_is_beyond_it():
     assert rows["viability RMSE"]["target"] == "<= 0.107" and not rows["viability RMSE"]["met"]
     assert _met(rows["viability RMSE"]) == "**no**; knowing each rat's arm and nothing else scores 0.1078"
     assert _met(rows["apoptosis RMSE"]) == "**no**; out of reach: the exact tumor composition itself scores 0.0145"
+
+
+def test_scans_whose_arm_was_not_read_are_left_out_of_the_arm_metrics_and_counted():
+    """A varied study has sessions without CE: their arm is not read (NaN), and the summary says so."""
+    from napari_hcc.evaluation.scoring import ScanResult, summarize
+    from napari_hcc.vocabulary import ARMS
+
+    def scan(rat, arm, week, proba):
+        return ScanResult(0, rat, f"wk{week}", rat, week, arm, 0.9, 0.8, 1.0, 100.0, 100.0, 5.0, 5.0, *proba,
+                          0.5, 0.05, None, None, 0.1)  # fmt: skip
+
+    results = []
+    for i, arm in enumerate(ARMS * 2):
+        onehot = [0.7 if a == arm else 0.1 for a in ARMS]
+        results += [scan(f"rat{i}", arm, 0, onehot), scan(f"rat{i}", arm, 2, onehot)]
+    results.append(scan("rat99", "NK", 2, [float("nan")] * 4))
+    summary = summarize(results, {}, bootstrap=20)
+    assert summary["arms_not_read"] == 1 and summary["arms"]["n"] == 8
+    assert summary["arms"]["macro_auroc"] == 1.0

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from napari_hcc.evaluation.scoring import arm_scored
 from napari_hcc.io.atomic import atomic_path, write_text
 from napari_hcc.vocabulary import ARMS
 
@@ -33,7 +34,7 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     made = []
-    post = [r for r in results if r.week and r.arm in ARMS]
+    post = arm_scored(results)
     colors = {"Control": "#555555", "Sorafenib": "#d95f02", "NK": "#1b9e77", "Combination": "#7570b3"}
     if post:
         y = np.array([ARMS.index(r.arm) for r in post])
@@ -159,6 +160,14 @@ def write_report(
     lines += [
         f"- {s['scans']} scans of {s['rats']} rats; no rat is scored by a model that trained on it.",
         "- Arm metrics use post-baseline scans only: at week 0 no treatment has been given, so no image can tell the arms apart.",
+        *(
+            [
+                f"- {s['arms_not_read']} post-baseline scan(s) had no arm reading (a sequence missing, read from a stand-in "
+                "that cannot carry the response): left out of the arm metrics."
+            ]  # fmt: skip
+            if s.get("arms_not_read")
+            else []
+        ),
         f"- 95 % intervals in brackets: bootstrap over rats (whole rats resampled, {info.get('bootstrap', 1000)} times).",
         "",
     ]

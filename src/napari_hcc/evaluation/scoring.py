@@ -151,6 +151,11 @@ def size_baseline(results: list[ScanResult], fold_of_rat: dict[str, int]) -> dic
     return out
 
 
+def arm_scored(results: list[ScanResult]) -> list[ScanResult]:
+    """Post-baseline scans of known arm whose arm was read (a session missing a sequence reads none)."""
+    return [r for r in results if r.week and r.arm in ARMS and np.isfinite(r.proba).all()]
+
+
 def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000, seed: int = 0) -> dict:
     rats = np.array([r.rat for r in results])
     d = np.array([r.dice for r in results])
@@ -164,7 +169,8 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         else float("nan"),
         "by_arm_week": _by_arm_week(results),
     }
-    post = [r for r in results if r.week and r.arm in ARMS]
+    post = arm_scored(results)
+    summary["arms_not_read"] = sum(1 for r in results if r.week and r.arm in ARMS) - len(post)
     if post:
         y = np.array([ARMS.index(r.arm) for r in post])
         proba = np.array([r.proba for r in post])
