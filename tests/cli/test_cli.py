@@ -56,7 +56,7 @@ def test_check_reports_resampling_of_real_mismatched_grids(realdata):
     "args, message",
     [
         (["check", "/nonexistent/study"], "does not exist"),
-        (["check", "--t1w", "/nonexistent/t1.nii.gz"], "missing --t2w, --ce"),
+        (["check", "--ce", "/nonexistent/ce.nii.gz"], "a --ce alone cannot be read"),
         (
             ["check", "--t1w", "/nonexistent/a.nii.gz", "--t2w", "/x", "--ce", "/y"],
             "T1w file not found: /nonexistent/a.nii.gz",

@@ -118,6 +118,20 @@ def test_three_files_name_the_output_after_the_t1w(tiny_study, tmp_path, capsys)
     assert nib.load(tmp_path / table[0]["mask"]).shape == (160, 160, 15)
 
 
+def test_a_t2w_alone_is_predicted_with_stand_ins_and_no_response(tiny_study, tmp_path, capsys):
+    """A lab with T2w only: `predict --t2w F` runs, says which sequences stood in, and reads no arm."""
+    t2w = tiny_study / "sub-rat03" / "ses-wk2" / "anat" / "sub-rat03_ses-wk2_T2w.nii.gz"
+    assert main(["predict", "--t2w", str(t2w), "-o", str(tmp_path), "--quiet"]) == 0, capsys.readouterr().err
+    table = rows(tmp_path)
+    assert len(table) == 1 and table[0]["p_control"] == "" and table[0]["viability"] == ""
+    mask = tmp_path / table[0]["mask"]
+    notes = json.loads(mask.with_name(mask.name.replace(".nii.gz", ".json")).read_text())["notes"]
+    assert any("T1w (read from the T2w)" in n and "CE (read from the T2w)" in n for n in notes)
+    assert nib.load(mask).shape == (160, 160, 15)  # on the T2w's grid, the file the user gave
+    assert main(["predict", "--ce", str(t2w), "-o", str(tmp_path / "ce"), "--quiet"]) == 2
+    assert "a --ce alone cannot be read" in capsys.readouterr().err
+
+
 def test_one_broken_session_is_reported_and_the_rest_continue(tiny_study, tmp_path, capsys):
     study = tmp_path / "study"
     shutil.copytree(tiny_study, study)

@@ -12,19 +12,22 @@ from tqdm import tqdm
 
 from napari_hcc.errors import UsageError
 from napari_hcc.io.scan import ScanRef
-from napari_hcc.io.study import find_scans
+from napari_hcc.io.study import find_scans, stand_ins_for
 from napari_hcc.progress import Progress, ProgressFn
 
 
 def scan_refs(
     args, with_truth: bool = True, hint: str = "an INPUT folder (-i)", mask: Path | None = None
 ) -> list[ScanRef]:
-    """The scans named on the command line: three files (one scan), or every scan under INPUT."""
+    """The scans named on the command line: files of one scan (any of --t1w, --t2w, --ce with a T1w or a
+    T2w; a missing sequence is read from a stand-in, as in a session without it), or every scan under INPUT."""
     if args.t1w or args.t2w or args.ce:
-        missing = [n for n, v in (("--t1w", args.t1w), ("--t2w", args.t2w), ("--ce", args.ce)) if not v]
-        if missing:
-            raise UsageError(f"one scan needs all three files; missing {', '.join(missing)}.")
-        return [ScanRef(args.t1w, args.t2w, args.ce, mask)]
+        present = {role: path for role, path in (("T1w", args.t1w), ("T2w", args.t2w), ("CE", args.ce)) if path}
+        stand_ins = stand_ins_for(present)
+        if stand_ins is None:
+            raise UsageError("one scan needs a --t1w or a --t2w; a --ce alone cannot be read.")
+        full = {role: present.get(role) or present[stand_ins[role]] for role in ("T1w", "T2w", "CE")}
+        return [ScanRef(full["T1w"], full["T2w"], full["CE"], mask, stand_ins=tuple(sorted(stand_ins.items())))]
     if args.input:
         return find_scans(args.input, with_truth=with_truth)
     raise UsageError(f"give {hint} or --t1w, --t2w and --ce.")
