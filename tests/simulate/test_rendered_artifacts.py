@@ -15,17 +15,25 @@ from napari_hcc.simulate.tumor import draw_tumor_shape
 ARTIFACT_KEYS = {"chemical_shift_px", "flow_ghosts", "respiratory_ghosts", "kspace_fraction", "partial_fourier"}
 
 
-def _render(**changes):
-    """One session, T1w only, 96 x 96 pixels of 0.5 mm and 6 slices, nearly noiseless, no smooth bias."""
-    seq = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
-                           slices=6, snr=1000.0, bias=0.0, **changes)  # fmt: skip
-    protocol = Protocol(7.0, {"T1w": seq})
+def _small(**changes) -> SequenceProtocol:
+    """96 x 96 pixels of 0.5 mm and 6 slices, nearly noiseless, no smooth bias."""
+    return SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
+                            slices=6, snr=1000.0, bias=0.0, **changes)  # fmt: skip
+
+
+def _session(protocol: Protocol):
+    """The first rat of seed 0 at week 2, acquired with `protocol`: (the rendered session, its pose)."""
     rat = draw_cohort(0, 1)[0]
     rng = np.random.default_rng(rat.seed)
     params = draw_anatomy(rng)
     shape = draw_tumor_shape(rng, build_anatomy(params).left_lobe)
     pose = draw_pose(np.random.default_rng(1), 2, protocol)
-    out = render_session(rat, params, shape, tumor_state(rat, 2), pose, np.random.default_rng(2), protocol)
+    return render_session(rat, params, shape, tumor_state(rat, 2), pose, np.random.default_rng(2), protocol), pose
+
+
+def _render(**changes):
+    """One session, T1w only (`_small`), its image normalised to the body's mean."""
+    out, _ = _session(Protocol(7.0, {"T1w": _small(**changes)}))
     image = out.images["T1w"].astype(float)
     body = out.tissue > 0
     return image / image[body].mean(), out
@@ -124,17 +132,7 @@ def _body_angle(image: np.ndarray) -> float:
 def test_motion_between_sequences_turns_the_rat_by_what_is_recorded():
     """A T2w acquired after the rat turned by 4 degrees about the bore: its body is turned by that much
     against the T1w's (in the stored LAS grid the angle's sign flips), and the truth records it."""
-    t1w = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
-                           slices=6, snr=1000.0, bias=0.0)  # fmt: skip
-    t2w = SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
-                           slices=6, snr=1000.0, bias=0.0, motion_deg=4.0)  # fmt: skip
-    protocol = Protocol(7.0, {"T1w": t1w, "T2w": t2w})
-    rat = draw_cohort(0, 1)[0]
-    rng = np.random.default_rng(rat.seed)
-    params = draw_anatomy(rng)
-    shape = draw_tumor_shape(rng, build_anatomy(params).left_lobe)
-    pose = draw_pose(np.random.default_rng(1), 2, protocol)
-    out = render_session(rat, params, shape, tumor_state(rat, 2), pose, np.random.default_rng(2), protocol)
+    out, pose = _session(Protocol(7.0, {"T1w": _small(), "T2w": _small(motion_deg=4.0)}))
     applied = out.truth["motion_applied_vs_reference"]["T2w"]["rotation_deg"]
     assert 0.5 < abs(applied) <= 4.0 and applied == pose.motion["T2w"][2]
     images = {role: out.images[role] / out.images[role].max() for role in ("T1w", "T2w")}

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
-from napari_hcc.io.json_files import read_json_file
-from napari_hcc.vocabulary import SEQUENCE_ROLES
+from napari_hcc.io.json_files import check_roles, read_json_file
 
 _RANGES = {"echo_time": "EchoTime", "repetition_time": "RepetitionTime", "flip_angle": "FlipAngle"}
 _CRITERIA = {"description", "sequence", "plane", "dimension", "series", "package", "echo", "contrast_agent", "source"}
@@ -141,9 +140,7 @@ def parse_map(data: dict, source: str) -> RoleMap:
     roles = data.get("roles")
     if not isinstance(roles, dict) or not roles:
         raise InputError(f'{source} has no \'roles\' object (e.g. {{"roles": {{"T2w": [{{"description": "T2"}}]}}}}).')
-    unknown = [r for r in roles if r not in SEQUENCE_ROLES]
-    if unknown:
-        raise InputError(f"{source} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")
+    check_roles(roles, source)
     exclude = tuple(_rule(r, f"{source} exclude[{i}]", "exclude") for i, r in enumerate(data.get("exclude", [])))
     parsed = []
     for role, rules in roles.items():

@@ -7,6 +7,15 @@ from pathlib import Path
 
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
+from napari_hcc.vocabulary import SEQUENCE_ROLES
+
+
+def check_roles(names, where: str) -> None:
+    """Refuse, in one sentence naming `where`, the first of `names` (a user's JSON keys) that is not a
+    sequence role."""
+    unknown = [r for r in names if r not in SEQUENCE_ROLES]
+    if unknown:
+        raise InputError(f"{where} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")
 
 
 def read_json_file(path: str | Path, what: str):

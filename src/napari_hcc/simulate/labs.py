@@ -114,7 +114,7 @@ def draw_lab(rng: np.random.Generator) -> Protocol:
         sequences["T1w"] = _t1w(rng, grid)
     sequences["T2w"] = _t2w(rng, t2_grid)
     if kind >= 0.3:  # and a fifth more use no contrast agent
-        sequences["CE"] = replace(sequences["T1w"])
+        sequences["CE"] = sequences["T1w"]  # the same acquisition, after contrast
     return with_drawn_artifacts(Protocol(field_t, sequences, "varied"), rng)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
 from napari_hcc.io.acquisition import plane_of
-from napari_hcc.io.json_files import read_json_file, read_sidecar
+from napari_hcc.io.json_files import check_roles, read_json_file, read_sidecar
 from napari_hcc.simulate.artifacts import COIL_SIDES
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
@@ -174,9 +174,7 @@ def parse_protocol(data, source: str) -> Protocol:
     sequences = data.get("sequences")
     if not isinstance(sequences, dict) or not sequences:
         raise InputError(f"protocol {source} has no 'sequences' object (roles {', '.join(SEQUENCE_ROLES)}).")
-    unknown = [r for r in sequences if r not in SEQUENCE_ROLES]
-    if unknown:
-        raise InputError(f"protocol {source} names role {unknown[0]!r}; the roles are {', '.join(SEQUENCE_ROLES)}.")
+    check_roles(sequences, f"protocol {source}")
     if "T1w" not in sequences and "T2w" not in sequences:
         raise InputError(f"protocol {source} has neither a T1w nor a T2w; a scan needs at least one.")
     unknown = sorted(set(data) - {"field_strength_t", "sequences", "draw_artifacts"})

@@ -198,6 +198,7 @@ def render_session(
         vox = replace(vox, index=tuple(np.concatenate([a, b]) for a, b in zip(vox.index, sat_index)))
         labels[sat_index] = LABEL["tumor"]
     field_of_texture = None if texture_rng is None else texture_field(scene.shape, scene.spacing, texture_rng)
+    unmoved_texture = None if field_of_texture is None else texture(labels, field_of_texture)
 
     field_t = protocol.field_strength_t
     bias_coef = rng.normal(0.0, 1.0, size=7)  # one receive field per session, seen on each sequence's grid
@@ -207,6 +208,7 @@ def render_session(
     if any(s.flow_ghosts > 0 for s in protocol.sequences.values()):
         vessels = (labels == LABEL["blood_vessel"]).astype(np.float32)
     start, dense = _tumor_box(vox, {"tumor": np.ones(len(vox.index[0]), np.float32)} | comp)
+    ops = {role: operator(scene, grid) for role, grid in grids.items()}
     images, affines, acquisition, applied = {}, {}, {}, {}
     for role, seq in protocol.sequences.items():
         contrast = role == "CE"
@@ -218,8 +220,8 @@ def render_session(
         if motion[2] == 0.0:
             fine = lut[labels]
             fine[vox.index] = _tumor_signal(comp, rat, state, seq, field_t, contrast)
-            if field_of_texture is not None:
-                fine *= texture(labels, field_of_texture)
+            if unmoved_texture is not None:
+                fine *= unmoved_texture
             steps = whole_voxel_steps(scene, motion)
             if steps != (0, 0):
                 fine = shift_whole_voxels(fine, steps)
@@ -240,14 +242,14 @@ def render_session(
             applied[role] = motion
         grid = grids[role]
         out = acquire(
-            fine, operator(scene, grid), grid, seq, field_t, float(lut[LABEL["liver"]]), bias_coef, rng,
+            fine, ops[role], grid, seq, field_t, float(lut[LABEL["liver"]]), bias_coef, rng,
             seen_fat, seen_vessels,
         )  # fmt: skip
         images[role], affines[role], acquisition[role] = out.image, grid.affine, out.record
         del fine
 
     ref = grids[protocol.reference_role]
-    ref_op = operator(scene, ref)
+    ref_op = ops[protocol.reference_role]
     occupancy = ref_op.apply(dense["tumor"], start)
     mask = (occupancy >= 0.5).astype(np.uint8)
     fractions = {name: ref_op.apply(dense[name], start) for name in COMPONENTS}
