@@ -14,6 +14,21 @@ ARMS: tuple[str, ...] = ("Control", "Sorafenib", "NK", "Combination")
 
 #: the MRI sequences of a scan, in the order of the network's input channels
 SEQUENCE_ROLES: tuple[str, ...] = ("T1w", "T2w", "CE")
+#: the sequence subsets a model trained with sequence dropout reads (each holds a T1w or a T2w)
+READABLE_SUBSETS: tuple[tuple[str, ...], ...] = (
+    ("T1w", "T2w", "CE"),
+    ("T1w", "T2w"),
+    ("T2w", "CE"),
+    ("T2w",),
+    ("T1w",),
+)
+
+
+def subset_name(roles) -> str:
+    """'T1w+T2w+CE', 'T2w', ...: a subset of sequences in the model's channel order."""
+    chosen = set(roles)
+    return "+".join(r for r in SEQUENCE_ROLES if r in chosen)
+
 
 #: the histology fractions the response panel reports (H&E viable fraction, TUNEL apoptotic fraction)
 BIOMARKERS: tuple[str, ...] = ("viability", "apoptosis")

@@ -250,3 +250,33 @@ def test_scans_whose_arm_was_not_read_are_left_out_of_the_arm_metrics_and_counte
     summary = summarize(results, {}, bootstrap=20)
     assert summary["arms_not_read"] == 1 and summary["arms"]["n"] == 8
     assert summary["arms"]["macro_auroc"] == 1.0
+
+
+def test_evaluate_reports_dice_per_sequence_subset_and_per_acquisition(tiny_study, tmp_path):
+    """--subsets: every smaller readable subset of each session is segmented and scored against the same
+    scans read whole; sessions are grouped by how they were acquired, read from their sidecars."""
+    from napari_hcc.evaluation.protocols import write_results
+    from napari_hcc.evaluation.scoring import summarize
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    for f in (study / "sub-rat03" / "ses-wk2" / "anat").glob("*ce-gd*"):  # a session without contrast agent
+        f.unlink()
+    results, extra = evaluate_model(study, None, device="cpu", subsets=True)
+    assert sorted(r.sequences for r in results) == ["T1w+T2w"] + ["T1w+T2w+CE"] * 7
+    assert {(r.plane, r.field_t, r.t1w_sequence, r.t2w_sequence) for r in results} == {("axial", 7.0, "RARE", "RARE")}
+    subsets = extra["subsets"]
+    assert list(subsets) == ["T1w+T2w+CE", "T1w+T2w", "T2w+CE", "T2w", "T1w"]
+    assert subsets["T1w+T2w+CE"]["scans"] == 7 and subsets["T2w+CE"]["scans"] == 7
+    assert subsets["T1w+T2w"]["scans"] == 8 and subsets["T2w"]["scans"] == 8
+    full = np.mean([r.dice for r in results if r.sequences == "T1w+T2w+CE"])
+    assert subsets["T1w+T2w+CE"]["dice"] == pytest.approx(full)
+    assert all(0.0 <= v["dice"] <= 1.0 for v in subsets.values())
+    summary = summarize(results, extra["size"], bootstrap=20)
+    summary["segmentation"]["by_subset"] = subsets
+    assert summary["segmentation"]["by_acquisition"]["sequences"]["T1w+T2w"]["scans"] == 1
+    report = write_results(tmp_path / "report", results, summary, extra["info"]).read_text()
+    assert "### By the sequences read" in report and "| T2w | " in report
+    assert "| sequences the session has | T1w+T2w | " in report
+    header = (tmp_path / "report" / "per_scan.csv").read_text().splitlines()[0]
+    assert header.endswith("sequences,plane,field_t,t1w_sequence,t2w_sequence")

@@ -17,16 +17,20 @@ def test_a_dicom_folder_opens_runs_and_saves_a_correction_with_its_seg(make_napa
     folder = realdata / "ucsf_mouse_tumor_dicom"
     viewer = make_napari_viewer(show=True)
     viewer.open(str(folder), plugin="napari-hcc")
-    names = [layer.name for layer in viewer.layers]
-    assert names == ["T1w (none: the T2w stands in)", "T2w", "CE (none: the T2w stands in)"]
-    assert [layer.visible for layer in viewer.layers] == [False, True, False]
+    assert [layer.name for layer in viewer.layers] == ["T2w"]  # a T2w-only scan: no layers for what it lacks
     assert viewer.layers["T2w"].data.shape == (40, 256, 256)
     _, widget = viewer.window.add_plugin_dock_widget("napari-hcc", "HCC Review")
     widget.picker.refresh()
+    assert {role: box.currentText() for role, box in widget.picker.boxes.items()} == {
+        "T1w": "none",
+        "T2w": "T2w",
+        "CE": "none",
+    }
     click(qtbot, widget.run_button)
     wait_done(qtbot, widget, timeout=300_000)
     assert widget.session.prediction is not None, widget.status.text()
-    assert "cannot be read" in " ".join(widget.session.prediction.notes)
+    notes = " ".join(widget.session.prediction.notes)
+    assert "read T2w (the session has no T1w or CE" in notes or "cannot be read" in notes
     tumor = viewer.layers["tumor"]
     edited = np.zeros_like(tumor.data)
     edited[20:24, 100:140, 90:130] = 1  # the reader draws the tumor the model missed

@@ -54,8 +54,25 @@ def test_layers_from_different_scans_or_grids_are_refused(tiny_study):
     )
     with pytest.raises(InputError, match="'T2 small' .* is not on the grid of 'T1w'"):
         scan_from_layers(a[0], bare, a[2])
-    with pytest.raises(InputError, match="three different layers"):
+    with pytest.raises(InputError, match="must be different layers"):
         scan_from_layers(a[0], a[0], a[2])
+    with pytest.raises(InputError, match="choose a T1w or a T2w"):
+        scan_from_layers(None, None, a[2])
+
+
+def test_a_picker_left_at_none_reads_the_scan_without_that_sequence(tiny_study):
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.plugin.layers import scan_from_layers
+
+    ref = find_scans(tiny_study)[1]
+    t1w, t2w, ce = fake_layers(ref)
+    original = ref.load()
+    scan, geometry = scan_from_layers(None, t2w, None)  # a T2w-only lab
+    assert scan.stand_ins == {"T1w": "T2w", "CE": "T2w"} and np.array_equal(scan.t2w, original.t2w)
+    assert np.allclose(scan.affine, original.affine) and geometry["shape"] == list(original.shape)
+    scan, _ = scan_from_layers(t1w, t2w, None)  # no contrast agent
+    assert scan.stand_ins == {"CE": "T1w"} and np.array_equal(scan.ce, original.t1w)
+    assert any("has no CE" in n for n in scan.notes)
 
 
 def test_layers_without_a_recorded_grid_use_their_napari_geometry():

@@ -191,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="early stopping: epochs without a better validation score (Dice + arm AUROC)",
     )
+    tr.add_argument(
+        "--sequence-dropout",
+        type=float,
+        default=None,
+        help="chance that a slice is shown with fewer sequences than its session has, so that the model reads "
+        "any subset with a T1w or a T2w (default 0.5 for a new model or one that reads subsets)",
+    )
+    tr.add_argument("--crop", type=int, default=128, help="training window in pixels, a multiple of 32 (default 128)")
+    tr.add_argument("--val-fraction", type=float, default=0.2, help="share of the rats held out to pick the best epoch")
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
 
@@ -225,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--leaky", action="store_true", help="with --cv: also the paper's slice-level K-fold, reported as leaky"
+    )
+    ev.add_argument(
+        "--subsets",
+        action="store_true",
+        help="with --model: also segment each session from every smaller readable subset of its sequences "
+        "(T2w alone, T1w+T2w, ...) and report the Dice of each",
     )
     ev.add_argument("--epochs", type=int, default=40, help="training epochs per fold (with --cv)")
     ev.add_argument("--seed", type=int, default=0)

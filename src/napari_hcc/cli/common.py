@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from napari_hcc.errors import UsageError
-from napari_hcc.io.scan import ScanRef
-from napari_hcc.io.study import find_scans, stand_ins_for
+from napari_hcc.io.scan import ScanRef, stand_ins_for
+from napari_hcc.io.study import find_scans
 from napari_hcc.progress import Progress, ProgressFn
 
 

@@ -112,6 +112,9 @@ def train(args) -> int:
         fold=args.fold,
         patience=args.patience,
         version=args.version or "",
+        sequence_dropout=args.sequence_dropout,
+        crop=args.crop,
+        val_fraction=args.val_fraction,
     )
     progress = None if args.quiet else TrainingProgress()
     result = train_model(cfg, progress=progress)
@@ -147,7 +150,7 @@ def evaluate(args) -> int:
     training = None if args.quiet else TrainingProgress()
     if args.model is not None:
         model = None if args.model == "default" else args.model
-        results, extra = protocols.evaluate_model(args.study, model, device=args.device)
+        results, extra = protocols.evaluate_model(args.study, model, device=args.device, subsets=args.subsets)
     else:
         results, extra = protocols.evaluate_cv(
             args.study, args.cv, args.out, device=args.device, epochs=args.epochs, seed=args.seed, progress=training
@@ -158,6 +161,8 @@ def evaluate(args) -> int:
             args.study, args.cv, args.out, args.device, args.epochs, args.seed, progress=training
         )
     summary = summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
+    if "subsets" in extra:
+        summary["segmentation"]["by_subset"] = extra["subsets"]
     extra["info"]["bootstrap"] = args.bootstrap
     notes = None
     if args.notes is not None:

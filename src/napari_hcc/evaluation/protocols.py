@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from napari_hcc.errors import InputError
+from napari_hcc.evaluation.acquisition import by_subset
 from napari_hcc.evaluation.report import write_report
 from napari_hcc.evaluation.scoring import ScanResult, score_scans, size_baseline
 from napari_hcc.inference.engine import Engine
@@ -64,8 +65,14 @@ def _refs(study: Path):
 
 
 def evaluate_model(
-    study: str | Path, model: str | Path | None, device: str = "auto", progress: ProgressFn | None = None
+    study: str | Path,
+    model: str | Path | None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    subsets: bool = False,
 ) -> tuple[list[ScanResult], dict]:
+    """Score a model on a study it never saw; with `subsets`, also every smaller readable sequence subset
+    of each session (`extra["subsets"]`)."""
 
     study = Path(study)
     loaded = load_model(model)
@@ -79,7 +86,8 @@ def evaluate_model(
                 f"model {loaded.model_id} was trained on {len(trained)} rats of {study}; evaluate it on a study it never saw, or use --cv."
             )
     engine = Engine(loaded, device=device)
-    results = score_scans(engine, study, refs, 0, progress)
+    subset_rows = [] if subsets else None
+    results = score_scans(engine, study, refs, 0, progress, subset_rows)
     rats = sorted({r.rat for r in results})
 
     # The size criterion has to be fitted somewhere: rat-grouped CV on this study, repeated with 10
@@ -105,7 +113,10 @@ def evaluate_model(
     }
     if loaded.readout is not None:
         info["readout"] = readout_summary(loaded.readout)
-    return results, {"info": info, "size": size}
+    extra = {"info": info, "size": size}
+    if subset_rows is not None:
+        extra["subsets"] = by_subset(results, subset_rows)
+    return results, extra
 
 
 def _fitting_set(entry: dict) -> tuple[set[str], set]:

@@ -142,6 +142,48 @@ def _met(target: dict) -> str:
     return "**no**"
 
 
+FACTOR_NAMES = {
+    "sequences": "sequences the session has",
+    "plane": "slice plane",
+    "field_t": "field",
+    "t1w_sequence": "T1w sequence",
+    "t2w_sequence": "T2w sequence",
+}
+
+
+def _acquisition_lines(seg: dict) -> list[str]:
+    """Dice per sequence subset read and per acquisition factor (where the study has more than one value)."""
+    lines = []
+    if seg.get("by_subset"):
+        lines += [
+            "",
+            "### By the sequences read",
+            "",
+            "Each smaller readable subset of a session's sequences is segmented as a session that has only it, and "
+            "compared with the same scans read with all the sequences they have.",
+            "",
+            "| sequences read | mean Dice | same scans, all their sequences | scans | rats |",
+            "|---|---|---|---|---|",
+        ]
+        for name, v in seg["by_subset"].items():
+            lines.append(f"| {name} | {_f(v['dice'])} | {_f(v['dice_all_sequences'])} | {v['scans']} | {v['rats']} |")
+    varied = {k: v for k, v in seg.get("by_acquisition", {}).items() if len(v) > 1}
+    if varied:
+        lines += [
+            "",
+            "### By acquisition",
+            "",
+            "| factor | value | mean Dice | scans | rats |",
+            "|---|---|---|---|---|",
+        ]
+        for factor, groups in varied.items():
+            for value, v in groups.items():
+                lines.append(
+                    f"| {FACTOR_NAMES.get(factor, factor)} | {value} | {_f(v['dice'])} | {v['scans']} | {v['rats']} |"
+                )
+    return lines
+
+
 def write_report(
     out: Path, results, summary: dict, info: dict, leaky: dict | None = None, notes: str | None = None
 ) -> Path:
@@ -190,6 +232,7 @@ def write_report(
     for arm in ARMS:
         if arm in seg["by_arm_week"]:
             lines.append(f"| {arm} | " + " | ".join(_f(seg["by_arm_week"][arm].get(w)) for w in weeks) + " |")
+    lines += _acquisition_lines(seg)
     if "arms" in s:
         a = s["arms"]
         lines += [

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from napari_hcc.evaluation.acquisition import acquisition_of, by_factor, subset_scores
 from napari_hcc.evaluation.histology_floor import truth_composition
 from napari_hcc.evaluation.size_baseline import SizeRecord, feature_row
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
@@ -60,14 +61,23 @@ class ScanResult:
     #: the exact composition of the tumor at the histology session (simulated studies): the floor
     viability_composition: float | None = None
     apoptosis_composition: float | None = None
+    #: how the session was acquired (evaluation/acquisition.py): figures per protocol
+    sequences: str = ""
+    plane: str = ""
+    field_t: float | None = None
+    t1w_sequence: str = ""
+    t2w_sequence: str = ""
 
     @property
     def proba(self) -> np.ndarray:
         return np.array([self.p_control, self.p_sorafenib, self.p_nk, self.p_combination])
 
 
-def score_scans(engine, root: Path, refs, fold: int = 0, progress: ProgressFn | None = None) -> list[ScanResult]:
-    """Predict each scan with the engine and score it against its reference mask."""
+def score_scans(
+    engine, root: Path, refs, fold: int = 0, progress: ProgressFn | None = None, subsets: list | None = None
+) -> list[ScanResult]:
+    """Predict each scan with the engine and score it against its reference mask. With a `subsets` list,
+    every smaller readable subset of each session's sequences is also segmented and scored into it."""
 
     participants = read_participants(root)
     results = []
@@ -84,6 +94,11 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress: ProgressFn | 
         at_histology = row.get("histology_session", "").removeprefix("ses-") == ref.session
         p = pred.response.arm_probability
         composition = truth_composition(root, ref.subject, ref.session) if at_histology else None
+        acquisition = acquisition_of(ref)
+        if subsets is not None:
+            subsets += subset_scores(
+                engine, scan, truth, f"{root.name}/{ref.subject}", ref.session, acquisition["sequences"]
+            )
         results.append(
             ScanResult(
                 fold,
@@ -109,6 +124,7 @@ def score_scans(engine, root: Path, refs, fold: int = 0, progress: ProgressFn | 
                 float(row["histology_apoptosis"]) if at_histology and row.get("histology_apoptosis") else None,
                 seconds,
                 *(composition or (None, None)),
+                **acquisition,
             )
         )
         report(progress, n + 1, len(refs), "scan")
@@ -168,6 +184,7 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         if any(np.isfinite(r.hd95_mm) for r in results)
         else float("nan"),
         "by_arm_week": _by_arm_week(results),
+        "by_acquisition": by_factor(results),
     }
     post = arm_scored(results)
     summary["arms_not_read"] = sum(1 for r in results if r.week and r.arm in ARMS) - len(post)

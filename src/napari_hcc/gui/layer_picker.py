@@ -1,4 +1,5 @@
-"""Pick the T1w, T2w and CE image layers; filled in by itself from layer metadata and names."""
+"""Pick the T1w, T2w and CE image layers; filled in by itself from layer metadata and names. Each can be
+"none" (a lab without contrast agent, or with a T2w only): the model reads any subset with a T1w or a T2w."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def guess_roles(layers) -> dict[str, object]:
     return chosen
 
 
+NONE = "none"
+
+
 class LayerPicker(QWidget):
     changed = Signal()
 
@@ -69,10 +73,10 @@ class LayerPicker(QWidget):
             current = box.currentText()
             box.blockSignals(True)
             box.clear()
-            box.addItems(names)
+            box.addItems([NONE, *names])
             keep = current if current in names and not self._guess_is_newer(role, guess) else None
-            pick = keep or (guess[role].name if role in guess else "")
-            box.setCurrentIndex(names.index(pick) if pick in names else -1)
+            pick = keep or (guess[role].name if role in guess else NONE)
+            box.setCurrentIndex(1 + names.index(pick) if pick in names else 0)
             box.blockSignals(False)
         self.changed.emit()
 
@@ -82,8 +86,13 @@ class LayerPicker(QWidget):
         return layer is not None and (layer.metadata.get(META_KEY) or {}).get("role") == role
 
     def layer(self, role: str):
+        """The chosen layer of a role; None for "none"."""
         name = self.boxes[role].currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return self.viewer.layers[name] if self.boxes[role].currentIndex() > 0 and name in self.viewer.layers else None
+
+    def reference_layer(self):
+        """The layer whose grid the scan is read on: the T1w, else the T2w."""
+        return self.layer("T1w") or self.layer("T2w")
 
     def layers(self) -> tuple:
         return tuple(self.layer(role) for role in SEQUENCE_ROLES)

@@ -41,7 +41,7 @@ class RecoveryBanner(QGroupBox):
         self.setVisible(True)
 
     def _t1w(self):
-        return self.review.picker.layer("T1w")
+        return self.review.picker.reference_layer()
 
     def check(self) -> None:
         self.offer(self.review.session.pending_recovery(layer_scan_meta(self._t1w())))

@@ -154,7 +154,7 @@ class ReviewWidget(QScrollArea):
             scan, geometry = scan_from_layers(*self.picker.layers())
         except InputError as exc:
             return self._say(str(exc), error=True)
-        self.session.set_scan(scan, geometry, layer_scan_meta(self.picker.layer("T1w")))
+        self.session.set_scan(scan, geometry, layer_scan_meta(self.picker.reference_layer()))
         self.cancel_event.clear()
         self._shown = threading.Event()
         s = self.state
@@ -209,7 +209,7 @@ class ReviewWidget(QScrollArea):
     def _show_prediction(self, prediction) -> None:
         s = self.session
         s.prediction = prediction
-        scan_meta = layer_scan_meta(self.picker.layer("T1w"))
+        scan_meta = layer_scan_meta(self.picker.reference_layer())
         data, kwargs, _ = labels_layer(prediction.mask, s.scan.affine, TUMOR_LAYER, s.geometry, role="prediction")
         kwargs["metadata"][META_KEY]["scan"] = scan_meta
         self.labels = show_tumor_layer(self.viewer, data, kwargs, self._on_paint)
@@ -249,7 +249,7 @@ class ReviewWidget(QScrollArea):
         self._go_to_slice_index(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def _go_to_slice_index(self, k: int) -> None:
-        layer = self.labels if self.labels is not None else self.picker.layer("T1w")
+        layer = self.labels if self.labels is not None else self.picker.reference_layer()
         self.viewer.dims.set_point(0, float(layer.data_to_world((k, 0, 0))[0]))
 
     # -- edits -----------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ class ReviewWidget(QScrollArea):
     def next_scan(self) -> None:
         if self.worker is not None:
             return
-        refs = self.session.study_refs(layer_scan_meta(self.picker.layer("T1w")))
+        refs = self.session.study_refs(layer_scan_meta(self.picker.reference_layer()))
         if not refs:
             return self._say(
                 "Next scan walks a study: open a scan of a study first (the Study browser lists them).", error=True

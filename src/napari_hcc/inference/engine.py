@@ -29,7 +29,8 @@ from napari_hcc.inference.aggregate import aggregate_scan, mask_uncertainty
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable
-from napari_hcc.inference.slices import model_slices
+from napari_hcc.inference.slices import model_slices, reads_subsets
+from napari_hcc.inference.subsets import scan_notes, subset_readout, unread_response_note
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
@@ -155,7 +156,7 @@ class Engine:
 
     def segment(self, scan: Scan, cancel: CancelFlag | None = None) -> np.ndarray:
         """The tumor mask of a scan on its own grid: no TTA, the card's post-processing, no readout."""
-        x, geometry = model_slices(scan.channels(), scan.affine, self.card)
+        x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         masks = drain(self._run_all(x, TTA_FLIPS[:1], cancel))[0]
         probability = geometry.to_source(_display_probability(masks, geometry))
         return PostProcess.from_card(self.card).apply(probability, scan.affine)
@@ -228,7 +229,7 @@ class Engine:
         t0 = time.perf_counter()
         self.events = []
         post = postprocess or PostProcess.from_card(self.card)
-        x, geometry = model_slices(scan.channels(), scan.affine, self.card)
+        x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         t1 = time.perf_counter()
         flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
         masks, arms, bios = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
@@ -243,7 +244,7 @@ class Engine:
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         agg = aggregate_scan(prob_disp, mask_disp, arms.numpy(), bios.numpy())
-        notes = list(scan.notes) + list(geometry.notes)
+        notes = scan_notes(self.card, scan) + list(geometry.notes)
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor and not scan.stand_ins:
@@ -251,7 +252,9 @@ class Engine:
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )
         response = self._response(scan, mask, agg, week, tta, post)
-        if scan.stand_ins:  # a missing sequence: the mask is a draft, the response is not read at all
+        if scan.stand_ins and self._readout_for(scan) is None:  # a subset that cannot carry the response
+            if reads_subsets(self.card):
+                notes.append(unread_response_note(self.model, scan.stand_ins))
             unread = np.full(len(response.arms), np.nan)
             response = replace(response, arm_probabilities=unread, viability=float("nan"),
                                apoptosis=float("nan"), arm_uncertainty=unread, pending=False)  # fmt: skip
@@ -292,11 +295,17 @@ class Engine:
         )
         return self.complete_response(prediction, scan, cancel) if read_history else prediction
 
+    def _readout_for(self, scan: Scan):
+        """The readout for the sequences this scan has (None: the network's heads, or no reading at all)."""
+        if not scan.stand_ins:
+            return self.model.readout
+        return subset_readout(self.model, scan.stand_ins)
+
     def _response(self, scan: Scan, mask: np.ndarray, agg, week: int | None, tta: bool, post: PostProcess) -> Response:
         """The network heads' reading (slices weighted by tumor content) or, with a readout, the readout's
         reading of the final mask's tumor features (this scan alone; its earlier sessions come later)."""
         arms = list(self.card.arms)
-        readout = self.model.readout
+        readout = self._readout_for(scan)
         features = tumor_features(scan, mask) if readout is not None else None
         if features is None:
             spread = agg.arm_spread if tta else np.zeros(len(agg.arm_probabilities))
@@ -322,11 +331,12 @@ class Engine:
         """The prediction with its arm and histology read beside the rat's earlier sessions (each segmented
         once per engine), when `steps(read_history=False)` left them pending; otherwise as it is."""
         response = prediction.response
-        if not response.pending or self.model.readout is None or response.tumor_features is None:
+        readout = self._readout_for(scan)
+        if not response.pending or readout is None or response.tumor_features is None:
             return prediction
         t0 = time.perf_counter()
         notes = list(prediction.notes)
-        reading = self.model.readout.read(response.tumor_features, self._history(scan, prediction.week, notes, cancel))
+        reading = readout.read(response.tumor_features, self._history(scan, prediction.week, notes, cancel))
         if reading.sessions:
             notes.append(f"response read with the rat's earlier sessions {', '.join(reading.sessions)}")
         seconds = time.perf_counter() - t0

@@ -3,7 +3,9 @@
 1. Reorient to the display frame (S, P, L): the slice axis comes from the affine, and only flips and
    axis swaps are used, so the way back is exact.
 2. Normalise each sequence over the whole scan with robust percentiles: a scanner gain (or offset)
-   changes nothing.
+   changes nothing. A sequence the session lacks is, for a model trained with sequence dropout (card
+   `input.missing_sequences == "zero"`), a channel of zeros, as in training; older models read the
+   stand-in the scan carries.
 3. Bring each slice to the model card's pixel spacing (bilinear; skipped within the card's
    tolerance), and pad it to a multiple of 32.
 
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_hcc.io.orientation import from_display, slice_axis, to_display
+from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 
 @dataclass
@@ -74,13 +77,27 @@ def normalise(volume: np.ndarray, low: float, high: float, clip: tuple[float, fl
     return np.clip(out, clip[0], clip[1], out=out)
 
 
-def model_slices(channels: np.ndarray, affine: np.ndarray, card) -> tuple[np.ndarray, SliceGeometry]:
-    """[T1w, T2w, CE] source volumes (3, X, Y, Z) -> model input (N, 3, H, W) float32 and its geometry."""
+def reads_subsets(card) -> bool:
+    """Whether the model was trained to read any subset of the sequences (missing ones as zeros)."""
+    return card.input.get("missing_sequences") == "zero"
+
+
+def model_slices(channels: np.ndarray, affine: np.ndarray, card, missing=()) -> tuple[np.ndarray, SliceGeometry]:
+    """[T1w, T2w, CE] source volumes (3, X, Y, Z) -> model input (N, 3, H, W) float32 and its geometry.
+
+    `missing`: the roles the session lacks (their channels hold stand-ins); zeros for a model that
+    reads subsets."""
     norm = card.normalisation
+    zero = set(missing) if reads_subsets(card) else set()
     disp = []
     display_affine = None
-    for vol in channels:
-        d, display_affine = to_display(normalise(vol, norm["low"], norm["high"], tuple(norm["clip"])), affine)
+    for role, vol in zip(SEQUENCE_ROLES, channels, strict=True):
+        image = (
+            np.zeros(vol.shape, np.float32)
+            if role in zero
+            else normalise(vol, norm["low"], norm["high"], tuple(norm["clip"]))
+        )
+        d, display_affine = to_display(image, affine)
         disp.append(d)
     stack = np.stack(disp, axis=1)  # (N, 3, rows, cols)
     spacing = tuple(float(v) for v in np.linalg.norm(display_affine[:3, :3], axis=0))

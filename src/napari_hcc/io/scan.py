@@ -6,7 +6,7 @@ in `notes`, or (with `on_mismatch="refuse"`) the load is refused; they are never
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +183,35 @@ def load_scan(
     if stand_ins:
         scan.notes.append(stand_in_note(stand_ins))
     return scan
+
+
+def stand_ins_for(present: dict) -> dict[str, str] | None:
+    """For a session without some sequences: {missing role: the role that stands in for it}; None when
+    neither a T1w nor a T2w exists. The CE's stand-in is the T1w (its pre-contrast twin), else the T2w;
+    a missing T1w or T2w is stood in for by the other."""
+    if "T1w" not in present and "T2w" not in present:
+        return None
+    out = {}
+    if "T1w" not in present:
+        out["T1w"] = "T2w"
+    if "T2w" not in present:
+        out["T2w"] = "T1w"
+    if "CE" not in present:
+        out["CE"] = "T1w" if "T1w" in present else "T2w"
+    return out
+
+
+def without_sequences(scan: Scan, keep) -> Scan:
+    """The scan as a session that has only the roles `keep` (evaluation of a sequence subset): the others
+    become stand-ins, as for a session without them (`stand_ins_for`)."""
+    keep = set(keep) - set(scan.stand_ins)
+    merged = stand_ins_for(dict.fromkeys(keep))
+    if merged is None:
+        raise ValueError(f"a scan needs a T1w or a T2w; {sorted(keep)} has neither.")
+    images = {"T1w": scan.t1w, "T2w": scan.t2w, "CE": scan.ce}
+    data = {role: images[merged[role]] if role in merged else images[role] for role in images}
+    notes = [n for n in scan.notes if n != stand_in_note(scan.stand_ins)] + [stand_in_note(merged)]
+    return replace(scan, t1w=data["T1w"], t2w=data["T2w"], ce=data["CE"], stand_ins=merged, notes=notes)
 
 
 def stand_in_note(stand_ins: dict[str, str]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
-from napari_hcc.io.scan import ScanRef
+from napari_hcc.io.scan import ScanRef, stand_ins_for
 from napari_hcc.io.volume import NIFTI_SUFFIXES
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
@@ -121,22 +121,6 @@ def bids_session(session_dir: str | Path, with_truth: bool = True) -> ScanRef:
         arm,
         stand_ins=tuple(sorted(stand_ins.items())),
     )
-
-
-def stand_ins_for(present: dict) -> dict[str, str] | None:
-    """For a session without some sequences: {missing role: the role that stands in for it}; None when
-    neither a T1w nor a T2w exists. The CE's stand-in is the T1w (its pre-contrast twin), else the T2w;
-    a missing T1w or T2w is stood in for by the other."""
-    if "T1w" not in present and "T2w" not in present:
-        return None
-    out = {}
-    if "T1w" not in present:
-        out["T1w"] = "T2w"
-    if "T2w" not in present:
-        out["T2w"] = "T1w"
-    if "CE" not in present:
-        out["CE"] = "T1w" if "T1w" in present else "T2w"
-    return out
 
 
 def original_animal(folder: str | Path) -> ScanRef:

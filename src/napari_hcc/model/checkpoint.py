@@ -9,7 +9,7 @@ present with the right shape, and says in one sentence what is wrong otherwise.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.catalog import CARD_FILE, DEFAULT_MODEL_NAME, WEIGHTS_FILE, default_model_folder, untrained_card
 from napari_hcc.model.network import HCCNet
-from napari_hcc.readout.stored import Readout, split_state
+from napari_hcc.readout.stored import Readout, split_state, subset_prefix
 
 
 @dataclass
@@ -31,6 +31,8 @@ class LoadedModel:
     state: dict  # tensor name -> CPU float32 tensor (the network's)
     path: Path | None  # None for the built-in untrained network
     readout: Readout | None = None  # arm and histology from tumor features; None = the network's heads
+    #: readouts for sessions that lack a sequence, by the subset they read ('T1w+T2w', 'T2w', ...)
+    subset_readouts: dict[str, Readout] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -51,6 +53,7 @@ def save_model(
     dtype: str = "float16",
     overwrite: bool = False,
     readout: Readout | None = None,
+    subset_readouts: dict[str, Readout] | None = None,
 ) -> Path:
     """Write `folder/model.safetensors` and `folder/model.json` atomically; never replaces a model
     unless `overwrite`. fp16 halves the file; the network still runs in fp32 or mixed precision.
@@ -69,6 +72,10 @@ def save_model(
     card.readout = readout.card_entry() if readout is not None else {}
     if readout is not None:
         state.update({k: torch.from_numpy(v) for k, v in readout.arrays().items()})
+        if subset_readouts:
+            card.readout["subsets"] = {name: r.card_entry() for name, r in subset_readouts.items()}
+            for name, r in subset_readouts.items():
+                state.update({k: torch.from_numpy(v) for k, v in r.arrays(subset_prefix(name)).items()})
     card.weights = {"file": WEIGHTS_FILE, "dtype": dtype, "tensors": len(state), "sha256": ""}
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
@@ -144,10 +151,13 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
         )
     state, readout_state = split_state(state)
     check_weights_match_card(state, card, weights)
-    readout = None
+    readout, subset_readouts = None, {}
     if card.readout:
         try:
-            readout = Readout.from_arrays({k: v.float().numpy() for k, v in readout_state.items()}, card.readout)
+            arrays = {k: v.float().numpy() for k, v in readout_state.items()}
+            readout = Readout.from_arrays(arrays, card.readout)
+            for name, entry in (card.readout.get("subsets") or {}).items():
+                subset_readouts[name] = Readout.from_arrays(arrays, entry, subset_prefix(name))
         except KeyError as exc:
             raise InputError(
                 f"the model card of {weights} describes a response readout, but the file lacks its tensor {exc}."
@@ -155,7 +165,7 @@ def load_model(spec: str | Path | None = None) -> LoadedModel:
         except ValueError as exc:  # e.g. a readout of a newer napari-hcc, on features this one does not compute
             raise InputError(f"the response readout of {weights} cannot be used: {exc}") from None
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    return LoadedModel(card, state, weights, readout)
+    return LoadedModel(card, state, weights, readout, subset_readouts)
 
 
 def check_weights_match_card(state: dict, card: ModelCard, source: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.orientation import affine_from_napari, from_display, split_scale, to_display
-from napari_hcc.io.scan import Scan, stand_in_note
+from napari_hcc.io.scan import Scan, stand_in_note, stand_ins_for
 from napari_hcc.io.volume import describe_grid, same_grid
 
 META_KEY = "napari_hcc"
@@ -79,13 +79,10 @@ def scan_layers(scan: Scan) -> list[tuple]:
     layers = []
     alone = len(set(STYLE) - set(scan.stand_ins)) == 1  # one real sequence: shown grey, not as an overlay tint
     for role, data in (("T1w", scan.t1w), ("T2w", scan.t2w), ("CE", scan.ce)):
-        # a missing sequence's stand-in: named for what it is, hidden, and still the model's input for the role
-        name = f"{role} (none: the {scan.stand_ins[role]} stands in)" if role in scan.stand_ins else role
-        style = STYLE["T1w"] if alone and role not in scan.stand_ins else STYLE[role]
-        layer = image_layer(data, scan.affine, name, role, geometry, **style)
+        if role in scan.stand_ins:  # a sequence the session lacks gets no layer; the picker says "none"
+            continue
+        layer = image_layer(data, scan.affine, role, role, geometry, **(STYLE["T1w"] if alone else STYLE[role]))
         layer[1]["metadata"][META_KEY]["scan"] = scan_meta
-        if role in scan.stand_ins:
-            layer[1]["visible"] = False
         layers.append(layer)
     if scan.mask is not None:
         layer = labels_layer(scan.mask, scan.affine, scan.mask_kind, geometry)
@@ -146,26 +143,30 @@ def layer_scan_meta(layer) -> dict:
 
 
 def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
-    """The three sequence layers as a core Scan (source grid), and the grid record for new layers.
+    """The chosen sequence layers as a core Scan (source grid), and the grid record for new layers.
 
-    Refuses, in one sentence, layers on different voxel grids and layers from different scans.
+    Any of them may be None ("none" in the picker) as long as a T1w or a T2w is given: the missing ones
+    are read as a session without them (`io.study.stand_ins_for`). Refuses, in one sentence, layers on
+    different voxel grids and layers from different scans.
     """
-    layers = {"T1w": t1w, "T2w": t2w, "CE": ce}
-    for role, layer in layers.items():
-        if layer is None:
-            raise InputError(f"choose the {role} image layer first.")
-    if len({id(v) for v in layers.values()}) < 3:
-        raise InputError("the T1w, T2w and CE choices must be three different layers.")
+    chosen = {"T1w": t1w, "T2w": t2w, "CE": ce}
+    layers = {role: layer for role, layer in chosen.items() if layer is not None}
+    stand_ins = stand_ins_for(layers)
+    if stand_ins is None:
+        raise InputError("choose a T1w or a T2w image layer: the model reads any sequences that include one of them.")
+    if len({id(v) for v in layers.values()}) < len(layers):
+        raise InputError("the T1w, T2w and CE choices must be different layers (or none).")
     metas = {role: layer_scan_meta(layer) for role, layer in layers.items()}
     ids = {(m.get("subject"), m.get("session")) for m in metas.values() if m.get("subject")}
     if len(ids) > 1:
         shown = ", ".join(
             f"{layers[r].name} = sub-{m.get('subject')} ses-{m.get('session')}" for r, m in metas.items() if m
         )
-        raise InputError(f"the three layers come from different scans ({shown}); choose one scan's T1w, T2w and CE.")
+        raise InputError(f"the layers come from different scans ({shown}); choose one scan's sequences.")
     volumes = {role: layer_source(layer) for role, layer in layers.items()}
-    ref_data, ref_affine, geometry = volumes["T1w"]
-    for role in ("T2w", "CE"):
+    reference = "T1w" if "T1w" in layers else "T2w"
+    ref_data, ref_affine, geometry = volumes[reference]
+    for role in layers:
         data, affine, _ = volumes[role]
         if not same_grid(data.shape, affine, ref_data.shape, ref_affine):
             a, b = describe_grid(data.shape, affine), describe_grid(ref_data.shape, ref_affine)
@@ -174,14 +175,16 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
                 a += f", shifted {shift:.1f} mm"
             raise InputError(
                 f"layer '{layers[role].name}' ({a}) is not on the grid of "
-                f"'{t1w.name}' ({b}); resample it onto the T1w first."
+                f"'{layers[reference].name}' ({b}); resample it onto the {reference} first."
             )
-    meta = metas["T1w"] or next((m for m in metas.values() if m), {})
+    for role, source in stand_ins.items():
+        volumes[role] = volumes[source]
+    meta = metas[reference] or next((m for m in metas.values() if m), {})
     header = geometry.get("header")
     if isinstance(header, bytes | bytearray):
         header = nib.Nifti1Header(binaryblock=header)
     scan = Scan(
-        t1w=ref_data.astype(np.float32, copy=False),
+        t1w=volumes["T1w"][0].astype(np.float32, copy=False),
         t2w=volumes["T2w"][0].astype(np.float32, copy=False),
         ce=volumes["CE"][0].astype(np.float32, copy=False),
         affine=ref_affine,
@@ -190,7 +193,7 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
         session=meta.get("session"),
         arm=meta.get("arm"),
         paths={k: Path(v) for k, v in (meta.get("paths") or {}).items()},
-        stand_ins=dict(meta.get("stand_ins") or {}),
+        stand_ins=stand_ins,
     )
     if scan.stand_ins:
         scan.notes.append(stand_in_note(scan.stand_ins))

@@ -37,6 +37,17 @@ FEATURE_NAMES = (
     + tuple(f"{m}_shell{i + 1}" for m in MAPS for i in range(SHELLS))
 )
 
+#: the sequences each map needs: a session without some sequences reads only the features of its maps
+MAP_NEEDS = {"t1": {"T1w"}, "t2": {"T2w"}, "ce": {"CE"}, "enhancement": {"T1w", "CE"}}
+
+
+def subset_feature_names(subset: str) -> list[str]:
+    """The FEATURE_NAMES a session with the sequences `subset` ('T1w+T2w', 'T2w', ...) can read."""
+    roles = set(subset.split("+"))
+    maps = {m for m, need in MAP_NEEDS.items() if need <= roles}
+    return [n for n in FEATURE_NAMES if n == "log_volume_mm3" or n.split("_")[0] in maps]
+
+
 SHELL_MM = 1.0  # surrounding tissue used as the intensity reference
 RIM_MM = 0.6  # outer layer of the tumor
 

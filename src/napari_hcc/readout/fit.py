@@ -24,6 +24,7 @@ from napari_hcc.readout.composition import TARGETS as COMPOSITION_TARGETS
 from napari_hcc.readout.composition import truth_composition_targets
 from napari_hcc.readout.features import FEATURE_NAMES, tumor_features
 from napari_hcc.readout.stored import EPS, Readout, _standardised, history_vector, pooled_arm_probabilities
+from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
 
 MIN_COMPOSITION_SCANS = 20  # fewer sessions with composition truth: apoptosis from the scan's features
 
@@ -51,6 +52,7 @@ class FeatureRow:
     apoptosis: float | None
     features: np.ndarray  # FEATURE_NAMES
     composition: np.ndarray | None = None  # COMPOSITION_TARGETS from the simulator's truth, when known
+    sequences: str = "T1w+T2w+CE"  # the sequences the session has (the others' features are stand-ins)
 
 
 def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = None, engine=None) -> list[FeatureRow]:
@@ -71,6 +73,7 @@ def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = No
                     item.apoptosis,
                     f,
                     truth_composition_targets(item.study, item.subject, item.session),
+                    subset_name(r for r in SEQUENCE_ROLES if r not in scan.stand_ins),
                 )
             )
     return rows
@@ -169,12 +172,14 @@ def _pick_experts(
     return _best_alpha(out_of_fold, truth)
 
 
-def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
+def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str], features: Sequence[str] | None = None) -> Readout:
     """Fit the arm model, the per-arm histology experts and (where the rows carry composition truth) the
     composition route for apoptosis; every regularisation, and the apoptosis route, is chosen by
-    rat-grouped 5-fold CV on `rows`."""
+    rat-grouped 5-fold CV on `rows`. `features`: the FEATURE_NAMES to read (default all)."""
 
     rows = list(rows)
+    names = list(features or FEATURE_NAMES)
+    columns = [FEATURE_NAMES.index(n) for n in names]
     arm_idx = [i for i, r in enumerate(rows) if r.arm in arms and r.week is not None and r.week > 0]
     bio_idx = [i for i, r in enumerate(rows) if r.viability is not None and r.apoptosis is not None and r.arm in arms]
     arm_rows, bio_rows = [rows[i] for i in arm_idx], [rows[i] for i in bio_idx]
@@ -184,7 +189,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
         )
     if len(bio_rows) < 4:
         raise ValueError(f"the readout needs histology for at least 4 rats; these studies have {len(bio_rows)}.")
-    X_all = np.stack([r.features for r in rows])
+    X_all = np.stack([r.features for r in rows])[:, columns]
     mean, scale, z_low, z_high = _standardisation(X_all)
     Z_all = _standardised(X_all, mean, scale, z_low, z_high)
     all_groups = np.array([r.rat for r in rows])
@@ -255,7 +260,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str]) -> Readout:
         },
     }
     readout = Readout(
-        list(FEATURE_NAMES),
+        names,
         mean,
         scale,
         arm_model.coef_.astype(np.float64),

@@ -172,7 +172,7 @@ class Readout:
             viability, apoptosis = w @ expit(self.bio_coef @ self._z(f) + self.bio_intercept)
         return float(viability), float(apoptosis)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self, prefix: str = PREFIX) -> dict[str, np.ndarray]:
         """The fitted numbers as float32 arrays, named as they are stored in the model's safetensors file."""
 
         arrays = {
@@ -196,18 +196,18 @@ class Readout:
                 "apoptosis.weight": self.apo_coef,
                 "apoptosis.bias": self.apo_intercept,
             }
-        return {PREFIX + k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+        return {prefix + k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
 
     def card_entry(self) -> dict:
         return {"features": list(self.features), **self.info}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], entry: dict) -> Readout:
+    def from_arrays(cls, arrays: dict[str, np.ndarray], entry: dict, prefix: str = PREFIX) -> Readout:
         def get(name):
-            return np.asarray(arrays[PREFIX + name], np.float64)
+            return np.asarray(arrays[prefix + name], np.float64)
 
         def maybe(name):
-            return get(name) if PREFIX + name in arrays else None
+            return get(name) if prefix + name in arrays else None
 
         composition = {
             name: maybe(name)
@@ -230,7 +230,7 @@ class Readout:
             get("arm.bias"),
             get("biomarkers.weight"),
             get("biomarkers.bias"),
-            {k: v for k, v in entry.items() if k != "features"},
+            {k: v for k, v in entry.items() if k not in ("features", "subsets")},
             maybe("clip.low"),
             maybe("clip.high"),
             *composition.values(),
@@ -249,7 +249,12 @@ def readout_summary(readout: Readout) -> str:
     return f"tumor features of the network's mask; {arm}; viability from the scan's features; {apoptosis}"
 
 
+def subset_prefix(subset: str) -> str:
+    """Where the readout of a sequence subset (e.g. 'T1w+T2w') is stored in the safetensors file."""
+    return f"readout@{subset}."
+
+
 def split_state(state: dict) -> tuple[dict, dict]:
-    """(network tensors, readout tensors) of a checkpoint's state."""
-    net = {k: v for k, v in state.items() if not k.startswith(PREFIX)}
-    return net, {k: v for k, v in state.items() if k.startswith(PREFIX)}
+    """(network tensors, readout tensors: the full readout's and every subset readout's) of a checkpoint."""
+    net = {k: v for k, v in state.items() if not k.startswith(("readout.", "readout@"))}
+    return net, {k: v for k, v in state.items() if k not in net}

@@ -4,7 +4,11 @@ Geometric (image and mask together): random flips along both in-plane axes, rota
 isotropic scaling (0.9-1.1), small shifts; one `affine_grid`/`grid_sample` call per batch, bilinear for
 the image and nearest for the mask. Intensity (per slice and sequence): scanner gain and offset,
 gamma (on the normalised range), a smooth multiplicative bias field (coil sensitivity), Gaussian
-noise. All draws come from one seeded `torch.Generator`, so a run is repeatable.
+noise. Acquisition (per slice, for what the simulator draws rarely or not at all): breathing ghosts
+(faint copies shifted along one in-plane axis by a fraction of the field of view), a coarser resolution
+along one axis (block averaging, then linear upsampling: thick or partial-Fourier acquisitions), and
+one sequence shifted by a pixel or two against the others (motion between sequences; the mask follows
+the reference). All draws come from one seeded `torch.Generator`, so a run is repeatable.
 
 Why not MONAI's dictionary transforms: they work one sample at a time on the CPU, and this machine has
 two cores that the network needs; the same operations on the whole batch, on the GPU when there is
@@ -32,6 +36,10 @@ class AugmentConfig:
     bias_field: float = 0.15  # peak relative amplitude of the smooth field
     noise: float = 0.03  # standard deviation, on the normalised scale
     p_intensity: float = 0.8
+    p_ghost: float = 0.15  # per slice: breathing ghosts, amplitude up to `ghost`
+    ghost: float = 0.25
+    p_coarse: float = 0.15  # per slice: resolution 2-3x coarser along one axis
+    p_misregister: float = 0.15  # per slice: one sequence shifted by 1-2 pixels
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,4 +84,32 @@ def augment(
     positive = x.clamp(min=0)
     jittered = (positive**gamma) * gain * field + offset + (x - positive) + noise
     x = on * jittered + (1 - on) * x
-    return x, y
+    return acquisition_artifacts(x, gen, cfg), y
+
+
+def acquisition_artifacts(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """Ghosts, coarse resolution and sequence misregistration, each on a random share of the slices."""
+    if not (cfg.p_ghost or cfg.p_coarse or cfg.p_misregister):
+        return x
+    b, c, h, w = x.shape
+    draws = torch.rand(b, 8, generator=gen).tolist()
+    out = []
+    for i in range(b):
+        xi = x[i]
+        r = draws[i]
+        axis = 1 if r[1] < 0.5 else 2  # the phase-encoding axis of this slice
+        if r[0] < cfg.p_ghost:
+            n = xi.shape[axis]
+            xi = xi + (0.05 + r[2] * (cfg.ghost - 0.05)) * torch.roll(xi, n // (2 + int(r[3] * 3)), dims=axis)
+        if r[4] < cfg.p_coarse:
+            f = 2 + int(r[5] * 2)
+            kernel = (f, 1) if axis == 1 else (1, f)
+            small = F.avg_pool2d(xi[None], kernel, ceil_mode=True)
+            xi = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0]
+        if r[6] < cfg.p_misregister:
+            ch = int(r[7] * c) % c
+            shift = 1 + int(r[5] * 2)
+            moved = torch.roll(xi[ch], shift if r[3] < 0.5 else -shift, dims=axis - 1)
+            xi = torch.cat([xi[:ch], moved[None], xi[ch + 1 :]])
+        out.append(xi)
+    return torch.stack(out)

@@ -37,6 +37,13 @@ class TrainConfig:
     corrections_only: bool = False  # learn only from sessions with a reviewer's saved correction
     leaky_folds: int | None = None  # the paper's slice-level K-fold (evaluation --leaky only)
     leaky_fold: int | None = None
+    #: chance that a slice is shown with fewer sequences than its session has (training/sequence_dropout.py);
+    #: None: 0.5 for a new model or one that reads subsets, 0 (the stand-in behaviour) for an older --init
+    sequence_dropout: float | None = None
+    crop: int | None = 128  # training window in pixels (None: whole slices)
+    #: at least this many optimiser steps (more epochs on a small set: adaptation to a few corrected scans)
+    min_steps: int = 0
+    freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -45,6 +52,10 @@ class TrainConfig:
             raise InputError(f"--epochs must be at least 1 (got {self.epochs}).")
         if self.batch_size < 2:
             raise InputError(f"--batch-size must be at least 2 for training (got {self.batch_size}).")
+        if self.sequence_dropout is not None and not 0.0 <= self.sequence_dropout <= 1.0:
+            raise InputError(f"--sequence-dropout must be between 0 and 1 (got {self.sequence_dropout}).")
+        if self.crop is not None and (self.crop < 32 or self.crop % 32):
+            raise InputError(f"--crop must be a multiple of 32 pixels (got {self.crop}).")
         if (self.folds is None) != (self.fold is None):
             raise InputError("give --folds K and --fold I together.")
         if self.folds is not None and not 0 <= self.fold < self.folds:

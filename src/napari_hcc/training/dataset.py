@@ -5,6 +5,13 @@ inference see one frame and one normalisation), the tumor mask in that frame, th
 the histology where it applies. The mask is a reviewer's latest correction under
 `derivatives/corrections/` when there is one, otherwise the simulator's truth.
 
+Sessions that lack a sequence are kept: for a model that reads subsets, the missing channel is zeros
+and `present` says which sequences are real (sequence dropout only ever drops real ones). Scans from
+labs of other grids are padded to one canvas (the largest padded slice of the set), centred, so all
+slices share one array; a scan sliced finer than `MIN_SLICE_MM` along the model's slice axis (an axial
+reformat of a coronal acquisition has slices one in-plane pixel apart) keeps every k-th slice, so that
+one such scan does not outweigh ten axial ones with near-copies.
+
 Arm labels are used only after baseline: at week 0 no treatment has been given, so the images carry
 no arm signal and a label there would teach noise. Histology (H&E viability, TUNEL apoptosis) is
 measured once per rat, at its `histology_session`; the biomarker targets apply to that scan only.
@@ -23,6 +30,10 @@ from napari_hcc.inference.slices import model_mask, model_slices
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.labels import ScanItem, labelled_sessions, simulation_of
 from napari_hcc.progress import ProgressFn
+from napari_hcc.vocabulary import SEQUENCE_ROLES
+
+#: training keeps slices at least this far apart along the model's slice axis (mm)
+MIN_SLICE_MM = 0.9
 
 
 @dataclass
@@ -34,6 +45,7 @@ class SliceDataset:
     fingerprint: str
     sources: list[str] = field(default_factory=list)
     simulations: list[dict] = field(default_factory=list)  # code/simulation.json of simulated studies
+    present: np.ndarray | None = None  # (S, 3) bool: which of T1w, T2w, CE the slice's session has
 
     @property
     def tumor_slices(self) -> np.ndarray:
@@ -56,8 +68,28 @@ class SliceDataset:
         idx = np.concatenate(slices) if slices else np.zeros(0, int)
         scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
         return SliceDataset(
-            self.x[idx], self.y[idx], scan_of, new_scans, self.fingerprint, self.sources, self.simulations
+            self.x[idx],
+            self.y[idx],
+            scan_of,
+            new_scans,
+            self.fingerprint,
+            self.sources,
+            self.simulations,
+            self.sequences_present[idx],
         )
+
+    @property
+    def sequences_present(self) -> np.ndarray:
+        """(S, 3) bool; all True for datasets made without the record."""
+        return self.present if self.present is not None else np.ones((len(self.y), len(SEQUENCE_ROLES)), bool)
+
+    def subsets(self) -> dict[str, int]:
+        """How many scans have each subset of sequences, e.g. {"T1w+T2w+CE": 90, "T2w": 8}."""
+        counts: dict[str, int] = {}
+        for s in self.scans:
+            name = "+".join(r for r, on in zip(SEQUENCE_ROLES, self.sequences_present[s.start], strict=True) if on)
+            counts[name] = counts.get(name, 0) + 1
+        return counts
 
 
 def build_dataset(
@@ -65,28 +97,42 @@ def build_dataset(
 ) -> SliceDataset:
     """The slice dataset over `labelled_sessions` (see there for which mask is used)."""
 
-    xs, ys, owners, scans, digests = [], [], [], [], []
+    xs, ys, owners, scans, digests, present = [], [], [], [], [], []
     total = 0
     for item, scan, mask, mask_path in labelled_sessions(studies, corrections_only, progress):
-        x, geometry = model_slices(scan.channels(), scan.affine, card)
+        x, geometry = model_slices(scan.channels(), scan.affine, card, scan.stand_ins)
+        keep = slice(None, None, max(1, int(MIN_SLICE_MM // geometry.display_spacing[0])))
+        x, y = x[keep], model_mask(mask, geometry)[keep]
         item.start, item.stop = total, total + len(x)
         scans.append(item)
         xs.append(x.astype(np.float16))
-        ys.append(model_mask(mask, geometry))
+        ys.append(y)
         owners.append(np.full(len(x), len(scans) - 1))
+        present.append(np.tile([r not in scan.stand_ins for r in SEQUENCE_ROLES], (len(x), 1)))
         total += len(x)
-        for p in (scan.paths["T1w"], scan.paths["T2w"], scan.paths["CE"], mask_path):
+        for p in [*(scan.paths[r] for r in SEQUENCE_ROLES if r not in scan.stand_ins), mask_path]:
             digests.append(f"{p.relative_to(item.study.parent)}:{sha256_file(p)}")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+    canvas = (max(x.shape[-2] for x in xs), max(x.shape[-1] for x in xs))
     return SliceDataset(
-        np.concatenate(xs),
-        np.concatenate(ys),
+        np.concatenate([_on_canvas(x, canvas) for x in xs]),
+        np.concatenate([_on_canvas(y, canvas) for y in ys]),
         np.concatenate(owners),
         scans,
         fingerprint,
         [str(Path(s).resolve()) for s in studies],
         [sim for s in studies if (sim := simulation_of(s))],
+        np.concatenate(present),
     )
+
+
+def _on_canvas(a: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
+    """(..., H, W) zero-padded, centred, to the canvas (H, W)."""
+    dh, dw = canvas[0] - a.shape[-2], canvas[1] - a.shape[-1]
+    if not dh and not dw:
+        return a
+    pad = [(0, 0)] * (a.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
+    return np.pad(a, pad)
 
 
 def slice_targets(ds, idx: np.ndarray):

@@ -29,9 +29,10 @@ def rat_folds(rat_arm: dict[str, str], k: int, seed: int = 0) -> list[list[str]]
 
 def validation_rats(rat_arm: dict[str, str], fraction: float = 0.2, seed: int = 0) -> list[str]:
     """About `fraction` of the rats (at least one per arm where an arm has 3 or more rats, and never
-    so many that fewer than 2 rats are left to train on). Empty when the cohort is too small."""
+    so many that fewer than 2 rats are left to train on). Empty when the cohort is too small or the
+    fraction is 0 (adaptation to a few corrected scans: every one is trained on, the last epoch kept)."""
     rats = sorted(rat_arm)
-    if len(rats) < 4:
+    if len(rats) < 4 or fraction <= 0:
         return []
     rng = np.random.default_rng(seed + 7919)
     chosen = []

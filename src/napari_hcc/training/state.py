@@ -86,6 +86,11 @@ def final_card(
         "corrections_only": cfg.corrections_only,
         "loss_weights": cfg.loss.as_dict(),
         "augment": cfg.augment.as_dict(),
+        "sequence_subsets": ds.subsets(),  # the sessions' own sequences
+        "sequence_dropout": cfg.sequence_dropout,
+        "crop": cfg.crop,
+        "min_steps": cfg.min_steps,
+        "freeze_encoder": cfg.freeze_encoder,
     }
     new.metrics = {k: round(v, 5) for k, v in row.items() if k.startswith("val_")}
     return new

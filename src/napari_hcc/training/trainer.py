@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from napari_hcc.errors import InputError
+from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model, save_model
 from napari_hcc.model.devices import autocast, choose_precision, resolve_device
@@ -44,6 +45,7 @@ from napari_hcc.training.augment import augment
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
 from napari_hcc.training.losses import multitask_loss
+from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequences
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
 from napari_hcc.training.validation import selection_score, validate
@@ -78,7 +80,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, cancel: CancelFlag | None = None):
         cfg.check()
-        self.cfg = cfg
+        self.cfg = copy.copy(cfg)  # epochs may grow to reach min_steps
         self.cancel = cancel
         self.rank, self.world, local_rank = _dist_env()
         self.distributed = self.world > 1
@@ -105,6 +107,11 @@ class Trainer:
         card = copy.deepcopy(self.base.card) if self.base else ModelCard()
         card.name = cfg.name if not self.base else card.name
         card.trained, card.metrics, card.weights, card.created = True, {}, {}, ""
+        if cfg.sequence_dropout is None:
+            cfg.sequence_dropout = 0.5 if self.base is None or reads_subsets(card) else 0.0
+        self.sequence_dropout = cfg.sequence_dropout
+        if self.sequence_dropout > 0 or reads_subsets(card):  # from now on, missing sequences are zeros
+            card.input = {**card.input, "missing_sequences": "zero"}
         self.card = card
         self.ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only)
         self._split_rats()
@@ -115,13 +122,20 @@ class Trainer:
             net.load_state_dict(self.base.state)
         elif cfg.encoder_weights:
             load_encoder_weights(net, cfg.encoder_weights)
-        self.net = net.to(device=self.device, memory_format=torch.channels_last).train()
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.net = net.to(device=self.device, memory_format=torch.channels_last)
+        if cfg.freeze_encoder:
+            for p in self.net.net.encoder.parameters():
+                p.requires_grad_(False)
+        self._train_mode()
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         fp16_on_gpu = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if fp16_on_gpu else None
 
         per_epoch = len(epoch_indices(self.train_slices, self.ds.tumor_slices, cfg.tumor_free_share, cfg.seed, 0))
         self.steps_per_epoch = max(1, math.ceil(per_epoch / (cfg.batch_size * self.world)))
+        if cfg.min_steps > self.steps_per_epoch * cfg.epochs:
+            cfg.epochs = math.ceil(cfg.min_steps / self.steps_per_epoch)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
         if (self.state_dir / "state.json").exists():
@@ -136,8 +150,10 @@ class Trainer:
         idx = np.resize(idx, self.steps_per_epoch * cfg.batch_size * self.world)  # every rank runs the same steps
         mine = idx[self.rank :: self.world]
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 101 + self.rank)
+        self.draws = np.random.default_rng([cfg.seed, epoch, self.rank, 17])  # crops and sequence dropout
         torch.manual_seed(cfg.seed * 7919 + epoch * 13 + self.rank)  # dropout: a resumed run repeats the same epoch
         sums = dict.fromkeys(LOSS_PARTS, 0.0)
+        self._train_mode()  # validation left the network in eval mode
         t_epoch = time.perf_counter()
         step = -1
         for step in range(self.steps_per_epoch):
@@ -166,11 +182,21 @@ class Trainer:
         }
 
     def train_step(self, part: np.ndarray, gen: torch.Generator, global_step: int) -> dict:
-        """One optimiser step on the slices `part`: augment, forward, multi-task loss, backward, clip."""
+        """One optimiser step on the slices `part`: crop, augment, drop sequences, forward, multi-task loss,
+        backward, clip."""
         cfg, device, ds = self.cfg, self.device, self.ds
-        x = torch.from_numpy(ds.x[part].astype(np.float32)).to(device)
-        y = torch.from_numpy(ds.y[part].astype(np.float32))[:, None].to(device)
+        xs, ys = ds.x[part], ds.y[part]
+        if cfg.crop:
+            corners = crop_windows(ys, cfg.crop, self.draws)
+            xs, ys = crop(xs, corners, cfg.crop), crop(ys, corners, cfg.crop)
+        x = torch.from_numpy(xs.astype(np.float32)).to(device)
+        y = torch.from_numpy(ys.astype(np.float32))[:, None].to(device)
         x, y = augment(x, y, gen, cfg.augment)
+        keep = ds.sequences_present[part]
+        if self.sequence_dropout > 0:
+            keep = kept_sequences(keep, self.draws, self.sequence_dropout)
+        if reads_subsets(self.card):  # after the intensity jitter: a missing sequence is exactly zeros
+            x = x * torch.from_numpy(keep.astype(np.float32))[:, :, None, None].to(device)
         arm, bio = slice_targets(ds, part)
         for g in self.optimizer.param_groups:
             g["lr"] = lr_at(global_step, self.total_steps, self.warmup, cfg.lr)
@@ -198,6 +224,11 @@ class Trainer:
         if self.main:
             if self.val_scans:
                 row.update(validate(self.net, self.ds, self.val_scans, self.device, self.precision, cfg.loss))
+                if reads_subsets(self.card):  # the subset a T2w-only lab reads, on the same rats
+                    t2w = validate(
+                        self.net, self.ds, self.val_scans, self.device, self.precision, cfg.loss, only=("T2w",)
+                    )
+                    row["val_dice_t2w"] = t2w["val_dice"]
                 row["val_score"] = selection_score(row)
                 improved = -row["val_score"] < self.best_neg_score
             else:
@@ -220,7 +251,10 @@ class Trainer:
                     self.device,
                 )
                 readout = self.base.readout if self.base is not None else None
-                save_model(self.net, card, self.state_dir / "best", overwrite=True, readout=readout)
+                subsets = self.base.subset_readouts if self.base is not None else None
+                save_model(
+                    self.net, card, self.state_dir / "best", overwrite=True, readout=readout, subset_readouts=subsets
+                )
             else:
                 self.since_best += 1
             self.history.append(row)
@@ -286,6 +320,12 @@ class Trainer:
         return self.on_train_end(epoch)
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _train_mode(self) -> None:
+        """Training mode, except a frozen encoder, whose BatchNorm keeps its running statistics."""
+        self.net.train()
+        if self.cfg.freeze_encoder:
+            self.net.net.encoder.eval()
 
     def _split_rats(self) -> None:
         """Held-out rats (an evaluation fold), validation rats and training rats; or, for the paper's

@@ -11,26 +11,31 @@ from napari_hcc.metrics import arm_metrics, dice
 from napari_hcc.model.devices import autocast
 from napari_hcc.training.dataset import slice_targets
 from napari_hcc.training.losses import LossWeights, multitask_loss
-from napari_hcc.vocabulary import ARMS
+from napari_hcc.vocabulary import ARMS, SEQUENCE_ROLES
 
 
-def validate(net, ds, scan_ids: list[int], device, precision: str, weights: LossWeights, batch_size: int = 32) -> dict:
-    """Loss and per-scan metrics on un-augmented slices, aggregated like inference does."""
+def validate(
+    net, ds, scan_ids: list[int], device, precision: str, weights: LossWeights, batch_size: int = 32, only=None
+) -> dict:
+    """Loss and per-scan metrics on un-augmented slices, aggregated like inference does. `only`: read
+    just these sequences (the others as zeros), on the scans that have them."""
 
     net.eval()
     losses, dices, arm_true, arm_prob, bio_err = [], [], [], [], []
     with torch.no_grad():
+        channels = torch.tensor([r in only for r in SEQUENCE_ROLES], dtype=torch.float32) if only else None
         for i in scan_ids:
             s = ds.scans[i]
             idx = np.arange(s.start, s.stop)
+            if only and not all(ds.sequences_present[s.start][SEQUENCE_ROLES.index(r)] for r in only):
+                continue
             probs, arms, bios = [], [], []
             for start in range(0, len(idx), batch_size):
                 part = idx[start : start + batch_size]
-                x = (
-                    torch.from_numpy(ds.x[part].astype(np.float32))
-                    .to(device)
-                    .contiguous(memory_format=torch.channels_last)
-                )
+                x = torch.from_numpy(ds.x[part].astype(np.float32)).to(device)
+                if channels is not None:
+                    x = x * channels.to(device)[None, :, None, None]
+                x = x.contiguous(memory_format=torch.channels_last)
                 y = torch.from_numpy(ds.y[part].astype(np.float32))[:, None].to(device)
                 arm, bio = slice_targets(ds, part)
                 with autocast(device, precision):
@@ -70,5 +75,7 @@ def selection_score(row: dict) -> float:
     targets). The multi-task validation loss was tried first: the arm and biomarker terms overfit early
     on 24 rats and stopped training while the Dice was still rising (0.90 -> 0.93)."""
     dice = row.get("val_dice", 0.0)
+    if "val_dice_t2w" in row and np.isfinite(row["val_dice_t2w"]):  # a model that reads subsets: T2w alone counts
+        dice = 0.5 * (dice + row["val_dice_t2w"])
     auroc = row.get("val_arm_auroc", float("nan"))
     return float(dice + (auroc if np.isfinite(auroc) else row.get("val_arm_accuracy", 0.0)))

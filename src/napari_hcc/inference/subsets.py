@@ -1,0 +1,68 @@
+"""What a scan without some sequences costs: which sequences the model read, and its measured Dice on
+that subset (from the model card's `metrics["subsets"]`, written from an `evaluate` report).
+
+A model trained with sequence dropout reads the subset itself (the missing channels are zeros); an
+older model reads stand-ins and says so in the scan's own note (`io.scan.stand_in_note`)."""
+
+from __future__ import annotations
+
+from napari_hcc.inference.slices import reads_subsets
+from napari_hcc.io.scan import stand_in_note
+from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
+
+FULL = subset_name(SEQUENCE_ROLES)
+
+
+def read_subset(stand_ins) -> str:
+    """'T2w', 'T1w+T2w', ...: the sequences a scan really has."""
+    return subset_name(r for r in SEQUENCE_ROLES if r not in set(stand_ins))
+
+
+def subset_dice(card, subset: str) -> float | None:
+    """The card's measured mean Dice for a subset, or None when it was not measured."""
+    row = (card.metrics.get("subsets") or {}).get(subset) or {}
+    value = row.get("dice")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def subset_note(card, stand_ins) -> str:
+    """One sentence: the sequences read and what leaving the others out costs."""
+    read = read_subset(stand_ins)
+    missing = [r for r in SEQUENCE_ROLES if r in set(stand_ins)]
+    this, full = subset_dice(card, read), subset_dice(card, FULL)
+    cost = (
+        f"; the model's mean Dice reading {read} is {this:.2f}, against {full:.2f} with {FULL} (its card)"
+        if this is not None and full is not None
+        else ""
+    )
+    return f"read {read} (the session has no {' or '.join(missing)}: the model reads that subset{cost})"
+
+
+def subset_readout(model, stand_ins):
+    """The readout that may read the response of a scan with these stand-ins, or None."""
+    if not reads_subsets(model.card):
+        return None
+    readout = model.subset_readouts.get(read_subset(stand_ins))
+    return readout if readout is not None and readout.info.get("reads_response") else None
+
+
+def unread_response_note(model, stand_ins) -> str:
+    """Why the response of a scan with this subset is not read."""
+    read = read_subset(stand_ins)
+    readout = model.subset_readouts.get(read)
+    head = f"the response (arm, viability, apoptosis) is not read from {read} alone"
+    if readout is None:
+        return f"{head}: the model has no readout fitted for it"
+    cv = readout.info.get("cross_validation", {})
+    return (
+        f"{head}: read from these sequences, the arm's cross-validated macro AUROC is "
+        f"{cv.get('arm_macro_auroc_pooled', float('nan')):.2f}, below {readout.info.get('minimum_arm_auroc', 0.8):.2f}"
+    )
+
+
+def scan_notes(card, scan) -> list[str]:
+    """The scan's notes, with the stand-in note replaced by the subset note for a model that reads subsets."""
+    if not scan.stand_ins or not reads_subsets(card):
+        return list(scan.notes)
+    own = stand_in_note(scan.stand_ins)
+    return [n for n in scan.notes if n != own] + [subset_note(card, scan.stand_ins)]
