@@ -1,7 +1,8 @@
-"""Screenshot of napari-hcc for the docs: `xvfb-run -a python scripts/screenshot.py OUT.png`.
+"""Screenshot of napari-hcc for the docs: `xvfb-run -a python scripts/screenshot.py OUT.png [STUDY [SUBJECT/SESSION]]`.
 
-Opens napari as `napari-hcc view` does (sample study, HCC Review and Study browser docked, the
-model run on the sample scan), waits for the result, and saves the whole window.
+Opens napari as `napari-hcc view` does (the sample study, or STUDY: a BIDS study, a DICOM folder or a
+ParaVision study; HCC Review and Study browser docked, the model run on the scan), waits for the result,
+and saves the whole window.
 """
 
 import sys
@@ -46,8 +47,8 @@ def save(viewer, out: str) -> None:
     print(f"wrote {out}")
 
 
-def main(out: str) -> None:
-    viewer, review = open_viewer(show=True)
+def main(out: str, path: str | None = None, scan: str | None = None) -> None:
+    viewer, review = open_viewer(path, show=True, session=tuple(scan.split("/")) if scan else None)
     dock_review(viewer)
     app = QApplication.instance()
     deadline = wait_for_prediction(review, 120)
@@ -62,4 +63,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/images/napari-hcc.png")
+    main(sys.argv[1] if len(sys.argv) > 1 else "docs/images/napari-hcc.png", *sys.argv[2:4])

@@ -124,6 +124,7 @@ def test_a_t2w_alone_is_predicted_with_stand_ins_and_no_response(tiny_study, tmp
     assert main(["predict", "--t2w", str(t2w), "-o", str(tmp_path), "--quiet"]) == 0, capsys.readouterr().err
     table = rows(tmp_path)
     assert len(table) == 1 and table[0]["p_control"] == "" and table[0]["viability"] == ""
+    assert table[0]["sequences"] == "T2w"
     mask = tmp_path / table[0]["mask"]
     notes = json.loads(mask.with_name(mask.name.replace(".nii.gz", ".json")).read_text())["notes"]
     assert any("T1w (read from the T2w)" in n and "CE (read from the T2w)" in n for n in notes)

@@ -43,10 +43,32 @@ def test_train_writes_a_loadable_model_with_its_card(trained, tiny_study):
     assert set(card.training["train_rats"]).isdisjoint(card.training["val_rats"])
     assert len(card.training["train_rats"]) + len(card.training["val_rats"]) == 4
     assert card.training["train_slices_per_second"] > 0 and "val_dice" in card.metrics
+    # a new model reads any sequence subset: sequence dropout, and its T2w-alone Dice is validated
+    assert card.input["missing_sequences"] == "zero" and card.training["sequence_dropout"] == 0.5
+    assert "val_dice_t2w" in card.metrics and card.training["sequence_subsets"] == {"T1w+T2w+CE": 8}
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
     pred = Engine(model, device="cpu").predict(scan)
     assert pred.mask.shape == scan.shape and pred.response.arm_probabilities.sum() == pytest.approx(1.0)
     assert result.epochs_run == 1 and result.slices_per_second > 0
+
+
+def test_a_model_that_reads_subsets_reads_a_t2w_alone_as_zeros_and_says_so(trained, tiny_study):
+    from napari_hcc.io.scan import without_sequences
+
+    model = load_model(trained[0])
+    scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
+    alone = without_sequences(scan, ("T2w",))
+    engine = Engine(model, device="cpu")
+    pred = engine.predict(alone)
+    assert pred.sequences == "T2w" and pred.mask.shape == scan.shape
+    assert any(n.startswith("read T2w (the session has no T1w or CE") for n in pred.notes)
+    assert not any("stands in" in n for n in pred.notes)
+    assert np.isnan(pred.response.arm_probabilities).all()  # no readout for T2w alone: not read, and why
+    assert any("not read from T2w alone: the model has no readout fitted for it" in n for n in pred.notes)
+    # the zero channel is what the network sees: the T1w-stand-in image must not matter
+    swapped = without_sequences(scan, ("T2w",))
+    swapped.t1w = np.zeros_like(swapped.t1w)
+    assert np.array_equal(engine.segment(swapped), engine.segment(alone))
 
 
 def test_a_model_is_never_overwritten(trained, tiny_study):
@@ -215,3 +237,32 @@ def test_rat_folds_partition_rats_and_balance_arms():
     assert len(val) == 4 and len({rat_arm[r] for r in val}) == 4
     with pytest.raises(InputError, match="at least 2 folds"):
         rat_folds(rat_arm, 1)
+
+
+def test_a_t2w_lab_without_arms_or_histology_fine_tunes_the_segmentation(trained, tiny_study, tmp_path):
+    """A real lab: T2w only, a participants.tsv with no arm or histology, one corrected scan. `train --init
+    --corrections-only` learns the outline alone, with the adaptation defaults (steps, no validation rats)."""
+    from napari_hcc.cli import main
+    from napari_hcc.review.trainingset import save_correction
+    from napari_hcc.training.finetune import ADAPTATION
+
+    out, _ = trained
+    lab = tmp_path / "lab"
+    shutil.copytree(tiny_study, lab)
+    for f in lab.glob("sub-*/ses-*/anat/*T1w*"):
+        f.unlink()
+    ids = [line.split("\t")[0] for line in (lab / "participants.tsv").read_text().splitlines()]
+    (lab / "participants.tsv").write_text("\n".join(ids) + "\n")
+    truth = nib.load(bids.truth_mask_path(lab, "rat02", "wk2"))
+    save_correction(lab, "rat02", "wk2", np.asarray(truth.dataobj))
+    new = tmp_path / "adapted"
+    args = ["train", "--study", str(lab), "--init", str(out), "--corrections-only", "--out", str(new), "--quiet"]
+    assert main([*args, "--min-steps", "3"]) == 0  # the default step count is for real use; 3 keep the test short
+    card = load_model(new).card
+    t = card.training
+    assert t["sequence_subsets"] == {"T2w": 1} and t["mask_sources"] == {"truth": 0, "correction": 1}
+    assert t["val_rats"] == [] and t["min_steps"] == 3 and t["lr"] == ADAPTATION["lr"]
+    assert card.input["missing_sequences"] == "zero"
+    assert "val_dice" not in card.metrics  # nothing held out to validate on: the last epoch is the model
+    history = (new / "training" / "history.csv").read_text().splitlines()
+    assert len(history) - 1 == 3  # one step per epoch on one scan: three epochs reach the three steps

@@ -166,9 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="a new model folder (never overwritten; an unfinished run there resumes)",
     )
-    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="default 40; with --init and --corrections-only, the adaptation setting",
+    )
     tr.add_argument("--batch-size", type=int, default=16)
-    tr.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine schedule)")
+    tr.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (AdamW, cosine schedule; default 1e-3, or the adaptation setting)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--precision", default="auto", choices=PRECISIONS)
@@ -199,7 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
         "any subset with a T1w or a T2w (default 0.5 for a new model or one that reads subsets)",
     )
     tr.add_argument("--crop", type=int, default=128, help="training window in pixels, a multiple of 32 (default 128)")
-    tr.add_argument("--val-fraction", type=float, default=0.2, help="share of the rats held out to pick the best epoch")
+    tr.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="share of the rats held out to pick the best epoch (default 0.2; 0 with --corrections-only: every "
+        "corrected scan is learned from and the last epoch kept)",
+    )
+    tr.add_argument(
+        "--min-steps",
+        type=int,
+        default=None,
+        help="at least this many optimiser steps, more epochs on a small set (default with --corrections-only: "
+        "the measured adaptation setting, docs/training.md)",
+    )
+    tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
 

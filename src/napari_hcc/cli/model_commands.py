@@ -18,6 +18,7 @@ from napari_hcc.model.devices import available_devices
 from napari_hcc.readout.build import add_readout
 from napari_hcc.registration.align import aligner
 from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.finetune import ADAPTATION
 from napari_hcc.training.trainer import train as train_model
 
 
@@ -96,12 +97,14 @@ def info(args) -> int:
 
 
 def train(args) -> int:
+    adapting = args.corrections_only and args.init is not None  # a few corrected scans of one lab
+    tuning = ADAPTATION if adapting else {}
     cfg = TrainConfig(
         studies=args.study,
         out=args.out,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else tuning.get("epochs", 40),
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr if args.lr is not None else tuning.get("lr", 1e-3),
         seed=args.seed,
         device=args.device,
         precision=args.precision,
@@ -114,7 +117,9 @@ def train(args) -> int:
         version=args.version or "",
         sequence_dropout=args.sequence_dropout,
         crop=args.crop,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction if args.val_fraction is not None else tuning.get("val_fraction", 0.2),
+        min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
+        freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
     )
     progress = None if args.quiet else TrainingProgress()
     result = train_model(cfg, progress=progress)

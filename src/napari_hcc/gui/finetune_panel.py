@@ -15,6 +15,7 @@ from napari_hcc.gui import worker_lifecycle
 from napari_hcc.gui.messages import Update, UpdateKind
 from napari_hcc.gui.state import ReviewState
 from napari_hcc.gui.workers import fine_tune_model
+from napari_hcc.training.finetune import ADAPTATION
 
 
 class FineTunePanel(QWidget):
@@ -33,8 +34,12 @@ class FineTunePanel(QWidget):
 
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 200)
-        self.epochs.setValue(10)
+        self.epochs.setValue(ADAPTATION["epochs"])
         self.epochs.setPrefix("epochs ")
+        self.epochs.setToolTip(
+            f"passes over your corrected scans; at least {ADAPTATION['min_steps']} training steps are run however "
+            "few they are (the measured adaptation setting)"
+        )
         self.start_button = QPushButton("Improve the model with my corrections")
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop")

@@ -11,16 +11,19 @@ from napari_hcc.gui.study_browser import StudyBrowser
 from napari_hcc.io.user_paths import sample_study
 
 
-def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = True):
+def open_viewer(path: str | Path | None = None, show: bool = True, run: bool = True, session=None):
     """A viewer with HCC Review and the Study browser docked (tabbed) and the first scan of `path`
-    (default: the sample) open; with `run`, the model starts on it at once (in the background)."""
+    (default: the sample), or its (subject, session), open; with `run`, the model starts on it at once
+    (in the background)."""
 
     viewer = napari.Viewer(title="napari-hcc", show=show)
     browser = StudyBrowser(viewer, path if path is not None else sample_study())
     review = ReviewWidget(viewer)
     viewer.window.add_dock_widget(browser, name="Study browser (napari-hcc)", area="right")
     viewer.window.add_dock_widget(review, name="HCC Review (napari-hcc)", area="right", tabify=True)
-    if path is None:
+    if session is not None:
+        browser.open_scan(*session)
+    elif path is None:
         browser.open_scan("rat01", "wk2")
     else:
         browser.open_row(0)

@@ -48,6 +48,7 @@ CSV_COLUMNS = [
     "tta",
     "precision",
     "readout_sessions",
+    "sequences",
     "error",
 ]
 
@@ -171,6 +172,7 @@ def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
         "tta": prediction.run.tta,
         "precision": prediction.run.precision,
         "readout_sessions": " ".join(prediction.response.sessions),
+        "sequences": prediction.sequences,
         "error": "",
     }
     return {k: _fmt(v) for k, v in row.items()}

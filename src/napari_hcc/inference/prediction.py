@@ -105,6 +105,7 @@ class Prediction:
     slices: SliceTable
     run: RunInfo
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
+    sequences: str = "T1w+T2w+CE"  # the sequences the model read (a session may lack some)
 
     @property
     def before_treatment(self) -> bool:
@@ -154,6 +155,7 @@ class Prediction:
             "postprocess": run.postprocess,
             "response_source": r.source,
             "readout_sessions": list(r.sessions),
+            "sequences_read": self.sequences,
             "timings_s": {k: round(v, 4) for k, v in run.timings.items()},
             "events": run.events,
             "notes": self.notes,

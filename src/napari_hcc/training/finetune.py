@@ -36,6 +36,12 @@ from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import Trainer
 
+#: fine-tuning on a few corrected scans of one lab (`train --init M --corrections-only` and the GUI's
+#: "Improve the model"): a fixed number of optimiser steps, however few the scans, every corrected scan
+#: learned from (no validation rats; the last epoch is kept). Chosen by `benchmarks/adaptation_curve.py`
+#: on a held-out development lab (docs/training.md, "Adapting to a lab").
+ADAPTATION = {"epochs": 1, "lr": 3e-4, "min_steps": 60, "freeze_encoder": False, "val_fraction": 0.0}
+
 
 @dataclass
 class FineTuneResult:
@@ -118,8 +124,8 @@ def fine_tune(
     study: str | Path,
     base: str | Path | None = None,
     out: str | Path | None = None,
-    epochs: int = 10,
-    lr: float = 3e-4,
+    epochs: int = ADAPTATION["epochs"],
+    lr: float = ADAPTATION["lr"],
     device: str = "auto",
     seed: int = 0,
     progress: ProgressFn | None = None,
@@ -133,8 +139,8 @@ def fine_tune_steps(
     study: str | Path,
     base: str | Path | None = None,
     out: str | Path | None = None,
-    epochs: int = 10,
-    lr: float = 3e-4,
+    epochs: int = ADAPTATION["epochs"],
+    lr: float = ADAPTATION["lr"],
     device: str = "auto",
     seed: int = 0,
     cancel: CancelFlag | None = None,
@@ -166,6 +172,9 @@ def fine_tune_steps(
         exclude_rats=held,
         patience=max(3, epochs),
         version=version,
+        min_steps=ADAPTATION["min_steps"],
+        freeze_encoder=ADAPTATION["freeze_encoder"],
+        val_fraction=ADAPTATION["val_fraction"],
     )
     started = time.perf_counter()
     result = FineTuneResult(
