@@ -229,7 +229,7 @@ class Trainer:
                         self.net, self.ds, self.val_scans, self.device, self.precision, cfg.loss, only=("T2w",)
                     )
                     row["val_dice_t2w"] = t2w["val_dice"]
-                row["val_score"] = selection_score(row)
+                row["val_score"] = selection_score(row, readout=self.base is not None and self.base.readout is not None)
                 improved = -row["val_score"] < self.best_neg_score
             else:
                 improved = True  # no validation rats (tiny cohort): the last epoch is kept

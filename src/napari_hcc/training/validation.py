@@ -70,12 +70,20 @@ def validate(
     return out
 
 
-def selection_score(row: dict) -> float:
+def selection_score(row: dict, readout: bool = False) -> float:
     """What picks the best epoch: validation Dice + macro arm AUROC (each 0..1, the two headline
     targets). The multi-task validation loss was tried first: the arm and biomarker terms overfit early
-    on 24 rats and stopped training while the Dice was still rising (0.90 -> 0.93)."""
+    on 24 rats and stopped training while the Dice was still rising (0.90 -> 0.93).
+
+    For a model that reads subsets, the Dice is the mean of the sessions' own sequences and the T2w
+    alone. For a network whose arm is read by a readout (`readout`: the model it starts from carries
+    one), the network's own arm head is not what users see: the Dice alone picks the epoch. (Model 2.0's
+    first run picked its first epoch on a noisy head AUROC of 6 validation rats, while the Dice of its
+    third was better on study, varied and T2w-alone development scans.)"""
     dice = row.get("val_dice", 0.0)
-    if "val_dice_t2w" in row and np.isfinite(row["val_dice_t2w"]):  # a model that reads subsets: T2w alone counts
+    if "val_dice_t2w" in row and np.isfinite(row["val_dice_t2w"]):
         dice = 0.5 * (dice + row["val_dice_t2w"])
+    if readout:
+        return float(dice)
     auroc = row.get("val_arm_auroc", float("nan"))
     return float(dice + (auroc if np.isfinite(auroc) else row.get("val_arm_accuracy", 0.0)))
