@@ -41,7 +41,8 @@ class TrainConfig:
     #: None: 0.5 for a new model or one that reads subsets, 0 (the stand-in behaviour) for an older --init
     sequence_dropout: float | None = None
     crop: int | None = 128  # training window in pixels (None: whole slices)
-    #: at least this many optimiser steps (more epochs on a small set: adaptation to a few corrected scans)
+    #: at least this many optimiser steps: on a small set (a few corrected scans) each epoch goes round its
+    #: slices again until the epochs hold this many steps (one checkpoint per epoch, not per pass)
     min_steps: int = 0
     freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
     loss: LossWeights = field(default_factory=LossWeights)

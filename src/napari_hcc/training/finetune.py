@@ -40,7 +40,7 @@ from napari_hcc.training.trainer import Trainer
 #: "Improve the model"): a fixed number of optimiser steps, however few the scans, every corrected scan
 #: learned from (no validation rats; the last epoch is kept). Chosen by `benchmarks/adaptation_curve.py`
 #: on a held-out development lab (docs/training.md, "Adapting to a lab").
-ADAPTATION = {"epochs": 1, "lr": 3e-4, "min_steps": 60, "freeze_encoder": False, "val_fraction": 0.0}
+ADAPTATION = {"epochs": 1, "lr": 3e-4, "min_steps": 40, "freeze_encoder": True, "val_fraction": 0.0}
 
 
 @dataclass

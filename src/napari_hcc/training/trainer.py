@@ -134,8 +134,8 @@ class Trainer:
 
         per_epoch = len(epoch_indices(self.train_slices, self.ds.tumor_slices, cfg.tumor_free_share, cfg.seed, 0))
         self.steps_per_epoch = max(1, math.ceil(per_epoch / (cfg.batch_size * self.world)))
-        if cfg.min_steps > self.steps_per_epoch * cfg.epochs:
-            cfg.epochs = math.ceil(cfg.min_steps / self.steps_per_epoch)
+        if cfg.min_steps > self.steps_per_epoch * cfg.epochs:  # a few scans: their slices go round again
+            self.steps_per_epoch = math.ceil(cfg.min_steps / cfg.epochs)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
         if (self.state_dir / "state.json").exists():
