@@ -286,7 +286,7 @@ def test_next_scan_walks_the_study_least_certain_first(make_napari_viewer, qtbot
 
 def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbot, user_folders, monkeypatch):
     from napari_hcc.gui.scan_layers import show_scan
-    from napari_hcc.training.finetune import ADAPTATION
+    from napari_hcc.training.adaptation import ADAPTATION
 
     monkeypatch.setitem(ADAPTATION, "min_steps", 2)  # the real step count is for real use; 2 keep the test short
     from napari_hcc.model.catalog import default_model_folder

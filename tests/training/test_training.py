@@ -244,7 +244,7 @@ def test_a_t2w_lab_without_arms_or_histology_fine_tunes_the_segmentation(trained
     --corrections-only` learns the outline alone, with the adaptation defaults (steps, no validation rats)."""
     from napari_hcc.cli import main
     from napari_hcc.review.trainingset import save_correction
-    from napari_hcc.training.finetune import ADAPTATION
+    from napari_hcc.training.adaptation import ADAPTATION
 
     out, _ = trained
     lab = tmp_path / "lab"

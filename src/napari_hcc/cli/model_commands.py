@@ -17,8 +17,8 @@ from napari_hcc.model.checkpoint import load_model
 from napari_hcc.model.devices import available_devices
 from napari_hcc.readout.build import add_readout
 from napari_hcc.registration.align import aligner
+from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.config import TrainConfig
-from napari_hcc.training.finetune import ADAPTATION
 from napari_hcc.training.trainer import train as train_model
 
 

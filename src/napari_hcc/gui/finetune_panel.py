@@ -15,7 +15,7 @@ from napari_hcc.gui import worker_lifecycle
 from napari_hcc.gui.messages import Update, UpdateKind
 from napari_hcc.gui.state import ReviewState
 from napari_hcc.gui.workers import fine_tune_model
-from napari_hcc.training.finetune import ADAPTATION
+from napari_hcc.training.adaptation import ADAPTATION
 
 
 class FineTunePanel(QWidget):

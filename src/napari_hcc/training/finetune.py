@@ -33,14 +33,9 @@ from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_models_folder
 from napari_hcc.model.checkpoint import load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
+from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import Trainer
-
-#: fine-tuning on a few corrected scans of one lab (`train --init M --corrections-only` and the GUI's
-#: "Improve the model"): a fixed number of optimiser steps, however few the scans, every corrected scan
-#: learned from (no validation rats; the last epoch is kept). Chosen by `benchmarks/adaptation_curve.py`
-#: on a held-out development lab (docs/training.md, "Adapting to a lab").
-ADAPTATION = {"epochs": 1, "lr": 3e-4, "min_steps": 40, "freeze_encoder": True, "val_fraction": 0.0}
 
 
 @dataclass
