@@ -30,6 +30,12 @@ def subset_name(roles) -> str:
     return "+".join(r for r in SEQUENCE_ROLES if r in chosen)
 
 
+def held_subset(missing) -> str:
+    """The subset a session really has: every sequence role except the `missing` ones (its stand-ins)."""
+    absent = set(missing)
+    return subset_name(r for r in SEQUENCE_ROLES if r not in absent)
+
+
 #: the histology fractions the response panel reports (H&E viable fraction, TUNEL apoptotic fraction)
 BIOMARKERS: tuple[str, ...] = ("viability", "apoptosis")
 

@@ -5,29 +5,20 @@ scan, read as a session that has only that subset."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from napari_hcc.io.bids import sidecar
+from napari_hcc.io.json_files import read_sidecar
 from napari_hcc.io.orientation import axcodes
 from napari_hcc.io.scan import ScanRef, without_sequences
 from napari_hcc.metrics import dice
-from napari_hcc.vocabulary import READABLE_SUBSETS, SEQUENCE_ROLES, subset_name
+from napari_hcc.vocabulary import READABLE_SUBSETS, held_subset, subset_name
 
 #: the factors a report groups Dice by (ScanResult fields)
 FACTORS = ("sequences", "plane", "field_t", "t1w_sequence", "t2w_sequence")
 PLANES = {"S": "axial", "I": "axial", "A": "coronal", "P": "coronal", "L": "sagittal", "R": "sagittal"}
-
-
-def _sidecar(path: Path) -> dict:
-    try:
-        return json.loads(sidecar(Path(path)).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _sequence_type(meta: dict) -> str:
@@ -37,10 +28,9 @@ def _sequence_type(meta: dict) -> str:
 
 def acquisition_of(ref: ScanRef) -> dict:
     """{"sequences", "plane", "field_t", "t1w_sequence", "t2w_sequence"} of one session."""
-    missing = dict(ref.stand_ins)
-    present = [r for r in SEQUENCE_ROLES if r not in missing]
+    present = held_subset(dict(ref.stand_ins)).split("+")
     paths = {"T1w": ref.t1w, "T2w": ref.t2w, "CE": ref.ce}
-    metas = {r: _sidecar(paths[r]) for r in present}
+    metas = {r: read_sidecar(paths[r]) for r in present}
     reference = paths[present[0]]
     meta = metas[present[0]]
     plane = meta.get("SlicePlane")
@@ -48,7 +38,7 @@ def acquisition_of(ref: ScanRef) -> dict:
         plane = PLANES.get(axcodes(nib.load(str(reference)).affine)[2], "oblique")
     field = meta.get("MagneticFieldStrength")
     return {
-        "sequences": subset_name(present),
+        "sequences": "+".join(present),
         "plane": str(plane),
         "field_t": float(field) if isinstance(field, int | float) else None,
         "t1w_sequence": _sequence_type(metas["T1w"]) if "T1w" in metas else "none",
@@ -98,7 +88,7 @@ def by_subset(results, subset_rows: list[SubsetResult]) -> dict:
     own = {(r.rat, r.session): r for r in results}
     groups: dict[str, list[tuple[float, float, str]]] = {}
     for r in results:
-        groups.setdefault(r.sequences or "T1w+T2w+CE", []).append((r.dice, r.dice, r.rat))
+        groups.setdefault(r.sequences, []).append((r.dice, r.dice, r.rat))
     for row in subset_rows:
         full = own.get((row.rat, row.session))
         if full is not None:

@@ -30,7 +30,7 @@ from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable
 from napari_hcc.inference.slices import model_slices, reads_subsets
-from napari_hcc.inference.subsets import read_subset, scan_notes, subset_readout, unread_response_note
+from napari_hcc.inference.subsets import scan_notes, subset_readout, unread_response_note
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
@@ -40,6 +40,7 @@ from napari_hcc.model.network import fold_batchnorm
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, check_cancel, drain
 from napari_hcc.readout.features import tumor_features
 from napari_hcc.readout.history import earlier_sessions, history_of
+from napari_hcc.vocabulary import held_subset
 
 #: flips of (rows, cols) used for test-time augmentation; the first is the plain pass
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
@@ -292,7 +293,7 @@ class Engine:
             slices=slices,
             run=run,
             notes=notes,
-            sequences=read_subset(scan.stand_ins),
+            sequences=held_subset(scan.stand_ins),
         )
         return self.complete_response(prediction, scan, cancel) if read_history else prediction
 

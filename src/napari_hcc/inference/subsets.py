@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.io.scan import stand_in_note
-from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
+from napari_hcc.vocabulary import SEQUENCE_ROLES, held_subset, subset_name
 
 FULL = subset_name(SEQUENCE_ROLES)
-
-
-def read_subset(stand_ins) -> str:
-    """'T2w', 'T1w+T2w', ...: the sequences a scan really has."""
-    return subset_name(r for r in SEQUENCE_ROLES if r not in set(stand_ins))
 
 
 def subset_dice(card, subset: str) -> float | None:
@@ -27,7 +22,7 @@ def subset_dice(card, subset: str) -> float | None:
 
 def subset_note(card, stand_ins) -> str:
     """One sentence: the sequences read and what leaving the others out costs."""
-    read = read_subset(stand_ins)
+    read = held_subset(stand_ins)
     missing = [r for r in SEQUENCE_ROLES if r in set(stand_ins)]
     this, full = subset_dice(card, read), subset_dice(card, FULL)
     cost = (
@@ -42,13 +37,13 @@ def subset_readout(model, stand_ins):
     """The readout that may read the response of a scan with these stand-ins, or None."""
     if not reads_subsets(model.card):
         return None
-    readout = model.subset_readouts.get(read_subset(stand_ins))
+    readout = model.subset_readouts.get(held_subset(stand_ins))
     return readout if readout is not None and readout.info.get("reads_response") else None
 
 
 def unread_response_note(model, stand_ins) -> str:
     """Why the response of a scan with this subset is not read."""
-    read = read_subset(stand_ins)
+    read = held_subset(stand_ins)
     readout = model.subset_readouts.get(read)
     head = f"the response (arm, viability, apoptosis) is not read from {read} alone"
     if readout is None:

@@ -24,7 +24,7 @@ from napari_hcc.readout.composition import TARGETS as COMPOSITION_TARGETS
 from napari_hcc.readout.composition import truth_composition_targets
 from napari_hcc.readout.features import FEATURE_NAMES, tumor_features
 from napari_hcc.readout.stored import EPS, Readout, _standardised, history_vector, pooled_arm_probabilities
-from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
+from napari_hcc.vocabulary import held_subset
 
 MIN_COMPOSITION_SCANS = 20  # fewer sessions with composition truth: apoptosis from the scan's features
 
@@ -73,7 +73,7 @@ def feature_rows(studies: Sequence[str | Path], progress: ProgressFn | None = No
                     item.apoptosis,
                     f,
                     truth_composition_targets(item.study, item.subject, item.session),
-                    subset_name(r for r in SEQUENCE_ROLES if r not in scan.stand_ins),
+                    held_subset(scan.stand_ins),
                 )
             )
     return rows

@@ -30,7 +30,7 @@ from napari_hcc.inference.slices import model_mask, model_slices
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.labels import ScanItem, labelled_sessions, simulation_of
 from napari_hcc.progress import ProgressFn
-from napari_hcc.vocabulary import SEQUENCE_ROLES
+from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
 
 #: training keeps slices at least this far apart along the model's slice axis (mm)
 MIN_SLICE_MM = 0.9
@@ -87,7 +87,7 @@ class SliceDataset:
         """How many scans have each subset of sequences, e.g. {"T1w+T2w+CE": 90, "T2w": 8}."""
         counts: dict[str, int] = {}
         for s in self.scans:
-            name = "+".join(r for r, on in zip(SEQUENCE_ROLES, self.sequences_present[s.start], strict=True) if on)
+            name = subset_name(r for r, on in zip(SEQUENCE_ROLES, self.sequences_present[s.start], strict=True) if on)
             counts[name] = counts.get(name, 0) + 1
         return counts
 
