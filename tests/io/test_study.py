@@ -173,3 +173,13 @@ def test_the_week_of_a_session_is_found_through_symbolic_links(tmp_path):
     assert week_of(t1w, "rat07", "base") == 0
     assert week_of(t1w, "rat07", "late") == 3
     assert week_of(store / "blob", "rat07", "base") is None  # not in a study
+
+
+def test_a_sidecar_that_is_not_json_is_named_in_one_sentence(tmp_path):
+    from napari_hcc.io.json_files import read_sidecar
+
+    image = tmp_path / "sub-rat01_ses-wk2_T2w.nii.gz"
+    assert read_sidecar(image) == {}  # no sidecar: nothing known
+    (tmp_path / "sub-rat01_ses-wk2_T2w.json").write_text("{oops", encoding="utf-8")
+    with pytest.raises(InputError, match=r"sidecar file .*sub-rat01_ses-wk2_T2w\.json is not valid JSON"):
+        read_sidecar(image)

@@ -28,7 +28,8 @@ def _sequence_type(meta: dict) -> str:
 
 def acquisition_of(ref: ScanRef) -> dict:
     """{"sequences", "plane", "field_t", "t1w_sequence", "t2w_sequence"} of one session."""
-    present = held_subset(dict(ref.stand_ins)).split("+")
+    sequences = held_subset(dict(ref.stand_ins))
+    present = sequences.split("+")
     paths = {"T1w": ref.t1w, "T2w": ref.t2w, "CE": ref.ce}
     metas = {r: read_sidecar(paths[r]) for r in present}
     reference = paths[present[0]]
@@ -38,7 +39,7 @@ def acquisition_of(ref: ScanRef) -> dict:
         plane = PLANES.get(axcodes(nib.load(str(reference)).affine)[2], "oblique")
     field = meta.get("MagneticFieldStrength")
     return {
-        "sequences": "+".join(present),
+        "sequences": sequences,
         "plane": str(plane),
         "field_t": float(field) if isinstance(field, int | float) else None,
         "t1w_sequence": _sequence_type(metas["T1w"]) if "T1w" in metas else "none",

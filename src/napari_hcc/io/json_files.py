@@ -30,6 +30,7 @@ def read_json_file(path: str | Path, what: str):
 
 
 def read_sidecar(image: str | Path) -> dict:
-    """The JSON sidecar of an image (`x.nii.gz` -> `x.json`), or {} when it has none."""
+    """The JSON sidecar of an image (`x.nii.gz` -> `x.json`), or {} when it has none; a sidecar that is not
+    valid JSON is an InputError naming it."""
     sidecar = bids.sidecar(Path(image))
-    return json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    return read_json_file(sidecar, "sidecar") if sidecar.is_file() else {}
