@@ -11,7 +11,7 @@ import pytest
 
 from napari_hcc.errors import InputError
 from napari_hcc.evaluation.protocols import evaluate_model
-from napari_hcc.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
+from napari_hcc.metrics import arm_metrics, auroc, bootstrap_ci, dice, hd95_mm, iou, macro_auroc, regression_metrics
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import train
 
@@ -36,6 +36,19 @@ def test_arm_metrics_perfect_and_chance():
     assert all(v["sensitivity"] == 1.0 and v["specificity"] == 1.0 for v in m["per_arm"].values())
     flat = np.full((20, 4), 0.25)
     assert arm_metrics(y, flat, ["a", "b", "c", "d"])["macro_auroc"] == 0.5
+
+
+def test_rank_auroc_is_scikit_learns_with_ties_and_a_missing_class():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 0, 1, 2])  # class 3 absent: left out of the macro mean
+    proba = rng.integers(0, 3, (10, 4)) / 2  # coarse scores: many ties
+    for k in range(3):
+        assert auroc(y == k, proba[:, k]) == pytest.approx(roc_auc_score(y == k, proba[:, k]))
+    assert np.isnan(auroc(y == 3, proba[:, 3]))
+    expected = np.mean([roc_auc_score(y == k, proba[:, k]) for k in range(3)])
+    assert macro_auroc(y, proba) == pytest.approx(expected) == arm_metrics(y, proba, "abcd")["macro_auroc"]
 
 
 def test_regression_and_bootstrap():

@@ -176,6 +176,7 @@ def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path):
     for args, message in (
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--folds", "2"], "give --folds K and --fold I together"),
+        (["--tumor-free-share", "-0.5"], "--tumor-free-share must be 0 or more"),
     ):
         r = subprocess.run(
             [

@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance that a slice is shown with fewer sequences than its session has, so that the model reads "
         "any subset with a T1w or a T2w (default 0.5 for a new model or one that reads subsets)",
     )
+    tr.add_argument(
+        "--tumor-free-share",
+        type=float,
+        default=0.3,
+        help="tumor-free slices shown per tumor slice in an epoch (default 0.3; more teaches what is not tumor)",
+    )
     tr.add_argument("--crop", type=int, default=128, help="training window in pixels, a multiple of 32 (default 128)")
     tr.add_argument(
         "--val-fraction",

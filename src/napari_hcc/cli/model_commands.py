@@ -117,6 +117,7 @@ def train(args) -> int:
         version=args.version or "",
         sequence_dropout=args.sequence_dropout,
         crop=args.crop,
+        tumor_free_share=args.tumor_free_share,
         val_fraction=args.val_fraction if args.val_fraction is not None else tuning.get("val_fraction", 0.2),
         min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),

@@ -19,7 +19,7 @@ from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.io import bids
 from napari_hcc.io.study import read_participants
 from napari_hcc.io.volume import load_volume
-from napari_hcc.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, regression_metrics
+from napari_hcc.metrics import arm_metrics, bootstrap_ci, dice, hd95_mm, iou, macro_auroc, regression_metrics
 from napari_hcc.progress import ProgressFn, report
 from napari_hcc.vocabulary import ARMS
 
@@ -193,9 +193,7 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         proba = np.array([r.proba for r in post])
         g = np.array([r.rat for r in post])
         arms = arm_metrics(y, proba, ARMS)
-        arms["macro_auroc_ci"] = bootstrap_ci(
-            g, lambda i: arm_metrics(y[i], proba[i], ARMS)["macro_auroc"], bootstrap, seed
-        )
+        arms["macro_auroc_ci"] = bootstrap_ci(g, lambda i: macro_auroc(y[i], proba[i]), bootstrap, seed)
         arms["accuracy_ci"] = bootstrap_ci(g, lambda i: float((proba[i].argmax(1) == y[i]).mean()), bootstrap, seed)
         arms["by_week"] = {
             int(w): arm_metrics(y[[r.week == w for r in post]], proba[[r.week == w for r in post]], ARMS)["macro_auroc"]
@@ -206,15 +204,11 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         if all(k in size_proba for k in keys):
             sp = np.array([size_proba[k] for k in keys])
             size = arm_metrics(y, sp, ARMS)
-            size["macro_auroc_ci"] = bootstrap_ci(
-                g, lambda i: arm_metrics(y[i], sp[i], ARMS)["macro_auroc"], bootstrap, seed
-            )
+            size["macro_auroc_ci"] = bootstrap_ci(g, lambda i: macro_auroc(y[i], sp[i]), bootstrap, seed)
             size["margin"] = arms["macro_auroc"] - size["macro_auroc"]
             size["margin_ci"] = bootstrap_ci(
                 g,
-                lambda i: (
-                    arm_metrics(y[i], proba[i], ARMS)["macro_auroc"] - arm_metrics(y[i], sp[i], ARMS)["macro_auroc"]
-                ),
+                lambda i: macro_auroc(y[i], proba[i]) - macro_auroc(y[i], sp[i]),
                 bootstrap,
                 seed,
             )

@@ -55,6 +55,8 @@ class TrainConfig:
             raise InputError(f"--batch-size must be at least 2 for training (got {self.batch_size}).")
         if self.sequence_dropout is not None and not 0.0 <= self.sequence_dropout <= 1.0:
             raise InputError(f"--sequence-dropout must be between 0 and 1 (got {self.sequence_dropout}).")
+        if self.tumor_free_share < 0:
+            raise InputError(f"--tumor-free-share must be 0 or more (got {self.tumor_free_share}).")
         if self.crop is not None and (self.crop < 32 or self.crop % 32):
             raise InputError(f"--crop must be a multiple of 32 pixels (got {self.crop}).")
         if (self.folds is None) != (self.fold is None):
