@@ -37,7 +37,10 @@ case "$mode" in
     "$PY" -m ruff format --check src tests scripts benchmarks
     PYTHONPATH=src lint-imports
     cd tests  # import the installed package, not the source tree
-    exec xvfb-run -a -s "-screen 0 1600x1000x24" "$PY" -m pytest -ra --durations=25 -p no:cacheprovider "${@:2}" .
+    # One pytest-xdist worker per core, whole test files to a worker (module fixtures are made once);
+    # tests/conftest.py gives each worker one thread.
+    exec xvfb-run -a -s "-screen 0 1600x1000x24" "$PY" -m pytest -ra --durations=25 -p no:cacheprovider \
+      -n auto --dist loadfile "${@:2}" .
     ;;
   *)
     echo "usage: bash scripts/setup.sh demo|test" >&2

@@ -1,6 +1,13 @@
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The suite runs on as many pytest-xdist workers as there are cores (scripts/setup.sh): one thread
+    # each, for torch and the processes the tests start, or two workers' thread pools fight over two
+    # cores and both slow down. Set before anything imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
