@@ -196,7 +196,7 @@ def summarize(results: list[ScanResult], size_proba: dict, bootstrap: int = 1000
         arms["macro_auroc_ci"] = bootstrap_ci(g, lambda i: macro_auroc(y[i], proba[i]), bootstrap, seed)
         arms["accuracy_ci"] = bootstrap_ci(g, lambda i: float((proba[i].argmax(1) == y[i]).mean()), bootstrap, seed)
         arms["by_week"] = {
-            int(w): arm_metrics(y[[r.week == w for r in post]], proba[[r.week == w for r in post]], ARMS)["macro_auroc"]
+            int(w): macro_auroc(y[[r.week == w for r in post]], proba[[r.week == w for r in post]])
             for w in sorted({r.week for r in post})
         }
         summary["arms"] = arms

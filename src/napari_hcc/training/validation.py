@@ -7,11 +7,11 @@ import numpy as np
 import torch
 
 from napari_hcc.inference.aggregate import aggregate_scan
-from napari_hcc.metrics import arm_metrics, dice
+from napari_hcc.metrics import dice, macro_auroc
 from napari_hcc.model.devices import autocast
 from napari_hcc.training.dataset import slice_targets
 from napari_hcc.training.losses import LossWeights, multitask_loss
-from napari_hcc.vocabulary import ARMS, SEQUENCE_ROLES
+from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 
 def validate(
@@ -63,7 +63,7 @@ def validate(
     }
     if arm_true:
         out["val_arm_accuracy"] = float(np.mean(np.argmax(arm_prob, 1) == np.array(arm_true)))
-        out["val_arm_auroc"] = arm_metrics(np.array(arm_true), np.array(arm_prob), ARMS)["macro_auroc"]
+        out["val_arm_auroc"] = macro_auroc(np.array(arm_true), np.array(arm_prob))
     if bio_err:
         err = np.array(bio_err)
         out["val_viability_rmse"], out["val_apoptosis_rmse"] = (float(v) for v in np.sqrt((err**2).mean(0)))
