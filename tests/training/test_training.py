@@ -18,7 +18,7 @@ from napari_hcc.io import bids
 from napari_hcc.io.study import bids_session
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model
-from napari_hcc.training.augment import AugmentConfig, augment
+from napari_hcc.training.augment import AugmentConfig, augment, histogram_shift
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.dataset import build_dataset
 from napari_hcc.training.losses import LossWeights, multitask_loss
@@ -211,6 +211,20 @@ def test_augmentation_moves_image_and_mask_together_and_is_seeded():
     assert not torch.equal(ya, y)
     xi, _ = augment(x, y, torch.Generator().manual_seed(2), AugmentConfig())
     assert torch.isfinite(xi).all() and not torch.allclose(xi, x)
+
+
+def test_contrast_randomisation_keeps_order_and_range_but_changes_tissue_contrast():
+    # liver at 0.2 and tumor at 0.4 of the normalised range, plus the range's ends and values outside it
+    levels = torch.tensor([0.0, 0.2, 0.4, 1.0, -0.2, 1.5])
+    x = levels.view(1, 1, 1, 6).repeat(300, 3, 1, 1)
+    cfg = AugmentConfig(p_contrast=1.0)
+    out = histogram_shift(x, torch.Generator().manual_seed(0), cfg)
+    assert torch.equal(out, histogram_shift(x, torch.Generator().manual_seed(0), cfg))
+    assert (out.diff(dim=-1)[..., :3] > 0).all()  # 0 < liver < tumor < 1 stays in that order
+    assert torch.allclose(out[..., [0, 3, 4, 5]], x[..., [0, 3, 4, 5]], atol=1e-5)
+    ratio = out[..., 2] / out[..., 1]
+    assert ratio.min() < 1.6 and ratio.max() > 3.0  # the tumor-to-liver contrast (2 before) varies
+    assert torch.equal(histogram_shift(x, torch.Generator().manual_seed(0), AugmentConfig(p_contrast=0.0)), x)
 
 
 def test_loss_uses_arm_only_after_baseline_and_histology_only_where_measured():

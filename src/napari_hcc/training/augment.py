@@ -4,7 +4,12 @@ Geometric (image and mask together): random flips along both in-plane axes, rota
 isotropic scaling (0.9-1.1), small shifts; one `affine_grid`/`grid_sample` call per batch, bilinear for
 the image and nearest for the mask. Intensity (per slice and sequence): scanner gain and offset,
 gamma (on the normalised range), a smooth multiplicative bias field (coil sensitivity), Gaussian
-noise. Acquisition (per slice, for what the simulator draws rarely or not at all): breathing ghosts
+noise; and contrast randomisation (`histogram_shift`: a random monotone piecewise-linear remapping of
+the normalised range, per slice and sequence, as MONAI's RandHistogramShift does), because the
+percentile normalisation already removes a scanner's gain and what differs between labs is the
+contrast between tissues: measured on development scans, liver sits anywhere from 0.10 to 0.43 of the
+normalised T2w range and tumor from 0.16 to 1.18, and with fat suppression or a short TE the T2w
+tumor-to-liver ratio ranges from 0.7 to 4.5. Acquisition (per slice, for what the simulator draws rarely or not at all): breathing ghosts
 (faint copies shifted along one in-plane axis by a fraction of the field of view), a coarser resolution
 along one axis (block averaging, then linear upsampling: thick or partial-Fourier acquisitions), and
 one sequence shifted by a pixel or two against the others (motion between sequences; the mask follows
@@ -36,6 +41,9 @@ class AugmentConfig:
     bias_field: float = 0.15  # peak relative amplitude of the smooth field
     noise: float = 0.03  # standard deviation, on the normalised scale
     p_intensity: float = 0.8
+    p_contrast: float = 0.5  # per slice and sequence: a random monotone remapping of [0, 1]
+    contrast: float = 2.5  # each segment's slope between 1/contrast and contrast (then rescaled to end at 1)
+    contrast_segments: int = 4
     p_ghost: float = 0.15  # per slice: breathing ghosts, amplitude up to `ghost`
     ghost: float = 0.25
     p_coarse: float = 0.15  # per slice: resolution 2-3x coarser along one axis
@@ -84,7 +92,31 @@ def augment(
     positive = x.clamp(min=0)
     jittered = (positive**gamma) * gain * field + offset + (x - positive) + noise
     x = on * jittered + (1 - on) * x
-    return acquisition_artifacts(x, gen, cfg), y
+    return acquisition_artifacts(histogram_shift(x, gen, cfg), gen, cfg), y
+
+
+def histogram_shift(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """A random monotone piecewise-linear map of [0, 1] onto itself per slice and sequence (on a
+    `p_contrast` share of them): `contrast_segments` equal segments, each with a slope drawn
+    log-uniformly in [1/contrast, contrast], rescaled so that 0 and 1 stay put. Values outside [0, 1]
+    (below the 1st or above the 99th percentile) keep their distance from the range. The order of
+    intensities, and so every edge, is kept; the contrast between tissues is not."""
+    if cfg.p_contrast <= 0 or cfg.contrast <= 1:
+        return x
+    b, c = x.shape[:2]
+    k = cfg.contrast_segments
+    span = math.log(cfg.contrast)
+    slopes = torch.exp((torch.rand(b, c, k, generator=gen) * 2 - 1) * span)
+    slopes = slopes / slopes.mean(-1, keepdim=True)  # the map ends at 1
+    off = torch.rand(b, c, generator=gen) >= cfg.p_contrast
+    slopes[off] = 1.0
+    slopes = slopes.to(device=x.device, dtype=x.dtype)
+    starts = torch.cat([torch.zeros_like(slopes[..., :1]), torch.cumsum(slopes, -1)[..., :-1]], -1) / k
+    flat = x.flatten(2)
+    seg = (flat * k).floor().clamp(0, k - 1).long()
+    mapped = torch.gather(starts, 2, seg) + torch.gather(slopes, 2, seg) * (flat - seg.to(x.dtype) / k)
+    inside = (flat >= 0) & (flat <= 1)
+    return torch.where(inside, mapped, flat).view_as(x)
 
 
 def acquisition_artifacts(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
