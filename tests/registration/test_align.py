@@ -87,7 +87,7 @@ def test_a_rats_weeks_align_for_the_weekly_view(tiny_study):
     overlaps week 2's liver better than as acquired (truth tissue maps, nearest neighbour)."""
     liver = LABEL["liver"]
     gained = []
-    for rat in ("rat01", "rat02", "rat03", "rat04"):
+    for rat in ("rat02", "rat03"):  # the smallest (0.03) and the largest (0.36) gain of the four rats
         wk0, wk2 = (
             find_scans(tiny_study / f"sub-{rat}" / "ses-wk0")[0],
             find_scans(tiny_study / f"sub-{rat}" / "ses-wk2")[0],
