@@ -280,6 +280,7 @@ def test_a_t2w_lab_without_arms_or_histology_fine_tunes_the_segmentation(trained
     t = card.training
     assert t["sequence_subsets"] == {"T2w": 1} and t["mask_sources"] == {"truth": 0, "correction": 1}
     assert t["val_rats"] == [] and t["min_steps"] == 3 and t["lr"] == ADAPTATION["lr"]
+    assert t["augment"]["p_contrast"] == 0.0  # adapting learns the lab's own contrast
     assert card.input["missing_sequences"] == "zero"
     assert "val_dice" not in card.metrics  # nothing held out to validate on: the last epoch is the model
     history = (new / "training" / "history.csv").read_text().splitlines()

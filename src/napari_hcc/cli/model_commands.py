@@ -18,6 +18,7 @@ from napari_hcc.model.devices import available_devices
 from napari_hcc.readout.build import add_readout
 from napari_hcc.registration.align import aligner
 from napari_hcc.training.adaptation import ADAPTATION
+from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import train as train_model
 
@@ -121,6 +122,7 @@ def train(args) -> int:
         val_fraction=args.val_fraction if args.val_fraction is not None else tuning.get("val_fraction", 0.2),
         min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
+        augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast)),
     )
     progress = None if args.quiet else TrainingProgress()
     result = train_model(cfg, progress=progress)

@@ -34,6 +34,7 @@ from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_mo
 from napari_hcc.model.checkpoint import load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.adaptation import ADAPTATION
+from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import Trainer
 
@@ -170,6 +171,7 @@ def fine_tune_steps(
         min_steps=ADAPTATION["min_steps"],
         freeze_encoder=ADAPTATION["freeze_encoder"],
         val_fraction=ADAPTATION["val_fraction"],
+        augment=AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
     )
     started = time.perf_counter()
     result = FineTuneResult(
