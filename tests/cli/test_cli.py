@@ -62,6 +62,7 @@ def test_check_reports_resampling_of_real_mismatched_grids(realdata):
             "T1w file not found: /nonexistent/a.nii.gz",
         ),
         (["simulate", "--out", "/tmp/never", "--rats-per-arm", "0"], "at least 1"),
+        (["check", "--t2w", "/tmp"], "--t2w /tmp is a folder, not a NIfTI file; a DICOM or Bruker folder"),
     ],
 )
 def test_errors_are_one_sentence_and_exit_non_zero(args, message):

@@ -23,6 +23,12 @@ def scan_refs(
     T2w; a missing sequence is read from a stand-in, as in a session without it), or every scan under INPUT."""
     if args.t1w or args.t2w or args.ce:
         present = {role: path for role, path in (("T1w", args.t1w), ("T2w", args.t2w), ("CE", args.ce)) if path}
+        for role, path in present.items():
+            if Path(path).is_dir():  # named here: a stand-in would otherwise report it under another role
+                raise UsageError(
+                    f"--{role.lower()} {path} is a folder, not a NIfTI file; a DICOM or Bruker folder is read after "
+                    f"`napari-hcc import {path} -o STUDY`, then `-i STUDY`."
+                )
         stand_ins = stand_ins_for(present)
         if stand_ins is None:
             raise UsageError("one scan needs a --t1w or a --t2w; a --ce alone cannot be read.")
