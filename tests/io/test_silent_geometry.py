@@ -65,3 +65,10 @@ def test_a_session_without_ce_or_t1w_is_read_with_a_stand_in(tiny_study, tmp_pat
     t2w.unlink()
     with pytest.raises(InputError, match="a scan needs at least a T1w or a T2w"):
         find_scans(t2w.parent.parent)
+
+
+def test_a_broken_stand_in_is_named_by_the_sequence_it_is(tmp_path):
+    t2w = tmp_path / "sub-a_T2w.nii.gz"
+    t2w.write_bytes(b"")  # a T2w-only session whose one file is broken: the T2w stands in for T1w and CE
+    with pytest.raises(InputError, match=r"^T2w file .*sub-a_T2w\.nii\.gz is empty \(0 bytes\)\.$"):
+        load_scan(t2w, t2w, t2w, stand_ins={"T1w": "T2w", "CE": "T2w"})

@@ -24,7 +24,7 @@ def scan_refs(
     if args.t1w or args.t2w or args.ce:
         present = {role: path for role, path in (("T1w", args.t1w), ("T2w", args.t2w), ("CE", args.ce)) if path}
         for role, path in present.items():
-            if Path(path).is_dir():  # named here: a stand-in would otherwise report it under another role
+            if Path(path).is_dir():  # named by its option, with the way to read a scanner folder
                 raise UsageError(
                     f"--{role.lower()} {path} is a folder, not a NIfTI file; a DICOM or Bruker folder is read after "
                     f"`napari-hcc import {path} -o STUDY`, then `-i STUDY`."

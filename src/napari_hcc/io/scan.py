@@ -138,15 +138,15 @@ def load_scan(
     through the transform; the scan's notes say so and `alignment` records it."""
     if on_mismatch not in MISMATCH_POLICIES:
         raise ValueError("on_mismatch must be 'resample' or 'refuse'.")
-    ref = load_volume(t1w, "T1w")
+    stand_ins = dict(stand_ins or {})  # a stand-in file is named by the sequence it really is
+    ref = load_volume(t1w, stand_ins.get("T1w", "T1w"))
     notes: list[str] = []
-    t2 = load_volume(t2w, "T2w")
-    c = load_volume(ce, "CE")
+    t2 = load_volume(t2w, stand_ins.get("T2w", "T2w"))
+    c = load_volume(ce, stand_ins.get("CE", "CE"))
     for vol, role in ((ref, "T1w"), (t2, "T2w"), (c, "CE")):
         _check_slab(vol, role)
     alignment: dict[str, dict] = {}
     data = {}
-    stand_ins = dict(stand_ins or {})
     for vol, role in ((t2, "T2w"), (c, "CE")):
         if role in stand_ins or (align is not None and "T1w" in stand_ins):
             data[role] = _on_reference(vol, role, ref, on_mismatch, notes, 1)  # one image: nothing to align
