@@ -48,6 +48,10 @@ COMPONENTS: tuple[str, ...] = ("viable", "necrosis", "apoptosis", "edema")
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
+#: what runs the network: torch, or the exported graph under OpenVINO or ONNX Runtime (inference/backend_choice.py)
+Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+
 #: sequences on different voxel grids: resample them onto the T1w grid (and say so), or refuse the scan
 MismatchPolicy = Literal["resample", "refuse"]
 MISMATCH_POLICIES: tuple[MismatchPolicy, ...] = get_args(MismatchPolicy)

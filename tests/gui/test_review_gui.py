@@ -67,7 +67,10 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     )
     assert f"{p.response.response_probability:.2f}" in widget.panel.response_label.text()
     assert "non-responder" in widget.panel.response_label.text()
-    assert "Running on cpu" in widget.device_note.text()
+    # on a CPU, auto runs the model's exported graph under OpenVINO, and the panel says so
+    assert "Running on cpu" in widget.device_note.text() and "openvino" in widget.device_note.text()
+    assert [widget.run_panel.backend_box.itemText(i) for i in range(4)] == ["auto", "torch", "openvino", "onnxruntime"]
+    assert p.run.backend == "openvino" and "(openvino)" in widget.panel.model_label.text()
     assert p.response.source == "readout" and "tumor-feature readout" in widget.panel.model_label.text()
     # The mask went on screen first; the response was then read beside the rat's baseline session.
     assert not p.response.pending and p.response.sessions == ["wk0"]

@@ -18,6 +18,7 @@ from napari_hcc.io import bids
 from napari_hcc.io.study import bids_session
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.graph import graph_for
 from napari_hcc.training.augment import AugmentConfig, augment, histogram_shift
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.dataset import build_dataset
@@ -47,7 +48,12 @@ def test_train_writes_a_loadable_model_with_its_card(trained, tiny_study):
     assert card.input["missing_sequences"] == "zero" and card.training["sequence_dropout"] == 0.5
     assert "val_dice_t2w" in card.metrics and card.training["sequence_subsets"] == {"T1w+T2w+CE": 8}
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
+    # the CPU backends' graph comes with it: the shipped graph, given the new weights
+    assert graph_for(card, out / "model.safetensors").path == out / "model.onnx"
     pred = Engine(model, device="cpu").predict(scan)
+    assert pred.run.backend == "openvino"
+    reference = Engine(model, device="cpu", backend="torch").predict(scan)
+    assert np.abs(pred.probability - reference.probability).max() <= 0.01
     assert pred.mask.shape == scan.shape and pred.response.arm_probabilities.sum() == pytest.approx(1.0)
     assert result.epochs_run == 1 and result.slices_per_second > 0
 

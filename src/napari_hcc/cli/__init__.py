@@ -14,10 +14,10 @@ from pathlib import Path
 
 from napari_hcc import __version__
 from napari_hcc.errors import InputError, UsageError
-from napari_hcc.vocabulary import MISMATCH_POLICIES, PRECISIONS, REGISTRATION_KINDS
+from napari_hcc.vocabulary import BACKENDS, MISMATCH_POLICIES, PRECISIONS, REGISTRATION_KINDS
 
 STUDY_COMMANDS = ("simulate", "check", "import")
-MODEL_COMMANDS = ("predict", "info", "train", "fit-readout", "evaluate")
+MODEL_COMMANDS = ("predict", "info", "train", "fit-readout", "evaluate", "export")
 
 
 def _run(args) -> int:
@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=PRECISIONS,
         help="auto: mixed precision on GPU, bf16 on CPUs with native bf16, else fp32",
+    )
+    pred.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="what runs the network: auto (on a CPU the model's exported graph under OpenVINO, else ONNX Runtime, "
+        "else torch; on a GPU torch), or one by name",
     )
     pred.add_argument("--save-probabilities", action="store_true", help="also write the tumor probability map")
     pred.add_argument(
@@ -279,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--notes", type=Path, default=None, help="a Markdown file added to the report (e.g. why a target was missed)"
     )
     ev.add_argument("--quiet", action="store_true")
+
+    ex = sub.add_parser(
+        "export",
+        help="export a model's network as an ONNX graph beside its weights, for the OpenVINO and ONNX Runtime backends",
+    )
+    ex.add_argument("--model", required=True, type=Path, help="a model folder (the graph and its card entry go there)")
+    ex.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace the network afresh (default: set the weights into the shipped model's graph when the networks "
+        "are built alike, which takes seconds)",
+    )
+    ex.add_argument("--quiet", action="store_true")
 
     sub.add_parser("info", help="list the available models and compute devices")
 

@@ -12,9 +12,10 @@ from napari_hcc.evaluation.scoring import summarize
 from napari_hcc.inference.batch import predict_scans
 from napari_hcc.inference.engine import Engine
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.model.catalog import list_models, user_models_folder
+from napari_hcc.model.catalog import default_model_folder, list_models, user_models_folder
 from napari_hcc.model.checkpoint import load_model
 from napari_hcc.model.devices import available_devices
+from napari_hcc.model.export import export_graph
 from napari_hcc.readout.build import add_readout
 from napari_hcc.registration.align import aligner
 from napari_hcc.training.adaptation import ADAPTATION
@@ -30,7 +31,9 @@ def predict(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"output {args.out} exists and is not a folder.")
     model = load_model(args.model)
-    engine = Engine(model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    engine = Engine(
+        model, device=args.device, precision=args.precision, batch_size=args.batch_size, backend=args.backend
+    )
     post = PostProcess.from_card(
         model.card,
         threshold=args.threshold,
@@ -42,6 +45,8 @@ def predict(args) -> int:
         f"model {model.model_id} on {engine.device_name}, {engine.precision}, batch {engine.batch_size}"
         + (", TTA" if args.tta else "")
     )
+    if engine.backend_note:
+        note(f"note: {engine.backend_note}.")
     if not model.card.trained:
         note("warning: this model is untrained; its masks and probabilities mean nothing (the pipeline is real).")
     if engine.device.type == "cpu" and args.device in (None, "auto"):
@@ -74,11 +79,21 @@ def predict(args) -> int:
     if len(refs) == 1 and failed:  # one scan: its problem is the command's error
         raise UsageError(failed[0].error)
     print(
-        f"predicted {done} of {len(refs)} scan(s) in {wall:.1f} s on {engine.device}; "
+        f"predicted {done} of {len(refs)} scan(s) in {wall:.1f} s on {engine.device} ({engine.backend}); "
         f"results in {args.out / 'predictions.csv'}"
         + (f"; {len(failed)} failed: " + ", ".join(o.label for o in failed) if failed else "")
     )
     return 1 if failed else 0
+
+
+def export(args) -> int:
+    note = (lambda text: None) if args.quiet else say
+    entry = export_graph(args.model, progress=note, template=None if args.trace else default_model_folder())
+    print(
+        f"exported {args.model / entry['file']} (ONNX opset {entry['opset']}, sha256 {entry['sha256'][:12]}); "
+        f"predict on a CPU now runs it with OpenVINO or ONNX Runtime"
+    )
+    return 0
 
 
 def info(args) -> int:

@@ -218,7 +218,7 @@ def model_line(card, prediction) -> str:
     reading = f"arms and histology from {source}"
     if not prediction.response.predicted_arm:
         reading = "arms and histology not read: a sequence they need is missing"
-    return f"Model {card.name} {card.version} ({run.model_id}) on {run.device}, {run.precision}: {seconds}; {reading}"
+    return f"Model {card.name} {card.version} ({run.model_id}) on {run.device} ({run.backend}), {run.precision}: {seconds}; {reading}"
 
 
 def reading_line(label: str, prediction) -> str:

@@ -131,7 +131,7 @@ class ReviewWidget(QScrollArea):
 
     def _warm_up(self) -> None:
         s = self.state
-        worker_lifecycle.start(create_worker(warm_up, self.session.engines, s.model_spec, s.device))
+        worker_lifecycle.start(create_worker(warm_up, self.session.engines, s.model_spec, s.device, s.backend))
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -158,7 +158,8 @@ class ReviewWidget(QScrollArea):
         self.cancel_event.clear()
         self._shown = threading.Event()
         s = self.state
-        args = (s.model_spec, s.device, scan, self.tta_box.isChecked(), self.cancel_event, self.session.sibling_refs())
+        args = (s.model_spec, s.device, s.backend, scan, self.tta_box.isChecked(), self.cancel_event)
+        args += (self.session.sibling_refs(),)
         self._start(create_worker(predict_scan, self.session.engines, *args, self._shown, self.align_box.isChecked()))
 
     def cancel(self) -> None:
@@ -368,6 +369,7 @@ class ReviewWidget(QScrollArea):
             self.session.engines,
             s.model_spec,
             s.device,
+            s.backend,
             refs,
             self.cancel_event,
             self.session.corrections_root(),

@@ -25,7 +25,7 @@ from napari_hcc.gui.layer_picker import LayerPicker
 from napari_hcc.gui.state import ReviewState
 from napari_hcc.model.catalog import list_models
 from napari_hcc.progress import Progress
-from napari_hcc.vocabulary import DEVICE_KINDS
+from napari_hcc.vocabulary import BACKENDS, DEVICE_KINDS
 
 CHOOSE = "__choose__"
 
@@ -57,7 +57,15 @@ class RunPanel(QWidget):
         self.device_box = QComboBox()
         self.device_box.addItems(DEVICE_KINDS)
         self.device_box.currentTextChanged.connect(lambda text: setattr(state, "device", text))
-        for text, box in (("Model", self.model_box), ("Device", self.device_box)):
+        self.backend_box = QComboBox()
+        self.backend_box.addItems(BACKENDS)
+        self.backend_box.setToolTip(
+            "what runs the network: auto takes the model's exported graph under OpenVINO on a CPU "
+            "(else ONNX Runtime, else torch) and torch on a GPU"
+        )
+        self.backend_box.currentTextChanged.connect(lambda text: setattr(state, "backend", text))
+        boxes = (("Model", self.model_box), ("Device", self.device_box), ("Backend", self.backend_box))
+        for text, box in boxes:
             row = QHBoxLayout()
             row.addWidget(QLabel(text))
             row.addWidget(box, 1)
@@ -119,6 +127,8 @@ class RunPanel(QWidget):
 
     def show_device(self, engine) -> None:
         text = f"Running on {engine.device_name}, {engine.precision}."
+        if engine.backend_note:
+            text += f" Note: {engine.backend_note}."
         if engine.device.type == "cpu":
             text += " No GPU in use (a scan takes about a second)."
             self.device_note.setStyleSheet("color: #e0a030;")

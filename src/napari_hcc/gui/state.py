@@ -31,3 +31,5 @@ class ReviewState:
     model_spec: str | None = None
     #: the device the reader chose (auto, cuda, mps, cpu)
     device: str = "auto"
+    #: what runs the network (auto, torch, openvino, onnxruntime; inference/backend_choice.py)
+    backend: str = "auto"

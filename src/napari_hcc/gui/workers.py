@@ -26,24 +26,24 @@ if TYPE_CHECKING:
 _ENGINE_LOCK = threading.Lock()
 
 
-def get_engine(cache: dict, model_spec, device: str) -> Engine:
-    """One Engine per (model, device), built on first use (loading and placing the model).
+def get_engine(cache: dict, model_spec, device: str, backend: str = "auto") -> Engine:
+    """One Engine per (model, device, backend), built on first use (loading and placing the model).
     Thread-safe: the widget warms the cache up in the background while the reader looks around."""
     keep_triton_out()
     from napari_hcc.inference.engine import load_engine  # noqa: PLC0415 - lazy: torch, in the worker thread only
 
-    key = (str(model_spec) if model_spec is not None else None, device)
+    key = (str(model_spec) if model_spec is not None else None, device, backend)
     with _ENGINE_LOCK:
         if key not in cache:
             cache.clear()  # one model in memory at a time
-            cache[key] = load_engine(model_spec, device)
+            cache[key] = load_engine(model_spec, device, backend)
         return cache[key]
 
 
-def warm_up(cache: dict, model_spec, device: str) -> None:
+def warm_up(cache: dict, model_spec, device: str, backend: str = "auto") -> None:
     """Import torch and place the model before the first Run (errors wait for Run to report them)."""
     try:
-        get_engine(cache, model_spec, device)
+        get_engine(cache, model_spec, device, backend)
     except Exception:  # noqa: BLE001 - Run reports the same problem in one sentence
         pass
 
@@ -62,6 +62,7 @@ def predict_scan(
     cache: dict,
     model_spec,
     device: str,
+    backend: str,
     scan: Scan,
     tta: bool,
     cancel: CancelFlag,
@@ -80,7 +81,7 @@ def predict_scan(
         scan = align_scan(scan)
         yield Update(UpdateKind.ALIGNED, scan)
     yield Update(UpdateKind.STATUS, "loading the model…")
-    engine = get_engine(cache, model_spec, device)
+    engine = get_engine(cache, model_spec, device, backend)
     yield Update(UpdateKind.ENGINE, engine)
     yield Update(UpdateKind.STATUS, f"predicting on {engine.device_name}…")
     try:
@@ -99,10 +100,16 @@ def predict_scan(
 
 
 def summarize(
-    cache: dict, model_spec, device: str, refs: list[ScanRef], cancel: CancelFlag, corrections_root=None
+    cache: dict,
+    model_spec,
+    device: str,
+    backend: str,
+    refs: list[ScanRef],
+    cancel: CancelFlag,
+    corrections_root=None,
 ) -> Iterator[Update]:
     """The scan-level numbers of a whole study (for 'Next scan'), one scan at a time."""
-    engine = get_engine(cache, model_spec, device)
+    engine = get_engine(cache, model_spec, device, backend)
     yield Update(UpdateKind.ENGINE, engine)
     for n, summary in enumerate(summarize_scans(refs, engine, cancel, corrections_root), start=1):
         yield Update(UpdateKind.SUMMARY, summary)

@@ -7,6 +7,8 @@
   `cancel` (a threading.Event or any object with `is_set()`) is checked between batches (`progress.py`).
 * GPU: mixed precision (bf16 where supported, else fp16), channels-last. CPU: channels-last, fp32,
   or bf16 when the processor has native bf16. BatchNorm is folded into the convolutions.
+* Backends (`backend_choice.py`): torch, or on a CPU the model's exported graph under OpenVINO or ONNX
+  Runtime (`graph_runner.py`); both give the same three outputs, and everything after them is shared.
 * Out of memory: the batch is halved and retried; at a batch of one the model moves to the CPU
   (rebuilt from the checkpoint) and carries on. What happened is recorded in `Prediction.run.events`.
 * TTA (flips along both in-plane axes): the mean is the prediction, the spread is the uncertainty.
@@ -26,6 +28,8 @@ import torch
 
 from napari_hcc.errors import InputError
 from napari_hcc.inference.aggregate import aggregate_scan, mask_uncertainty
+from napari_hcc.inference.backend_choice import choose_backend
+from napari_hcc.inference.graph_runner import GraphRunner
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable
@@ -50,7 +54,12 @@ class Engine:
     """A model placed on a device, ready to predict many scans."""
 
     def __init__(
-        self, model: LoadedModel, device: str = "auto", precision: str = "auto", batch_size: int | None = None
+        self,
+        model: LoadedModel,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int | None = None,
+        backend: str = "auto",
     ):
 
         self.model = model
@@ -66,7 +75,18 @@ class Engine:
         self._session_features: dict[tuple, np.ndarray | None] = {}
         self.events: list[str] = []
         t = time.perf_counter()
-        self.net = self._place(self.device)
+        choice = choose_backend(backend, self.device.type, self.card, model.path)
+        self.backend = choice.kind
+        #: why auto chose what it chose (e.g. torch, because the model has no exported graph); "" otherwise
+        self.backend_note = choice.note
+        self.net = None
+        self.runner = None
+        if choice.graph is not None:
+            # as many threads as torch would use (OMP_NUM_THREADS, torch.set_num_threads), so both backends compare
+            self.runner = GraphRunner(choice.graph, choice.kind, self.precision, threads=torch.get_num_threads())
+            self.precision = self.runner.precision
+        else:
+            self.net = self._place(self.device)
         self.load_seconds = time.perf_counter() - t
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -92,7 +112,8 @@ class Engine:
 
     @property
     def device_name(self) -> str:
-        return describe_device(self.device)
+        name = describe_device(self.device)
+        return name if self.runner is None else f"{name}, {self.backend}"
 
     # -- the network -----------------------------------------------------------------------------
 
@@ -106,6 +127,8 @@ class Engine:
     def _run_batch(self, batch: np.ndarray, flips):
         """A batch through every TTA flip: mean/std tensors on the CPU."""
 
+        if self.runner is not None:
+            return self._run_graph_batch(batch, flips)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         masks, arms, bios = [], [], []
         for flip in flips:
@@ -116,6 +139,18 @@ class Engine:
             bios.append(torch.sigmoid(b))
         out = [torch.stack(v) for v in (masks, arms, bios)]
         return [t.cpu() for t in out]
+
+    def _run_graph_batch(self, batch: np.ndarray, flips):
+        """`_run_batch` through the exported graph (numpy in and out)."""
+
+        masks, arms, bios = [], [], []
+        for flip in flips:
+            m, a, b = self.runner(np.flip(batch, flip) if flip else batch)
+            m = np.flip(m, flip) if flip else m
+            masks.append(_sigmoid(m[:, 0]))
+            arms.append(_softmax(a))
+            bios.append(_sigmoid(b))
+        return [torch.from_numpy(np.ascontiguousarray(np.stack(v))) for v in (masks, arms, bios)]
 
     def _run_all(self, x: np.ndarray, flips, cancel: CancelFlag | None):
         """All slices in batches with the out-of-memory fallback. A generator: yields `Progress`
@@ -274,6 +309,7 @@ class Engine:
             device=str(self.device),
             precision=self.precision,
             batch_size=self.batch_size,
+            backend=self.backend,
             tta=tta,
             postprocess=post.as_dict(),
             timings={"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2, "total": t3 - t0},
@@ -357,9 +393,9 @@ class Engine:
         return replace(prediction, response=read, run=replace(prediction.run, timings=timings), notes=notes)
 
 
-def load_engine(model_spec: str | Path | None, device: str = "auto") -> Engine:
+def load_engine(model_spec: str | Path | None, device: str = "auto", backend: str = "auto") -> Engine:
     """A model (folder, file, or None for the shipped default) loaded and placed on a device."""
-    return Engine(load_model(model_spec), device=device)
+    return Engine(load_model(model_spec), device=device, backend=backend)
 
 
 def predict(
@@ -381,3 +417,12 @@ def predict(
 def _display_probability(masks, geometry) -> np.ndarray:
     """The mean tumor probability over the TTA passes on the display grid, float32 in [0, 1]."""
     return geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

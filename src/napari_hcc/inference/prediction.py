@@ -85,6 +85,7 @@ class RunInfo:
     postprocess: dict
     timings: dict  # seconds: preprocess, network, postprocess, total (and earlier_sessions)
     events: list[str] = field(default_factory=list)  # out-of-memory fallbacks and the like
+    backend: str = "torch"  # torch, openvino or onnxruntime
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Prediction:
             "model": run.model_id,
             "device": run.device,
             "precision": run.precision,
+            "backend": run.backend,
             "batch_size": run.batch_size,
             "tta": run.tta,
             "postprocess": run.postprocess,

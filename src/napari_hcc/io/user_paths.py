@@ -1,6 +1,7 @@
 """Where napari-hcc keeps things: the user's data folder (`$XDG_DATA_HOME/napari-hcc`, else
 `~/.local/share/napari-hcc`), where fine-tuned models, recovery files and the sample study's working
-copy live, and the sample study that ships with the package."""
+copy live; the user's cache folder (`$XDG_CACHE_HOME/napari-hcc`, else `~/.cache/napari-hcc`), for what
+can be made again (compiled graphs); and the sample study that ships with the package."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from pathlib import Path
 
 def user_data_folder() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "napari-hcc"
+
+
+def user_cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "napari-hcc"
 
 

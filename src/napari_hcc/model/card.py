@@ -56,6 +56,8 @@ class ModelCard:
     weights: dict = field(default_factory=dict)  # file, sha256, dtype, tensors
     #: the response readout (readout/stored.py): features, fitting set, cross-validated scores; {} = none
     readout: dict = field(default_factory=dict)
+    #: graphs exported from these weights for the CPU backends (model/export.py): {"onnx": {file, sha256, ...}}
+    exported: dict = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

@@ -77,6 +77,7 @@ def save_model(
             for name, r in subset_readouts.items():
                 state.update({k: torch.from_numpy(v) for k, v in r.arrays(subset_prefix(name)).items()})
     card.weights = {"file": WEIGHTS_FILE, "dtype": dtype, "tensors": len(state), "sha256": ""}
+    card.exported = {}  # a graph exported from earlier weights is not these weights' graph
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
         save_file(state, str(tmp), metadata={"model_card": card.to_json()})

@@ -106,7 +106,7 @@ def autocast(device, precision: str):
 def is_out_of_memory(exc: BaseException) -> bool:
     """A CUDA/MPS/CPU allocation failure (as opposed to any other runtime error)."""
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

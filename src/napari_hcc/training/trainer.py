@@ -39,6 +39,7 @@ from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import load_model, save_model
 from napari_hcc.model.devices import autocast, choose_precision, resolve_device
+from napari_hcc.model.export import export_like
 from napari_hcc.model.network import HCCNet, load_encoder_weights
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain, is_cancelled
 from napari_hcc.training.augment import augment
@@ -280,6 +281,7 @@ class Trainer:
         if self.main and not self.cancelled:
             write_history(self.state_dir / "history.csv", self.history)
             publish(self.state_dir / "best", self.out, rate, seconds, last_epoch + 1, self.stopped_early)
+            export_like(self.out, self.cfg.init)  # the CPU backends' graph, in seconds (model/export.py)
         if self.distributed:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()

@@ -1,0 +1,93 @@
+"""The exported-graph backends: OpenVINO or ONNX Runtime running a model's ONNX graph on the CPU.
+
+No torch here: numpy in, numpy out. `GraphRunner(path, "openvino")(x)` takes model-frame slices
+(N, 3, H, W) float32 and returns the network's three outputs as float32 logits, as the torch network
+does. OpenVINO runs bf16 where the processor computes it natively (precision "auto" or "bf16") and
+fp32 otherwise; ONNX Runtime runs fp32. OpenVINO keeps compiled graphs in a cache folder, so a second
+start skips most of the compilation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from napari_hcc.errors import InputError
+from napari_hcc.io.user_paths import user_cache_folder
+from napari_hcc.model.graph import GRAPH_INPUT, GRAPH_OUTPUTS
+
+GRAPH_BACKENDS = ("openvino", "onnxruntime")
+
+#: the Python package each graph backend needs
+BACKEND_PACKAGE = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
+
+
+def backend_installed(kind: str) -> bool:
+    """Whether the package of a graph backend can be imported here (without importing it)."""
+    return importlib.util.find_spec(BACKEND_PACKAGE[kind]) is not None
+
+
+class GraphRunner:
+    """One compiled graph, ready for batches of slices."""
+
+    def __init__(self, path: str | Path, kind: str, precision: str = "fp32", threads: int | None = None):
+        if kind not in GRAPH_BACKENDS:
+            raise ValueError(f"unknown graph backend {kind!r}")
+        if not backend_installed(kind):
+            raise InputError(f"the {kind} backend is not installed here (pip install {BACKEND_PACKAGE[kind]}).")
+        self.kind = kind
+        self.precision = precision if kind == "openvino" else "fp32"
+        self.path = Path(path)
+        self._run = self._openvino(threads) if kind == "openvino" else self._onnxruntime(threads)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+    def _openvino(self, threads: int | None):
+        import openvino as ov  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
+
+        core = ov.Core()
+        cache = user_cache_folder() / "openvino"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache)})
+        except (OSError, RuntimeError):
+            pass  # no cache: every start compiles the graph again, which is slower but correct
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = core.compile_model(str(self.path), "CPU", config)
+        except RuntimeError as exc:
+            raise InputError(f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]}).") from None
+        request = compiled.create_infer_request()
+        names = [set(port.get_names()) for port in compiled.outputs]
+        order = [next(i for i, found in enumerate(names) if name in found) for name in GRAPH_OUTPUTS]
+
+        def run(x: np.ndarray):
+            request.infer({0: x})
+            return tuple(np.array(request.get_output_tensor(i).data, dtype=np.float32) for i in order)
+
+        return run
+
+    def _onnxruntime(self, threads: int | None):
+        import onnxruntime as ort  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (Fail, InvalidProtobuf, ...) derive from Exception alone
+            raise InputError(f"ONNX Runtime could not load {self.path} ({str(exc).splitlines()[0][:120]}).") from None
+
+        def run(x: np.ndarray):
+            return tuple(np.asarray(o, dtype=np.float32) for o in session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: x}))
+
+        return run

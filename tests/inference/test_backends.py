@@ -1,0 +1,120 @@
+"""The exported-graph backends (OpenVINO, ONNX Runtime) against torch: the same masks, probabilities
+and response on the sample study; auto's choice and the line that says why; the graph's card entry,
+its checks, and the graphs that training and `napari-hcc export` make."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from napari_hcc.cli import main
+from napari_hcc.errors import InputError
+from napari_hcc.inference.engine import Engine
+from napari_hcc.io.atomic import sha256_file
+from napari_hcc.io.study import find_scans
+from napari_hcc.io.user_paths import sample_study
+from napari_hcc.metrics import dice
+from napari_hcc.model.catalog import default_model_folder
+from napari_hcc.model.checkpoint import default_model, load_model
+from napari_hcc.model.graph import graph_for
+
+pytestmark = pytest.mark.skipif(
+    not (default_model_folder() / "model.onnx").exists(), reason="no shipped exported graph in this build"
+)
+
+
+@pytest.fixture(scope="module")
+def torch_predictions():
+    engine = Engine(default_model(), device="cpu", precision="fp32", backend="torch")
+    return {(ref.subject, ref.session): engine.predict(ref.load()) for ref in find_scans(sample_study())}
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(default_model_folder(), out)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_the_exported_graph_gives_what_torch_gives_on_the_sample_study(backend, torch_predictions):
+    engine = Engine(default_model(), device="cpu", precision="fp32", backend=backend)
+    assert engine.backend == backend and engine.net is None and backend in engine.device_name
+    for ref in find_scans(sample_study()):
+        key = (ref.subject, ref.session)
+        expected, got = torch_predictions[key], engine.predict(ref.load())
+        assert got.run.backend == backend
+        assert dice(got.mask, expected.mask) >= 0.999, key
+        assert np.abs(got.probability - expected.probability).max() <= 0.01, key
+        assert np.abs(got.response.arm_probabilities - expected.response.arm_probabilities).max() <= 0.01, key
+        assert got.response.viability == pytest.approx(expected.response.viability, abs=0.01)
+        assert got.response.apoptosis == pytest.approx(expected.response.apoptosis, abs=0.01)
+        assert got.tumor_volume_mm3 == pytest.approx(expected.tumor_volume_mm3, rel=0.01, abs=1.0)
+
+
+def test_auto_runs_the_graph_on_a_cpu_and_says_why_when_it_cannot(model_copy):
+    engine = Engine(default_model(), device="cpu")
+    assert engine.backend == "openvino" and engine.backend_note == ""
+
+    card_path = model_copy / "model.json"
+    card = json.loads(card_path.read_text())
+    # a graph made from other weights (a model whose weights changed after the export)
+    card["exported"]["onnx"]["weights_sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    engine = Engine(load_model(model_copy), device="cpu")
+    assert engine.backend == "torch" and "made from other weights" in engine.backend_note
+    assert f"napari-hcc export --model {model_copy}" in engine.backend_note
+    # a graph file changed on disk
+    card["exported"]["onnx"]["weights_sha256"] = sha256_file(model_copy / "model.safetensors")
+    card_path.write_text(json.dumps(card))
+    with open(model_copy / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    engine = Engine(load_model(model_copy), device="cpu")
+    assert engine.backend == "torch" and "does not match the checksum" in engine.backend_note
+    # the graph file gone; asking for a graph backend by name is refused in one sentence
+    (model_copy / "model.onnx").unlink()
+    assert "is missing" in graph_for(load_model(model_copy).card, model_copy / "model.safetensors").reason
+    with pytest.raises(InputError, match="needs the model's exported graph"):
+        Engine(load_model(model_copy), device="cpu", backend="openvino")
+
+
+def test_predict_says_which_backend_ran_and_writes_it(tmp_path, model_copy, capsys):
+    session = sample_study() / "sub-rat01" / "ses-wk2"
+    assert main(["predict", "-i", str(session), "-o", str(tmp_path / "a"), "--backend", "onnxruntime"]) == 0
+    said = capsys.readouterr()
+    assert "onnxruntime" in said.err.splitlines()[0] and "on cpu (onnxruntime)" in said.out
+    header, row = (tmp_path / "a" / "predictions.csv").read_text().splitlines()[:2]
+    assert dict(zip(header.split(","), row.split(","), strict=False))["backend"] == "onnxruntime"
+
+    _without_graph(model_copy)  # a model from before exported graphs
+    args = ["predict", "-i", str(session), "-o", str(tmp_path / "b"), "--model", str(model_copy)]
+    assert main(args) == 0
+    assert "note: torch runs the network: the model has no exported graph" in capsys.readouterr().err
+    assert main([*args, "--backend", "openvino"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs the model's exported graph" in err
+
+
+def test_export_traces_a_graph_that_matches_torch_and_records_it(model_copy, capsys):
+    _without_graph(model_copy)
+    assert main(["export", "--model", str(model_copy), "--trace", "--quiet"]) == 0
+    assert "exported" in capsys.readouterr().out
+    card = load_model(model_copy).card
+    entry = card.exported["onnx"]
+    assert entry["sha256"] == sha256_file(model_copy / "model.onnx")
+    assert entry["weights_sha256"] == card.weights["sha256"] and "dynamo" in entry["exporter"]
+    # fp16 weights stay fp16 in the graph: it is no bigger than the checkpoint and a fifth more at most
+    assert (model_copy / "model.onnx").stat().st_size < 1.2 * (model_copy / "model.safetensors").stat().st_size
+    scan = next(iter(find_scans(sample_study()))).load()
+    graph = Engine(load_model(model_copy), device="cpu", precision="fp32").predict(scan)
+    reference = Engine(load_model(model_copy), device="cpu", precision="fp32", backend="torch").predict(scan)
+    assert dice(graph.mask, reference.mask) >= 0.999
+    assert np.abs(graph.probability - reference.probability).max() <= 0.01
+
+
+def _without_graph(folder):
+    (folder / "model.onnx").unlink()
+    card = json.loads((folder / "model.json").read_text())
+    del card["exported"]
+    (folder / "model.json").write_text(json.dumps(card))
