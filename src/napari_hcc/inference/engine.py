@@ -137,8 +137,7 @@ class Engine:
             masks.append(torch.sigmoid(torch.flip(m, flip) if flip else m)[:, 0])
             arms.append(torch.softmax(a, dim=1))
             bios.append(torch.sigmoid(b))
-        out = [torch.stack(v) for v in (masks, arms, bios)]
-        return [t.cpu() for t in out]
+        return [torch.stack(v).float().cpu().numpy() for v in (masks, arms, bios)]
 
     def _run_graph_batch(self, batch: np.ndarray, flips):
         """`_run_batch` through the exported graph (numpy in and out)."""
@@ -150,7 +149,7 @@ class Engine:
             masks.append(_sigmoid(m[:, 0]))
             arms.append(_softmax(a))
             bios.append(_sigmoid(b))
-        return [torch.from_numpy(np.ascontiguousarray(np.stack(v))) for v in (masks, arms, bios)]
+        return [np.stack(v) for v in (masks, arms, bios)]
 
     def _run_all(self, x: np.ndarray, flips, cancel: CancelFlag | None):
         """All slices in batches with the out-of-memory fallback. A generator: yields `Progress`
@@ -186,7 +185,7 @@ class Engine:
             start = stop
             done += 1
             yield Progress(done, total, "batch")
-        return [torch.cat([r[i] for r in results], dim=1) for i in range(3)]
+        return [np.concatenate([r[i] for r in results], axis=1) for i in range(3)]
 
     # -- one scan --------------------------------------------------------------------------------
 
@@ -269,17 +268,15 @@ class Engine:
         t1 = time.perf_counter()
         flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
         masks, arms, bios = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
 
         prob_disp = _display_probability(masks, geometry)  # (N, rows, cols)
-        spread_disp = geometry.to_display_grid(masks.std(0, unbiased=False)) if tta else None
+        spread_disp = geometry.to_display_grid(masks.std(0)) if tta else None
         probability = geometry.to_source(prob_disp)
         mask = post.apply(probability, scan.affine)
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
-        agg = aggregate_scan(prob_disp, mask_disp, arms.numpy(), bios.numpy())
+        agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
         notes = scan_notes(self.card, scan) + list(geometry.notes)
         if week == 0:
             notes.append(BASELINE_NOTE)
@@ -300,7 +297,7 @@ class Engine:
             index=geometry.display_slice_to_source_index(),
             tumor_probability=prob_disp.reshape(len(prob_disp), -1).max(1).astype(np.float64),
             tumor_area_mm2=(mask_disp.reshape(len(mask_disp), -1).sum(1) * pixel_mm2).astype(np.float64),
-            arm_probabilities=arms.mean(0).numpy().astype(np.float64),
+            arm_probabilities=arms.mean(0).astype(np.float64),
             uncertainty=slice_unc,
         )
         t3 = time.perf_counter()
@@ -416,7 +413,7 @@ def predict(
 
 def _display_probability(masks, geometry) -> np.ndarray:
     """The mean tumor probability over the TTA passes on the display grid, float32 in [0, 1]."""
-    return geometry.to_display_grid(masks.mean(0)).clamp_(0, 1).numpy().astype(np.float32)
+    return np.clip(geometry.to_display_grid(masks.mean(0)), 0, 1).astype(np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

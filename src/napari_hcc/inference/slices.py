@@ -6,11 +6,13 @@
    changes nothing. A sequence the session lacks is, for a model trained with sequence dropout (card
    `input.missing_sequences == "zero"`), a channel of zeros, as in training; older models read the
    stand-in the scan carries.
-3. Bring each slice to the model card's pixel spacing (bilinear; skipped within the card's
+3. Bring each slice to the model card's pixel spacing (bilinear, antialiased when shrinking: Pillow's
+   BILINEAR, which torch's `interpolate(antialias=True)` reproduces to 1e-5; skipped within the card's
    tolerance), and pad it to a multiple of 32.
 
 `SliceGeometry.to_source` undoes 3 and 1 for a per-pixel map (logits or probabilities), so the result
 lands on exactly the input's voxel grid. Training uses the same functions, so both see one frame.
+No torch here: the exported-graph backends read a scan without it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from napari_hcc.io.orientation import from_display, slice_axis, to_display
 from napari_hcc.vocabulary import SEQUENCE_ROLES
@@ -45,13 +46,11 @@ class SliceGeometry:
         top, bottom, left, right = self.pad
         return maps[..., top : self.padded_size[0] - bottom, left : self.padded_size[1] - right]
 
-    def to_display_grid(self, maps):
-        """(N, H, W) model-frame torch maps -> (N, rows, cols) at the display grid's pixel size."""
+    def to_display_grid(self, maps: np.ndarray) -> np.ndarray:
+        """(N, H, W) model-frame maps -> (N, rows, cols) float32 at the display grid's pixel size."""
 
-        maps = self.crop(maps)
-        if self.resampled:
-            maps = F.interpolate(maps[:, None], size=self.display_shape[1:], mode="bilinear", align_corners=False)[:, 0]
-        return maps
+        maps = self.crop(np.asarray(maps, dtype=np.float32))
+        return resize_slices(maps, self.display_shape[1:]) if self.resampled else np.ascontiguousarray(maps)
 
     def to_source(self, display_volume: np.ndarray) -> np.ndarray:
         """A (slices, rows, cols) display-frame volume -> the source voxel grid."""
@@ -108,13 +107,25 @@ def model_slices(channels: np.ndarray, affine: np.ndarray, card, missing=()) -> 
 def to_model_frame(stack: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
     """(N, C, rows, cols) display-frame slices -> (N, C, H, W) at the model's pixel size, padded."""
 
-    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
+    x = np.ascontiguousarray(stack, dtype=np.float32)
     if geometry.resampled:
-        x = F.interpolate(x, size=geometry.model_size, mode="bilinear", align_corners=False, antialias=True)
+        x = resize_slices(x, geometry.model_size)
     top, bottom, left, right = geometry.pad
     if any(geometry.pad):
-        x = F.pad(x, (left, right, top, bottom), mode="constant", value=0.0)
-    return x.numpy()
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    return x
+
+
+def resize_slices(maps: np.ndarray, size) -> np.ndarray:
+    """(..., H, W) float32 -> (..., rows, cols): bilinear with half-pixel centres, antialiased when
+    shrinking (Pillow's BILINEAR, one slice at a time)."""
+
+    lead, (rows, cols) = maps.shape[:-2], (int(size[0]), int(size[1]))
+    flat = np.ascontiguousarray(maps, dtype=np.float32).reshape(-1, *maps.shape[-2:])
+    out = np.empty((len(flat), rows, cols), np.float32)
+    for i, plane in enumerate(flat):
+        out[i] = np.asarray(Image.fromarray(plane).resize((cols, rows), Image.Resampling.BILINEAR))
+    return out.reshape(*lead, rows, cols)
 
 
 def model_mask(mask: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
