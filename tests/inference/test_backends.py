@@ -4,12 +4,13 @@ its checks, and the graphs that training and `napari-hcc export` make."""
 
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
 
 from napari_hcc.cli import main
-from napari_hcc.errors import InputError
+from napari_hcc.errors import Cancelled, InputError
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.study import find_scans
@@ -51,6 +52,21 @@ def test_the_exported_graph_gives_what_torch_gives_on_the_sample_study(backend, 
         assert got.response.viability == pytest.approx(expected.response.viability, abs=0.01)
         assert got.response.apoptosis == pytest.approx(expected.response.apoptosis, abs=0.01)
         assert got.tumor_volume_mm3 == pytest.approx(expected.tumor_volume_mm3, rel=0.01, abs=1.0)
+
+
+def test_tta_progress_and_cancel_work_on_the_graph_as_on_torch():
+    scan = next(iter(find_scans(sample_study()))).load()
+    graph = Engine(default_model(), device="cpu", precision="fp32", backend="openvino", batch_size=4)
+    torch_engine = Engine(default_model(), device="cpu", precision="fp32", backend="torch", batch_size=4)
+    seen = []
+    got = graph.predict(scan, tta=True, progress=seen.append)
+    expected = torch_engine.predict(scan, tta=True)
+    assert [p.done for p in seen] == list(range(1, len(seen) + 1)) and seen[-1].done == seen[-1].total == 4
+    assert dice(got.mask, expected.mask) >= 0.999 and got.uncertainty == pytest.approx(expected.uncertainty, abs=0.01)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        graph.predict(scan, cancel=cancel)
 
 
 def test_auto_runs_the_graph_on_a_cpu_and_says_why_when_it_cannot(model_copy):

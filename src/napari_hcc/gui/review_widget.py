@@ -131,7 +131,7 @@ class ReviewWidget(QScrollArea):
 
     def _warm_up(self) -> None:
         s = self.state
-        worker_lifecycle.start(create_worker(warm_up, self.session.engines, s.model_spec, s.device, s.backend))
+        worker_lifecycle.start(create_worker(warm_up, self.session.engines, *s.compute))
 
     # -- workers ---------------------------------------------------------------------------------
 
@@ -157,9 +157,7 @@ class ReviewWidget(QScrollArea):
         self.session.set_scan(scan, geometry, layer_scan_meta(self.picker.reference_layer()))
         self.cancel_event.clear()
         self._shown = threading.Event()
-        s = self.state
-        args = (s.model_spec, s.device, s.backend, scan, self.tta_box.isChecked(), self.cancel_event)
-        args += (self.session.sibling_refs(),)
+        args = (*self.state.compute, scan, self.tta_box.isChecked(), self.cancel_event, self.session.sibling_refs())
         self._start(create_worker(predict_scan, self.session.engines, *args, self._shown, self.align_box.isChecked()))
 
     def cancel(self) -> None:
@@ -367,9 +365,7 @@ class ReviewWidget(QScrollArea):
         worker = create_worker(
             summarize,
             self.session.engines,
-            s.model_spec,
-            s.device,
-            s.backend,
+            *s.compute,
             refs,
             self.cancel_event,
             self.session.corrections_root(),

@@ -33,3 +33,8 @@ class ReviewState:
     device: str = "auto"
     #: what runs the network (auto, torch, openvino, onnxruntime; inference/backend_choice.py)
     backend: str = "auto"
+
+    @property
+    def compute(self) -> tuple:
+        """(model, device, backend): what the workers need to make or find the engine."""
+        return self.model_spec, self.device, self.backend

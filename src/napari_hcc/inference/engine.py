@@ -128,7 +128,7 @@ class Engine:
         """A batch through every TTA flip: mean/std tensors on the CPU."""
 
         if self.runner is not None:
-            return self._run_graph_batch(batch, flips)
+            return self.runner.passes(batch, flips)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         masks, arms, bios = [], [], []
         for flip in flips:
@@ -138,18 +138,6 @@ class Engine:
             arms.append(torch.softmax(a, dim=1))
             bios.append(torch.sigmoid(b))
         return [torch.stack(v).float().cpu().numpy() for v in (masks, arms, bios)]
-
-    def _run_graph_batch(self, batch: np.ndarray, flips):
-        """`_run_batch` through the exported graph (numpy in and out)."""
-
-        masks, arms, bios = [], [], []
-        for flip in flips:
-            m, a, b = self.runner(np.flip(batch, flip) if flip else batch)
-            m = np.flip(m, flip) if flip else m
-            masks.append(_sigmoid(m[:, 0]))
-            arms.append(_softmax(a))
-            bios.append(_sigmoid(b))
-        return [np.stack(v) for v in (masks, arms, bios)]
 
     def _run_all(self, x: np.ndarray, flips, cancel: CancelFlag | None):
         """All slices in batches with the out-of-memory fallback. A generator: yields `Progress`
@@ -193,7 +181,7 @@ class Engine:
         """The tumor mask of a scan on its own grid: no TTA, the card's post-processing, no readout."""
         x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         masks = drain(self._run_all(x, TTA_FLIPS[:1], cancel))[0]
-        probability = geometry.to_source(_display_probability(masks, geometry))
+        probability = geometry.to_source(geometry.display_probability(masks))
         return PostProcess.from_card(self.card).apply(probability, scan.affine)
 
     def forget_sessions(self) -> None:
@@ -270,7 +258,7 @@ class Engine:
         masks, arms, bios = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
         t2 = time.perf_counter()
 
-        prob_disp = _display_probability(masks, geometry)  # (N, rows, cols)
+        prob_disp = geometry.display_probability(masks)  # (N, rows, cols)
         spread_disp = geometry.to_display_grid(masks.std(0)) if tta else None
         probability = geometry.to_source(prob_disp)
         mask = post.apply(probability, scan.affine)
@@ -409,17 +397,3 @@ def predict(
     """One-off convenience: load (default) model, place it, predict one scan."""
     engine = Engine(model or load_model(None), device=device, precision=precision, batch_size=batch_size)
     return engine.predict(scan, tta=tta, postprocess=postprocess, progress=progress, cancel=cancel)
-
-
-def _display_probability(masks, geometry) -> np.ndarray:
-    """The mean tumor probability over the TTA passes on the display grid, float32 in [0, 1]."""
-    return np.clip(geometry.to_display_grid(masks.mean(0)), 0, 1).astype(np.float32)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -45,6 +45,18 @@ class GraphRunner:
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))
 
+    def passes(self, batch: np.ndarray, flips) -> list[np.ndarray]:
+        """A batch through every TTA flip (each undone on the mask): [tumor probabilities (F, N, H, W),
+        arm probabilities (F, N, arms), biomarkers (F, N, 2)], as the torch engine gives them."""
+
+        masks, arms, bios = [], [], []
+        for flip in flips:
+            m, a, b = self(np.flip(batch, flip) if flip else batch)
+            masks.append(_sigmoid(np.flip(m, flip)[:, 0] if flip else m[:, 0]))
+            arms.append(_softmax(a))
+            bios.append(_sigmoid(b))
+        return [np.stack(v) for v in (masks, arms, bios)]
+
     def _openvino(self, threads: int | None):
         import openvino as ov  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
 
@@ -91,3 +103,12 @@ class GraphRunner:
             return tuple(np.asarray(o, dtype=np.float32) for o in session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: x}))
 
         return run
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

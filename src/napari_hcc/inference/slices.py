@@ -52,6 +52,10 @@ class SliceGeometry:
         maps = self.crop(np.asarray(maps, dtype=np.float32))
         return resize_slices(maps, self.display_shape[1:]) if self.resampled else np.ascontiguousarray(maps)
 
+    def display_probability(self, masks: np.ndarray) -> np.ndarray:
+        """The mean tumor probability over the TTA passes (F, N, H, W) on the display grid, float32 in [0, 1]."""
+        return np.clip(self.to_display_grid(masks.mean(0)), 0, 1).astype(np.float32)
+
     def to_source(self, display_volume: np.ndarray) -> np.ndarray:
         """A (slices, rows, cols) display-frame volume -> the source voxel grid."""
         return from_display(display_volume, self.source_affine, self.source_shape)
