@@ -134,3 +134,20 @@ def _without_graph(folder):
     card = json.loads((folder / "model.json").read_text())
     del card["exported"]
     (folder / "model.json").write_text(json.dumps(card))
+
+
+def test_a_machine_without_openvino_takes_onnxruntime_and_without_either_torch(monkeypatch):
+    import napari_hcc.inference.backend_choice as choice
+
+    model = default_model()
+    monkeypatch.setattr(choice, "backend_installed", lambda kind: kind == "onnxruntime")
+    assert choice.choose_backend("auto", "cpu", model.card, model.path).kind == "onnxruntime"
+    with pytest.raises(InputError, match="openvino backend is not installed"):
+        choice.choose_backend("openvino", "cpu", model.card, model.path)
+    monkeypatch.setattr(choice, "backend_installed", lambda kind: False)
+    fallback = choice.choose_backend("auto", "cpu", model.card, model.path)
+    assert fallback.kind == "torch" and "neither OpenVINO nor ONNX Runtime is installed" in fallback.note
+    # on a GPU, auto is torch whatever is installed; a graph backend asked for there is refused
+    assert choice.choose_backend("auto", "cuda", model.card, model.path).kind == "torch"
+    with pytest.raises(InputError, match="runs on the CPU"):
+        choice.choose_backend("onnxruntime", "cuda", model.card, model.path)
