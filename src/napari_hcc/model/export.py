@@ -43,12 +43,29 @@ def export_graph(model_dir: str | Path, progress=None, template: str | Path | No
     if not folder.is_dir():
         raise InputError(f"{folder} is not a model folder; export writes the graph beside the model's weights.")
     model = load_model(folder)
+    return _write_graph(folder, model, *_template_graph(template, model), progress)
+
+
+def export_like(model_dir: str | Path, *templates: str | Path | None) -> dict | None:
+    """After training or fitting a readout: give `model_dir` a graph by setting its weights into the
+    graph of the first template built like it (the model it came from, then the shipped default),
+    which takes seconds. None when no template fits (then `napari-hcc export` traces the network)."""
+
+    model = load_model(model_dir)
+    for template in (*templates, default_model_folder()):
+        source, template_exporter = _template_graph(template, model)
+        if source is not None:
+            return _write_graph(Path(model_dir), model, source, template_exporter)
+    return None
+
+
+def _write_graph(folder: Path, model: LoadedModel, source: Path | None, template_exporter: str, progress=None) -> dict:
+    """Trace (no `source`) or reweight `source`, check against torch, write the graph and the card entry."""
     say = progress or (lambda message: None)
     net = model.build()
     multiple = int(model.card.input.get("size_multiple", 32))
     size = int(np.ceil(128 / multiple) * multiple)
     example = torch.rand(2, len(model.card.channels), size, size, generator=torch.Generator().manual_seed(0))
-    source, template_exporter = _template_graph(template, model)
     with tempfile.TemporaryDirectory(prefix="napari-hcc-export-") as tmp:
         if source is None:
             raw = Path(tmp) / "raw.onnx"
@@ -59,7 +76,7 @@ def export_graph(model_dir: str | Path, progress=None, template: str | Path | No
             say(f"giving the graph of {source.parent} this model's weights")
             graph = _reweight(source, model.state)
         with atomic_path(folder / GRAPH_FILE, overwrite=True) as out:
-            out.write_bytes(graph)
+            out.write_bytes(graph.SerializeToString())
             say("checking the graph against the network")
             _check(net, out, example)
             digest = sha256_file(out)
@@ -68,7 +85,7 @@ def export_graph(model_dir: str | Path, progress=None, template: str | Path | No
         "sha256": digest,
         "weights_sha256": str(model.card.weights.get("sha256", "")),
         "format": "onnx",
-        "opset": _opset(folder / GRAPH_FILE),
+        "opset": max((int(o.version) for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0),
         "exporter": f"torch {torch.__version__} (dynamo)"
         if source is None
         else f"{template_exporter}; this model's weights set into the graph of {source.parent.name}",
@@ -79,18 +96,6 @@ def export_graph(model_dir: str | Path, progress=None, template: str | Path | No
     card.exported = dict(card.exported or {}) | {"onnx": entry}
     write_text(folder / CARD_FILE, card.to_json())
     return entry
-
-
-def export_like(model_dir: str | Path, *templates: str | Path | None) -> dict | None:
-    """After training or fitting a readout: give `model_dir` a graph by setting its weights into the
-    graph of the first template built like it (the model it came from, then the shipped default),
-    which takes seconds. None when no template fits (then `napari-hcc export` traces the network)."""
-
-    model = load_model(model_dir)
-    for template in (*templates, default_model_folder()):
-        if _template_graph(template, model)[0] is not None:
-            return export_graph(model_dir, template=template)
-    return None
 
 
 def _template_graph(template: str | Path | None, model: LoadedModel) -> tuple[Path | None, str]:
@@ -108,7 +113,7 @@ def _template_graph(template: str | Path | None, model: LoadedModel) -> tuple[Pa
     return path, str(other.card.exported.get("onnx", {}).get("exporter", "")) if path else ""
 
 
-def _reweight(source: Path, state: dict) -> bytes:
+def _reweight(source: Path, state: dict) -> onnx.ModelProto:
     """The graph at `source` with each weight replaced by the tensor of the same name in `state` (fp16
     where fp16 holds it exactly, as in `_compress`; the Cast in front of it takes either)."""
 
@@ -130,7 +135,7 @@ def _reweight(source: Path, state: dict) -> bytes:
     del model.graph.initializer[:]
     model.graph.initializer.extend(replaced)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return model
 
 
 def _trace(net, example: torch.Tensor, path: Path, multiple: int) -> None:
@@ -156,13 +161,13 @@ def _trace(net, example: torch.Tensor, path: Path, multiple: int) -> None:
         ) from None
 
 
-def _compress(path: Path, weights_dtype: str) -> bytes:
+def _compress(path: Path, weights_dtype: str) -> onnx.ModelProto:
     """The graph with every fp32 weight that fp16 holds exactly stored as fp16 behind a Cast (the
     checkpoint's fp16 weights come back as they were; anything else stays fp32)."""
 
     model = onnx.load(str(path))
     if weights_dtype != "float16":
-        return model.SerializeToString()
+        return model
     graph = model.graph
     kept, casts = [], []
     for init in graph.initializer:
@@ -185,7 +190,7 @@ def _compress(path: Path, weights_dtype: str) -> bytes:
     del graph.node[:]
     graph.node.extend(casts + nodes)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return model
 
 
 def _check(net, path: Path, example: torch.Tensor) -> None:
@@ -198,8 +203,3 @@ def _check(net, path: Path, example: torch.Tensor) -> None:
         raise InputError(
             f"the exported graph does not reproduce the network (largest logit difference {worst:.2g}); it was not kept."
         )
-
-
-def _opset(path: Path) -> int:
-    model = onnx.load(str(path), load_external_data=False)
-    return max((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
