@@ -29,7 +29,7 @@ from napari_hcc.inference.engine import Engine
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.volume import load_volume
 from napari_hcc.metrics import dice
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.loading import load_model
 from napari_hcc.review.trainingset import save_correction
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.trainer import train

@@ -24,8 +24,10 @@ import torch
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
-from napari_hcc.model.checkpoint import load_model
-from napari_hcc.model.devices import cpu_native_bf16, describe_device, resolve_device
+from napari_hcc.model.checkpoint import build_network
+from napari_hcc.model.compute import cpu_native_bf16
+from napari_hcc.model.devices import describe_device, resolve_device
+from napari_hcc.model.loading import load_model
 
 
 def peak_rss_mib() -> float:
@@ -74,7 +76,7 @@ def reference_pipeline(net, scan, device) -> np.ndarray:
 
 
 def time_reference(loaded, scans, device, repeats: int) -> list[float]:
-    net = loaded.build().to(device).eval()
+    net = build_network(loaded).to(device).eval()
     reference_pipeline(net, scans[0], device)
     times = []
     for _ in range(repeats):

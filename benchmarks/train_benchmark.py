@@ -19,7 +19,8 @@ import torch
 
 from napari_hcc.io.user_paths import sample_study
 from napari_hcc.model.card import ModelCard
-from napari_hcc.model.devices import autocast, cpu_native_bf16, describe_device, resolve_device
+from napari_hcc.model.compute import cpu_native_bf16
+from napari_hcc.model.devices import autocast, describe_device, resolve_device
 from napari_hcc.model.network import HCCNet
 from napari_hcc.training.augment import augment
 from napari_hcc.training.dataset import build_dataset

@@ -26,7 +26,7 @@ import numpy as np
 
 def main() -> None:
     from napari_hcc.inference.engine import Engine
-    from napari_hcc.model.checkpoint import load_model
+    from napari_hcc.model.loading import load_model
     from napari_hcc.readout.fit import feature_rows, fit_readout
     from napari_hcc.vocabulary import ARMS
 

@@ -4,8 +4,11 @@ its checks, and the graphs that training and `napari-hcc export` make."""
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -17,8 +20,8 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
 from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import default_model_folder
-from napari_hcc.model.checkpoint import default_model, load_model
 from napari_hcc.model.graph import graph_for
+from napari_hcc.model.loading import default_model, load_model
 
 pytestmark = pytest.mark.skipif(
     not (default_model_folder() / "model.onnx").exists(), reason="no shipped exported graph in this build"
@@ -151,3 +154,31 @@ def test_a_machine_without_openvino_takes_onnxruntime_and_without_either_torch(m
     assert choice.choose_backend("auto", "cuda", model.card, model.path).kind == "torch"
     with pytest.raises(InputError, match="runs on the CPU"):
         choice.choose_backend("onnxruntime", "cuda", model.card, model.path)
+
+
+def test_predict_on_the_exported_graph_imports_no_torch(tmp_path):
+    """The whole `napari-hcc predict` of a follow-up scan (the scan, its rat's baseline for the
+    readout, the files written) in a fresh process, as a user runs it: torch, timm and
+    segmentation-models-pytorch are never imported, and the masks are the ones torch gives."""
+    session = sample_study() / "sub-rat01" / "ses-wk2"
+    code = (
+        "import sys; from napari_hcc.cli import main; "
+        f"code = main(['predict', '-i', {str(session)!r}, '-o', {str(tmp_path / 'graph')!r}, '--device', 'cpu', '--quiet']); "
+        "print(code, sorted(m for m in ('torch', 'timm', 'segmentation_models_pytorch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr
+    assert main(["predict", "-i", str(session), "-o", str(tmp_path / "torch"), "--backend", "torch", "--quiet"]) == 0
+    rows = {}
+    for kind in ("graph", "torch"):
+        header, row = (tmp_path / kind / "predictions.csv").read_text().splitlines()[:2]
+        rows[kind] = dict(zip(header.split(","), row.split(","), strict=True))
+    assert rows["graph"]["backend"] in ("openvino", "onnxruntime") and rows["torch"]["backend"] == "torch"
+    masks = {kind: sorted((tmp_path / kind).rglob("*_mask.nii.gz")) for kind in rows}
+    assert len(masks["graph"]) == len(masks["torch"]) == 1
+    graph, reference = (np.asarray(nib.load(m[0]).dataobj) for m in (masks["graph"], masks["torch"]))
+    assert graph.sum() > 0 and dice(graph, reference) >= 0.999
+    for column in ("tumor_volume_mm3", "p_control", "p_sorafenib", "p_nk", "p_combination", "viability", "apoptosis"):
+        assert abs(float(rows["graph"][column]) - float(rows["torch"][column])) <= 0.01 * max(
+            1.0, abs(float(rows["torch"][column]))
+        )

@@ -12,6 +12,7 @@ from napari_hcc.errors import Cancelled
 from napari_hcc.inference.engine import Engine
 from napari_hcc.inference.measure import volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
+from napari_hcc.inference.torch_runner import TorchRunner
 from napari_hcc.io.orientation import from_display, to_display
 from napari_hcc.io.study import bids_session
 from napari_hcc.model.checkpoint import untrained_model
@@ -154,14 +155,14 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(monkeypatch, scan
     reference = Engine(untrained_model(), device="cpu", precision="fp32", batch_size=16).predict(scan)
 
     eng = Engine(untrained_model(), device="cpu", precision="fp32", batch_size=16)
-    real_forward = Engine._forward
+    real_forward = TorchRunner.forward
 
     def small_batches_only(self, x):
         if len(x) > 4:
             _raise_oom()
         return real_forward(self, x)
 
-    monkeypatch.setattr(Engine, "_forward", small_batches_only)
+    monkeypatch.setattr(TorchRunner, "forward", small_batches_only)
     pred = eng.predict(scan)
     assert [e.split(";")[0] for e in pred.run.events] == [
         "out of memory on cpu with a batch of 16",
@@ -173,14 +174,15 @@ def test_out_of_memory_halves_the_batch_then_falls_back_to_cpu(monkeypatch, scan
     # A GPU that cannot take even one slice: the engine moves to the CPU and finishes the scan.
     # ("meta" stands in for a GPU: it has no memory at all.)
     eng = Engine(untrained_model(), device="cpu", precision="fp32", batch_size=2)
-    eng.device, eng.precision, eng.net = torch.device("meta"), "fp32", eng.net.to("meta")
+    eng.runner.device, eng.runner.net = torch.device("meta"), eng.net.to("meta")
+    eng.device = eng.runner.device
 
     def gpu_always_full(self, x):
         if self.device.type != "cpu":
             _raise_oom()
         return real_forward(self, x)
 
-    monkeypatch.setattr(Engine, "_forward", gpu_always_full)
+    monkeypatch.setattr(TorchRunner, "forward", gpu_always_full)
     pred = eng.predict(scan)
     assert pred.run.events[-1].startswith("out of memory on meta even with a batch of 1; continued on the CPU")
     assert pred.run.device == "cpu"
@@ -191,7 +193,7 @@ def test_other_errors_are_not_taken_for_out_of_memory(monkeypatch, scan):
     def broken(self, x):
         raise RuntimeError("shape mismatch in conv")
 
-    monkeypatch.setattr(Engine, "_forward", broken)
+    monkeypatch.setattr(TorchRunner, "forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         Engine(untrained_model(), device="cpu").predict(scan)
 

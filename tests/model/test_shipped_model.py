@@ -9,7 +9,7 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
 from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import default_model_folder
-from napari_hcc.model.checkpoint import default_model
+from napari_hcc.model.loading import default_model
 
 pytestmark = pytest.mark.skipif(
     not (default_model_folder() / "model.safetensors").exists(), reason="no shipped model in this build"

@@ -31,7 +31,7 @@ def test_history_sorts_sessions_and_skips_those_without_a_tumor():
 
 def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_path):
     from napari_hcc.inference.engine import Engine
-    from napari_hcc.model.checkpoint import default_model
+    from napari_hcc.model.loading import default_model
 
     study = tmp_path / "study"
     shutil.copytree(tiny_study, study)
@@ -50,7 +50,7 @@ def test_an_unreadable_earlier_session_is_left_out_with_a_note(tiny_study, tmp_p
 
 def test_the_mask_can_come_before_the_earlier_sessions_are_read(tiny_study):
     from napari_hcc.inference.engine import Engine
-    from napari_hcc.model.checkpoint import default_model
+    from napari_hcc.model.loading import default_model
 
     wk2 = next(r for r in find_scans(tiny_study) if r.subject == "rat03" and r.session == "wk2").load()
     engine = Engine(default_model(), device="cpu")

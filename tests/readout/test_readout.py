@@ -13,7 +13,7 @@ from napari_hcc.evaluation.protocols import evaluate_model
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import find_scans
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.loading import load_model
 from napari_hcc.readout.features import FEATURE_NAMES, tumor_features
 from napari_hcc.readout.fit import feature_rows, fit_readout
 from napari_hcc.training.config import TrainConfig
@@ -102,7 +102,7 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
     assert model.readout is not None and model.readout.arm_coef.shape == (4, len(FEATURE_NAMES))
     # The network's tensors are the source model's; the readout's numbers round-trip through the file.
     source = load_model(network)
-    assert all(np.array_equal(source.state[k].numpy(), model.state[k].numpy()) for k in source.state)
+    assert all(np.array_equal(source.state[k], model.state[k]) for k in source.state)
     # The readout is fitted on the masks it will read: the network's own, not the truth.
     source_engine = Engine(load_model(network), device="cpu")
     refit = fit_readout(feature_rows([tiny_study], engine=source_engine), ARMS)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from napari_hcc.inference.subsets import subset_readout, unread_response_note
-from napari_hcc.model.checkpoint import load_model, save_model, untrained_model
+from napari_hcc.model.checkpoint import build_network, save_model, untrained_model
+from napari_hcc.model.loading import load_model
 from napari_hcc.readout.build import _subset_readouts
 from napari_hcc.readout.features import FEATURE_NAMES, subset_feature_names
 from napari_hcc.readout.fit import FeatureRow, fit_readout
@@ -46,7 +47,7 @@ def test_a_subset_reads_the_response_only_where_its_sequences_carry_the_arm(tmp_
 
     base = untrained_model()
     base.card.input = {**base.card.input, "missing_sequences": "zero"}
-    save_model(base.build(), base.card, tmp_path / "m", readout=full, subset_readouts=subsets)
+    save_model(build_network(base), base.card, tmp_path / "m", readout=full, subset_readouts=subsets)
     model = load_model(tmp_path / "m")
     assert set(model.subset_readouts) == set(subsets) and "subsets" in model.card.readout
     f = rows[4].features
@@ -64,6 +65,6 @@ def test_a_subset_reads_the_response_only_where_its_sequences_carry_the_arm(tmp_
 def test_a_model_without_sequence_dropout_never_uses_a_subset_readout(reads, tmp_path):
     rows = _rows(40)
     base = untrained_model()  # an older card: stand-ins, no subset reading
-    save_model(base.build(), base.card, tmp_path / "m", readout=fit_readout(rows, ARMS),
+    save_model(build_network(base), base.card, tmp_path / "m", readout=fit_readout(rows, ARMS),
                subset_readouts=_subset_readouts(rows, ARMS))  # fmt: skip
     assert subset_readout(load_model(tmp_path / "m"), {"T1w": "T2w"}) is None

@@ -1,9 +1,10 @@
 """The `napari-hcc` command line: thin, calling the same core functions as the napari widgets.
 
-This module holds the parser and `main`; the commands live in `study_commands.py` (simulate, check:
-no torch), `model_commands.py` (predict, info, train, fit-readout, evaluate) and, for `view`, the GUI.
-Each group is imported only when one of its commands runs, so `napari-hcc --help` imports neither
-numpy's heavy users nor torch nor napari (tested).
+This module holds the parser and `main`; the commands live in `study_commands.py` (simulate, check,
+import: no torch), `predict_command.py` (predict: torch only when torch runs the network),
+`model_commands.py` (info, export, train, fit-readout, evaluate) and, for `view`, the GUI. Each group
+is imported only when one of its commands runs, so `napari-hcc --help` imports neither numpy's heavy
+users nor torch nor napari, and `predict` on a CPU with the exported graph imports no torch (tested).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from napari_hcc.errors import InputError, UsageError
 from napari_hcc.vocabulary import BACKENDS, MISMATCH_POLICIES, PRECISIONS, REGISTRATION_KINDS
 
 STUDY_COMMANDS = ("simulate", "check", "import")
-MODEL_COMMANDS = ("predict", "info", "train", "fit-readout", "evaluate", "export")
+MODEL_COMMANDS = ("info", "train", "fit-readout", "evaluate", "export")
 
 
 def _run(args) -> int:
@@ -26,6 +27,10 @@ def _run(args) -> int:
         from napari_hcc.cli import study_commands  # noqa: PLC0415 - lazy: numpy and nibabel, only when a command needs them
 
         return study_commands.__dict__[args.command.replace("import", "import_")](args)
+    if args.command == "predict":
+        from napari_hcc.cli import predict_command  # noqa: PLC0415 - lazy: what reading a scan needs, torch only if it runs the network
+
+        return predict_command.predict(args)
     if args.command in MODEL_COMMANDS:
         from napari_hcc.cli import model_commands  # noqa: PLC0415 - lazy: torch, only when a command runs the network
 

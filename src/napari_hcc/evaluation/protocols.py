@@ -37,8 +37,9 @@ from napari_hcc.io.study import find_scans, read_participants
 from napari_hcc.metrics import arm_metrics, dice
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.catalog import WEIGHTS_FILE
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.checkpoint import build_network
 from napari_hcc.model.devices import resolve_device
+from napari_hcc.model.loading import load_model
 from napari_hcc.progress import ProgressFn
 from napari_hcc.readout.fit import feature_rows, fit_readout
 from napari_hcc.readout.stored import readout_summary
@@ -233,7 +234,7 @@ def evaluate_leaky(
                         leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}"),
             progress,
         )  # fmt: skip
-        net = load_model(model_dir).build().to(dev).eval()
+        net = build_network(load_model(model_dir)).to(dev).eval()
         held = leaky_holdout(ds, k, i, seed)
         held = held[ds.tumor_slices[held]]
         with torch.no_grad():

@@ -2,9 +2,10 @@
 Each yields `Update` messages (gui/messages.py) that the widget turns into layers and labels on the
 main thread; none of them touches Qt or napari objects.
 
-torch is imported here only inside the worker thread (`get_engine`, `fine_tune_model`), after the
-Triton guard: importing it on napari's Qt thread would stall the viewer for seconds, and with Mesa's
-LLVM loaded Triton's import would crash the process (gui/triton_guard.py).
+The engine (and torch, when torch runs the network or trains) is imported here only inside the worker
+thread (`get_engine`, `fine_tune_model`), after the Triton guard: importing torch on napari's Qt thread
+would stall the viewer for seconds, and with Mesa's LLVM loaded Triton's import would crash the process
+(gui/triton_guard.py). On a CPU with the model's exported graph the engine imports no torch at all.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def get_engine(cache: dict, model_spec, device: str, backend: str = "auto") -> E
     """One Engine per (model, device, backend), built on first use (loading and placing the model).
     Thread-safe: the widget warms the cache up in the background while the reader looks around."""
     keep_triton_out()
-    from napari_hcc.inference.engine import load_engine  # noqa: PLC0415 - lazy: torch, in the worker thread only
+    from napari_hcc.inference.engine import load_engine  # noqa: PLC0415 - lazy: in the worker thread only
 
     key = (str(model_spec) if model_spec is not None else None, device, backend)
     with _ENGINE_LOCK:
@@ -41,7 +42,8 @@ def get_engine(cache: dict, model_spec, device: str, backend: str = "auto") -> E
 
 
 def warm_up(cache: dict, model_spec, device: str, backend: str = "auto") -> None:
-    """Import torch and place the model before the first Run (errors wait for Run to report them)."""
+    """Load and place the model (compile its graph, or import torch) before the first Run (errors wait
+    for Run to report them)."""
     try:
         get_engine(cache, model_spec, device, backend)
     except Exception:  # noqa: BLE001 - Run reports the same problem in one sentence

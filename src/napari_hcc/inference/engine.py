@@ -5,10 +5,10 @@
 
 * All slices go through the network in batches; `progress(Progress)` is called after each batch and
   `cancel` (a threading.Event or any object with `is_set()`) is checked between batches (`progress.py`).
-* GPU: mixed precision (bf16 where supported, else fp16), channels-last. CPU: channels-last, fp32,
-  or bf16 when the processor has native bf16. BatchNorm is folded into the convolutions.
-* Backends (`backend_choice.py`): torch, or on a CPU the model's exported graph under OpenVINO or ONNX
-  Runtime (`graph_runner.py`); both give the same three outputs, and everything after them is shared.
+* Backends (`backend_choice.py`): torch (`torch_runner.py`: CPU, CUDA, MPS), or on a CPU the model's
+  exported graph under OpenVINO or ONNX Runtime (`graph_runner.py`); both take and give numpy, and
+  everything after the network is shared. torch is imported only when it runs the network: on a CPU
+  with the exported graph, reading a scan needs no torch at all.
 * Out of memory: the batch is halved and retried; at a batch of one the model moves to the CPU
   (rebuilt from the checkpoint) and carries on. What happened is recorded in `Prediction.run.events`.
 * TTA (flips along both in-plane axes): the mean is the prediction, the spread is the uncertainty.
@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Generator
@@ -24,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from napari_hcc.errors import InputError
 from napari_hcc.inference.aggregate import aggregate_scan, mask_uncertainty
@@ -38,9 +36,8 @@ from napari_hcc.inference.subsets import scan_notes, subset_readout, unread_resp
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
-from napari_hcc.model.checkpoint import LoadedModel, load_model
-from napari_hcc.model.devices import autocast, choose_precision, describe_device, is_out_of_memory, resolve_device
-from napari_hcc.model.network import fold_batchnorm
+from napari_hcc.model.compute import cpu_precision, cpu_threads, cpu_without_torch, is_out_of_memory
+from napari_hcc.model.loading import LoadedModel, load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, check_cancel, drain
 from napari_hcc.readout.features import tumor_features
 from napari_hcc.readout.history import earlier_sessions, history_of
@@ -64,80 +61,47 @@ class Engine:
 
         self.model = model
         self.card = model.card
-        self.device = resolve_device(device) if isinstance(device, str) or device is None else torch.device(device)
-        self.requested_precision = precision
-        self.precision = choose_precision(self.device, precision)
         if batch_size is not None and batch_size < 1:
             raise InputError(f"the batch size must be at least 1 (got {batch_size}).")
-        self.batch_size = int(batch_size or (32 if self.device.type != "cpu" else 16))
         #: tumor features of sessions segmented plainly (no TTA, the card's post-processing), by file
         #: identity: a rat's earlier sessions are read once however many later scans need them
         self._session_features: dict[tuple, np.ndarray | None] = {}
         self.events: list[str] = []
         t = time.perf_counter()
-        choice = choose_backend(backend, self.device.type, self.card, model.path)
+        self.requested_precision = precision
+        # the CPU is known without torch; anything else (a GPU, or 'auto' where one may be) torch names
+        cpu = cpu_without_torch(device) if isinstance(device, str) or device is None else None
+        place = cpu or _torch().torch_device(device)
+        choice = choose_backend(backend, place.type, self.card, model.path)
         self.backend = choice.kind
         #: why auto chose what it chose (e.g. torch, because the model has no exported graph); "" otherwise
         self.backend_note = choice.note
-        self.net = None
-        self.runner = None
         if choice.graph is not None:
-            # as many threads as torch would use (OMP_NUM_THREADS, torch.set_num_threads), so both backends compare
-            self.runner = GraphRunner(choice.graph, choice.kind, self.precision, threads=torch.get_num_threads())
-            self.precision = self.runner.precision
+            self.runner = GraphRunner(choice.graph, choice.kind, cpu_precision(precision), threads=cpu_threads())
         else:
-            self.net = self._place(self.device)
+            self.runner = _torch().TorchRunner(model, place, precision)
+        self.device = self.runner.device
+        self.precision = self.runner.precision
+        self.batch_size = int(batch_size or _default_batch(self.backend, self.device.type))
         self.load_seconds = time.perf_counter() - t
-
-    # -- set-up ----------------------------------------------------------------------------------
-
-    def _place(self, device):
-
-        net = self.model.build()
-        fold_batchnorm(net)
-        return net.to(device=device, memory_format=torch.channels_last).eval()
 
     def _fall_back_to_cpu(self, reason: str) -> None:
 
         previous = self.device
-        self.net = None
-        if previous.type == "cuda":
-            with contextlib.suppress(Exception):
-                torch.cuda.empty_cache()
-        self.device = torch.device("cpu")
-        keep = self.requested_precision if self.requested_precision in ("fp32", "bf16") else "auto"
-        self.precision = choose_precision(self.device, keep)
-        self.net = self._place(self.device)
+        self.runner = self.runner.on_cpu(self.requested_precision)
+        self.device, self.precision = self.runner.device, self.runner.precision
         self.events.append(f"{reason} on {previous} even with a batch of 1; continued on the CPU ({self.precision})")
 
     @property
+    def net(self):
+        """The torch network, when torch runs it; None under an exported-graph backend."""
+        return getattr(self.runner, "net", None)
+
+    @property
     def device_name(self) -> str:
-        name = describe_device(self.device)
-        return name if self.runner is None else f"{name}, {self.backend}"
+        return self.runner.describe()
 
     # -- the network -----------------------------------------------------------------------------
-
-    def _forward(self, x):
-        """One batch through the network: (mask logits, arm logits, biomarker logits) as float32."""
-
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            mask, arm, bio = self.net(x)
-        return mask.float(), arm.float(), bio.float()
-
-    def _run_batch(self, batch: np.ndarray, flips):
-        """A batch through every TTA flip: mean/std tensors on the CPU."""
-
-        if self.runner is not None:
-            return self.runner.passes(batch, flips)
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        masks, arms, bios = [], [], []
-        for flip in flips:
-            xi = torch.flip(x, flip) if flip else x
-            m, a, b = self._forward(xi)
-            masks.append(torch.sigmoid(torch.flip(m, flip) if flip else m)[:, 0])
-            arms.append(torch.softmax(a, dim=1))
-            bios.append(torch.sigmoid(b))
-        return [torch.stack(v).float().cpu().numpy() for v in (masks, arms, bios)]
 
     def _run_all(self, x: np.ndarray, flips, cancel: CancelFlag | None):
         """All slices in batches with the out-of-memory fallback. A generator: yields `Progress`
@@ -153,12 +117,11 @@ class Engine:
             check_cancel(cancel, "inference")
             stop = min(n, start + batch)
             try:
-                results.append(self._run_batch(x[start:stop], flips))
+                results.append(self.runner.passes(x[start:stop], flips))
             except Exception as exc:  # only out-of-memory errors are handled; the rest are raised again
                 if not is_out_of_memory(exc):
                     raise
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
+                self.runner.release_memory()
                 if batch > 1:
                     self.events.append(
                         f"out of memory on {self.device} with a batch of {batch}; retried with {max(1, batch // 2)}"
@@ -397,3 +360,18 @@ def predict(
     """One-off convenience: load (default) model, place it, predict one scan."""
     engine = Engine(model or load_model(None), device=device, precision=precision, batch_size=batch_size)
     return engine.predict(scan, tta=tta, postprocess=postprocess, progress=progress, cancel=cancel)
+
+
+def _torch():
+    """The torch backend's module, imported when torch runs the network (or must name the device)."""
+    from napari_hcc.inference import torch_runner  # noqa: PLC0415 - lazy: torch only when it is needed
+
+    return torch_runner
+
+
+def _default_batch(backend: str, device_type: str) -> int:
+    """Slices per batch: 32 on a GPU, 16 for torch on a CPU; 4 for an exported graph, which runs as fast
+    in batches of 4 as of 15 but holds a third of the memory (docs/benchmarks.md)."""
+    if device_type != "cpu":
+        return 32
+    return 16 if backend == "torch" else 4

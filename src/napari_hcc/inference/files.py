@@ -20,7 +20,6 @@ import numpy as np
 
 from napari_hcc import __version__
 from napari_hcc.io.atomic import save_nifti, write_text
-from napari_hcc.io.dicom_seg import source_dicom_files, write_dicom_seg
 from napari_hcc.io.masks import mask_image
 from napari_hcc.io.scan import Scan
 
@@ -107,6 +106,11 @@ def write_prediction(
     if scan.alignment:
         sidecar["SequenceAlignment"] = scan.alignment
     if dicom_seg:
+        from napari_hcc.io.dicom_seg import (  # noqa: PLC0415 - lazy: pydicom and highdicom, only for a DICOM SEG
+            source_dicom_files,
+            write_dicom_seg,
+        )
+
         sources = source_dicom_files(scan.paths["T1w"])
         if sources is None:
             prediction.notes.append("no DICOM SEG: this scan's reference image was not imported from DICOM")

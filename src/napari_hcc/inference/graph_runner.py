@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.user_paths import user_cache_folder
+from napari_hcc.model.compute import CPU, cpu_threads, describe_cpu
 from napari_hcc.model.graph import GRAPH_INPUT, GRAPH_OUTPUTS
 
 GRAPH_BACKENDS = ("openvino", "onnxruntime")
@@ -38,9 +39,17 @@ class GraphRunner:
         if not backend_installed(kind):
             raise InputError(f"the {kind} backend is not installed here (pip install {BACKEND_PACKAGE[kind]}).")
         self.kind = kind
+        self.device = CPU
         self.precision = precision if kind == "openvino" else "fp32"
         self.path = Path(path)
-        self._run = self._openvino(threads) if kind == "openvino" else self._onnxruntime(threads)
+        self.threads = int(threads or cpu_threads())
+        self._run = self._openvino(self.threads) if kind == "openvino" else self._onnxruntime(self.threads)
+
+    def describe(self) -> str:
+        return f"{describe_cpu(self.threads)}, {self.kind}"
+
+    def release_memory(self) -> None:
+        """Nothing to give back: the compiled graph holds no cache worth dropping."""
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))

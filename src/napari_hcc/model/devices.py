@@ -1,4 +1,5 @@
-"""Compute devices: parse and validate the user's choice, describe what is there, pick a precision.
+"""Compute devices as torch sees them: parse and validate the user's choice, describe what is there,
+pick a precision. What can be known without torch (the CPU, its threads and bf16) is in `compute.py`.
 
 `auto` picks CUDA, then Apple MPS, then the CPU. Explicit `cpu`, `cuda`, `cuda:N` and `mps` are
 checked here, so a wrong choice ends in one sentence instead of a CUDA error deep inside torch.
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from functools import lru_cache
 
 import torch
 
 from napari_hcc.errors import InputError
-from napari_hcc.vocabulary import PRECISIONS, Precision
+from napari_hcc.model.compute import check_precision, cpu_precision, describe_cpu
+from napari_hcc.vocabulary import Precision
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
@@ -58,37 +59,18 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-@lru_cache(maxsize=1)
-def cpu_native_bf16() -> bool:
-    """True when the processor computes bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on Arm)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = set()
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 def choose_precision(device, requested: Precision = "auto") -> Precision:
     """fp32, bf16 or fp16 for this device. auto: mixed precision on a GPU, bf16 on a CPU with native
     bf16, otherwise fp32."""
 
-    requested = (requested or "auto").lower()
-    if requested not in PRECISIONS:
-        raise InputError(f"unknown precision '{requested}'; choose {', '.join(PRECISIONS)}.")
+    if device.type == "cpu":
+        return cpu_precision(requested)
+    requested = check_precision(requested)
     if requested != "auto":
-        if device.type == "cpu" and requested == "fp16":
-            raise InputError("fp16 is not supported on the CPU; use fp32 or bf16.")
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "mps":
-        return "fp16"
-    return "bf16" if cpu_native_bf16() else "fp32"
+    return "fp16"  # mps
 
 
 def autocast_dtype(precision: str):
@@ -103,15 +85,6 @@ def autocast(device, precision: str):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA/MPS/CPU allocation failure (as opposed to any other runtime error)."""
-
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
 def describe_device(device) -> str:
     """e.g. 'cuda:0 (NVIDIA H200, 139 GiB)' or 'cpu (2 threads, native bf16)'."""
 
@@ -120,7 +93,7 @@ def describe_device(device) -> str:
         return f"cuda:{device.index} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
     if device.type == "mps":
         return "mps (Apple Metal)"
-    return f"cpu ({torch.get_num_threads()} threads{', native bf16' if cpu_native_bf16() else ''})"
+    return describe_cpu(torch.get_num_threads())
 
 
 def available_devices() -> list[str]:

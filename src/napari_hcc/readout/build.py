@@ -21,8 +21,9 @@ from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.inference.subsets import FULL
 from napari_hcc.io.labels import simulation_of
 from napari_hcc.model.catalog import WEIGHTS_FILE
-from napari_hcc.model.checkpoint import load_model, save_model
+from napari_hcc.model.checkpoint import build_network, save_model
 from napari_hcc.model.export import export_like
+from napari_hcc.model.loading import load_model
 from napari_hcc.progress import ProgressFn
 from napari_hcc.readout.features import subset_feature_names
 from napari_hcc.readout.fit import feature_rows, fit_readout
@@ -64,7 +65,7 @@ def add_readout(
         card.description = (card.description + "; " if card.description else "") + note
     card.weights = {}
     dtype = str(base.card.weights.get("dtype", "float16"))
-    save_model(base.build(), card, out, dtype=dtype, readout=readout, subset_readouts=subset_readouts)
+    save_model(build_network(base), card, out, dtype=dtype, readout=readout, subset_readouts=subset_readouts)
     export_like(out, base.path.parent if base.path is not None else None)  # the same network: its graph, reweighted
     return card
 

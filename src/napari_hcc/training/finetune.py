@@ -31,7 +31,7 @@ from napari_hcc.io.study import find_scans, study_root
 from napari_hcc.io.volume import load_volume
 from napari_hcc.metrics import dice
 from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_models_folder
-from napari_hcc.model.checkpoint import load_model
+from napari_hcc.model.loading import load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.augment import AugmentConfig

@@ -37,9 +37,10 @@ import torch
 from napari_hcc.errors import InputError
 from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.model.card import ModelCard
-from napari_hcc.model.checkpoint import load_model, save_model
+from napari_hcc.model.checkpoint import build_network, save_model
 from napari_hcc.model.devices import autocast, choose_precision, resolve_device
 from napari_hcc.model.export import export_like
+from napari_hcc.model.loading import load_model
 from napari_hcc.model.network import HCCNet, load_encoder_weights
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain, is_cancelled
 from napari_hcc.training.augment import augment
@@ -118,10 +119,8 @@ class Trainer:
         self._split_rats()
 
         torch.manual_seed(cfg.seed)
-        net = HCCNet(card.architecture)
-        if self.base is not None:
-            net.load_state_dict(self.base.state)
-        elif cfg.encoder_weights:
+        net = build_network(self.base) if self.base is not None else HCCNet(card.architecture)
+        if self.base is None and cfg.encoder_weights:
             load_encoder_weights(net, cfg.encoder_weights)
         self.net = net.to(device=self.device, memory_format=torch.channels_last)
         if cfg.freeze_encoder:
