@@ -115,15 +115,16 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         variants = [
-            ("napari-hcc", "auto", False, False),
-            ("napari-hcc, earlier sessions read afresh", "auto", False, True),
+            ("napari-hcc", "auto", False, False, "auto"),
+            ("napari-hcc, earlier sessions read afresh", "auto", False, True, "auto"),
         ]
         if device.type == "cpu":
-            variants.append(("napari-hcc fp32", "fp32", False, False))
-        variants.append(("napari-hcc + TTA (4 flips)", "auto", True, False))
+            variants.append(("napari-hcc fp32", "fp32", False, False, "auto"))
+            variants.append(("napari-hcc on torch", "auto", False, False, "torch"))
+        variants.append(("napari-hcc + TTA (4 flips)", "auto", True, False, "auto"))
         results = {}
-        for label, precision, tta, cold in variants:
-            engine = Engine(loaded, device=spec, precision=precision)
+        for label, precision, tta, cold, backend in variants:
+            engine = Engine(loaded, device=spec, precision=precision, backend=backend)
             for what, group, reps in (
                 ("1 sample", one, args.repeats),
                 (f"{len(scans)} sample", scans, max(1, args.repeats // 5)),
@@ -139,7 +140,7 @@ def main() -> None:
                     else f"{peak_rss_mib():.0f} MiB RSS"
                 )
                 print(
-                    f"| {name} | {label} ({engine.precision}) | {what} | {med:.4f} | {slices / med:.0f} | {mem} |",
+                    f"| {name} | {label} ({engine.backend}, {engine.precision}) | {what} | {med:.4f} | {slices / med:.0f} | {mem} |",
                     flush=True,
                 )
         times = time_reference(loaded, one, device, max(2, args.repeats // 3))
