@@ -130,7 +130,7 @@ class RunPanel(QWidget):
         if engine.backend_note:
             text += f" Note: {engine.backend_note}."
         if engine.device.type == "cpu":
-            text += " No GPU in use (a scan takes about a second)."
+            text += " No GPU in use (on a CPU a scan takes seconds, a large field of view longer)."
             self.device_note.setStyleSheet("color: #e0a030;")
         else:
             self.device_note.setStyleSheet("")
