@@ -36,7 +36,7 @@ from napari_hcc.inference.subsets import scan_notes, subset_readout, unread_resp
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
-from napari_hcc.model.compute import cpu_precision, cpu_threads, cpu_without_torch, is_out_of_memory
+from napari_hcc.model.compute import cpu_precision, cpu_without_torch, is_out_of_memory
 from napari_hcc.model.loading import LoadedModel, load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, check_cancel, drain
 from napari_hcc.readout.features import tumor_features
@@ -77,7 +77,7 @@ class Engine:
         #: why auto chose what it chose (e.g. torch, because the model has no exported graph); "" otherwise
         self.backend_note = choice.note
         if choice.graph is not None:
-            self.runner = GraphRunner(choice.graph, choice.kind, cpu_precision(precision), threads=cpu_threads())
+            self.runner = GraphRunner(choice.graph, choice.kind, cpu_precision(precision))
         else:
             self.runner = _torch().TorchRunner(model, place, precision)
         self.device = self.runner.device

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -98,7 +97,7 @@ def build_network(model: LoadedModel) -> HCCNet:
         raise InputError(
             f"the model card of {model.path} describes an architecture napari-hcc cannot build ({exc})."
         ) from None
-    state = {k: torch.from_numpy(np.array(v, order="C")) for k, v in model.state.items()}  # a copy: torch may write
+    state = {k: torch.as_tensor(v) for k, v in model.state.items()}  # no copy: load_state_dict copies them in
     _check_weights_fit(state, net, model.path)
     net.load_state_dict(state, strict=True)
     return net.eval()

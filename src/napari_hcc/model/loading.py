@@ -11,6 +11,7 @@ that they fit the card's architecture, is `checkpoint.build_network`.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,15 +52,22 @@ class LoadedModel:
         return self._state
 
 
-def _read_tensors(weights: Path, wanted) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file whose names `wanted` accepts, as numpy arrays."""
+@contextmanager
+def _opened(weights: Path):
+    """The safetensors file opened for numpy, or one sentence saying it cannot be read."""
     try:
         with safe_open(str(weights), framework="numpy") as fh:
-            return {k: fh.get_tensor(k) for k in fh.keys() if wanted(k)}
+            yield fh
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise InputError(
             f"{weights} is not a readable safetensors checkpoint ({str(exc).splitlines()[0][:80]})."
         ) from None
+
+
+def _read_tensors(weights: Path, wanted) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file whose names `wanted` accepts, as numpy arrays."""
+    with _opened(weights) as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys() if wanted(k)}
 
 
 def _card_path_for(weights: Path) -> Path:
@@ -98,13 +106,8 @@ def locate(spec: str | Path | None) -> tuple[Path, Path | None]:
 def _read_card(weights: Path, card_path: Path | None) -> ModelCard:
     """The model's card (its own file, else the one in the weights' metadata), once the weights file's
     header has been read: a file that is not safetensors is refused here, not at its first use."""
-    try:
-        with safe_open(str(weights), framework="numpy") as fh:
-            meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(
-            f"{weights} is not a readable safetensors checkpoint ({str(exc).splitlines()[0][:80]})."
-        ) from None
+    with _opened(weights) as fh:
+        meta = fh.metadata() or {}
     if card_path is not None:
         try:
             text = card_path.read_text(encoding="utf-8")
