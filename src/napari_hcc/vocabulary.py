@@ -39,6 +39,11 @@ def held_subset(missing) -> str:
 #: the histology fractions the response panel reports (H&E viable fraction, TUNEL apoptotic fraction)
 BIOMARKERS: tuple[str, ...] = ("viability", "apoptosis")
 
+#: the anatomy a network with an anatomy head outlines beside the tumor (training/anatomy.py): liver
+#: parenchyma, to tell a tumor in the liver from a bright kidney or gut; the other organs a tumor is
+#: mistaken for; "other" is everything else (fat, muscle, bone, lung, outside the body)
+ANATOMY: tuple[str, ...] = ("other", "liver", "tumor", "kidney", "gut", "spleen", "vessel")
+
 #: the tissue components of a tumor: the simulator's truth maps and the histology floor
 COMPONENTS: tuple[str, ...] = ("viable", "necrosis", "apoptosis", "edema")
 

@@ -229,6 +229,10 @@ def test_bad_scan_files_end_in_one_sentence(tiny_study, tmp_path, capsys, kind):
         ("device", "no usable CUDA GPU"),
         ("missing model", "model not found"),
         ("no input", "give an INPUT folder (-i) or --t1w, --t2w and --ce"),
+        (
+            "gate without anatomy",
+            "--liver-gate needs a model with an anatomy head",
+        ),
     ],
 )
 def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path, capsys, what, message):
@@ -244,6 +248,8 @@ def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path,
         args += ["--device", "cuda"]
     elif what == "missing model":
         args += ["--model", str(tmp_path / "nope")]
+    elif what == "gate without anatomy":
+        args += ["--liver-gate", "0.25"]
     else:
         args = ["predict", "-o", str(tmp_path / "out")]
     code = main(args)

@@ -47,6 +47,7 @@ def test_train_writes_a_loadable_model_with_its_card(trained, tiny_study):
     # a new model reads any sequence subset: sequence dropout, and its T2w-alone Dice is validated
     assert card.input["missing_sequences"] == "zero" and card.training["sequence_dropout"] == 0.5
     assert "val_dice_t2w" in card.metrics and card.training["sequence_subsets"] == {"T1w+T2w+CE": 8}
+    assert card.architecture["anatomy"] == [] and "val_liver_dice" not in card.metrics  # the head is asked for
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
     # the CPU backends' graph comes with it: the shipped graph, given the new weights
     assert graph_for(card, out / "model.safetensors").path == out / "model.onnx"

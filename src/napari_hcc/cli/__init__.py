@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-component-mm3", type=float, default=None, help="remove tumor pieces smaller than this (mm^3)"
     )
     pred.add_argument("--no-fill-holes", action="store_true", help="keep holes inside the tumor on each slice")
+    pred.add_argument(
+        "--liver-gate",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="keep only tumors with at least this share of liver around them (models with an anatomy head; "
+        "0 turns the gate off; default: the model card's)",
+    )
     _geometry_options(pred)
     pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
 
@@ -242,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the measured adaptation setting, docs/training.md)",
     )
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
+    tr.add_argument(
+        "--anatomy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train the anatomy head (liver, kidney, gut, ...) on the simulator's tissue maps; its liver keeps "
+        "tumors off other organs (default: as the --init model; a new model has none)",
+    )
     tr.add_argument("--version", default=None, help="the model's version (default: the date and time)")
     tr.add_argument("--quiet", action="store_true")
 

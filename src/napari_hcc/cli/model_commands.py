@@ -69,6 +69,7 @@ def train(args) -> int:
         val_fraction=args.val_fraction if args.val_fraction is not None else tuning.get("val_fraction", 0.2),
         min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
+        anatomy=args.anatomy,
         augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast)),
     )
     progress = None if args.quiet else TrainingProgress()

@@ -24,6 +24,8 @@ def predict(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"output {args.out} exists and is not a folder.")
     model = load_model(args.model)
+    if args.liver_gate and not model.card.architecture.get("anatomy"):
+        raise UsageError(f"--liver-gate needs a model with an anatomy head; {model.model_id} has none.")
     engine = Engine(
         model, device=args.device, precision=args.precision, batch_size=args.batch_size, backend=args.backend
     )
@@ -32,6 +34,7 @@ def predict(args) -> int:
         threshold=args.threshold,
         min_component_mm3=args.min_component_mm3,
         fill_holes=False if args.no_fill_holes else None,
+        min_liver_share=args.liver_gate,
     )
     note = (lambda text: None) if args.quiet else say
     note(

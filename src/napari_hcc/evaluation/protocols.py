@@ -240,7 +240,7 @@ def evaluate_leaky(
         with torch.no_grad():
             for start in range(0, len(held), 32):
                 part = held[start : start + 32]
-                m, a, _ = net(torch.from_numpy(ds.x[part].astype(np.float32)).to(dev))
+                m, a, *_ = net(torch.from_numpy(ds.x[part].astype(np.float32)).to(dev))
                 prob = torch.sigmoid(m)[:, 0].cpu().numpy() >= 0.5
                 for j, s in enumerate(part):
                     dices.append(dice(prob[j], ds.y[s]))

@@ -37,6 +37,7 @@ from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
 from napari_hcc.model.compute import cpu_precision, cpu_without_torch, is_out_of_memory
+from napari_hcc.model.graph import liver_channel
 from napari_hcc.model.loading import LoadedModel, load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, check_cancel, drain
 from napari_hcc.readout.features import tumor_features
@@ -77,7 +78,8 @@ class Engine:
         #: why auto chose what it chose (e.g. torch, because the model has no exported graph); "" otherwise
         self.backend_note = choice.note
         if choice.graph is not None:
-            self.runner = GraphRunner(choice.graph, choice.kind, cpu_precision(precision))
+            liver = liver_channel(self.card)
+            self.runner = GraphRunner(choice.graph, choice.kind, cpu_precision(precision), liver=liver)
         else:
             self.runner = _torch().TorchRunner(model, place, precision)
         self.device = self.runner.device
@@ -105,7 +107,7 @@ class Engine:
 
     def _run_all(self, x: np.ndarray, flips, cancel: CancelFlag | None):
         """All slices in batches with the out-of-memory fallback. A generator: yields `Progress`
-        after each batch and returns the per-flip CPU tensors (masks, arms, biomarkers)."""
+        after each batch and returns the per-flip arrays (masks, arms, biomarkers[, liver])."""
 
         n = len(x)
         results = []
@@ -136,16 +138,21 @@ class Engine:
             start = stop
             done += 1
             yield Progress(done, total, "batch")
-        return [np.concatenate([r[i] for r in results], axis=1) for i in range(3)]
+        return [np.concatenate([r[i] for r in results], axis=1) for i in range(len(results[0]))]
 
     # -- one scan --------------------------------------------------------------------------------
 
     def segment(self, scan: Scan, cancel: CancelFlag | None = None) -> np.ndarray:
         """The tumor mask of a scan on its own grid: no TTA, the card's post-processing, no readout."""
+        probability, liver = self.maps(scan, cancel)
+        return PostProcess.from_card(self.card).apply(probability, scan.affine, liver)
+
+    def maps(self, scan: Scan, cancel: CancelFlag | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """One plain pass: the tumor probability on the scan's grid and, for a network with an anatomy
+        head, the liver probability (else None)."""
         x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
-        masks = drain(self._run_all(x, TTA_FLIPS[:1], cancel))[0]
-        probability = geometry.to_source(geometry.display_probability(masks))
-        return PostProcess.from_card(self.card).apply(probability, scan.affine)
+        masks, _, _, *livers = drain(self._run_all(x, TTA_FLIPS[:1], cancel))
+        return geometry.to_source(geometry.display_probability(masks)), _on_source(livers, geometry)
 
     def forget_sessions(self) -> None:
         """Drop the cached features of earlier sessions (they are read again when next needed)."""
@@ -218,17 +225,21 @@ class Engine:
         x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         t1 = time.perf_counter()
         flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
-        masks, arms, bios = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
+        masks, arms, bios, *livers = yield from self._run_all(x, flips, cancel)  # (F, N, H, W), (F, N, 4), (F, N, 2)
         t2 = time.perf_counter()
 
         prob_disp = geometry.display_probability(masks)  # (N, rows, cols)
         spread_disp = geometry.to_display_grid(masks.std(0)) if tta else None
         probability = geometry.to_source(prob_disp)
-        mask = post.apply(probability, scan.affine)
+        mask, off_liver = post.apply_counted(probability, scan.affine, _on_source(livers, geometry))
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
         notes = scan_notes(self.card, scan) + list(geometry.notes)
+        if off_liver > 0:
+            notes.append(
+                f"{off_liver:.1f} mm^3 the network took for tumor lies off the liver its anatomy head found and was left out"
+            )
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor and not scan.stand_ins:
@@ -360,6 +371,11 @@ def predict(
     """One-off convenience: load (default) model, place it, predict one scan."""
     engine = Engine(model or load_model(None), device=device, precision=precision, batch_size=batch_size)
     return engine.predict(scan, tta=tta, postprocess=postprocess, progress=progress, cancel=cancel)
+
+
+def _on_source(livers: list[np.ndarray], geometry) -> np.ndarray | None:
+    """The anatomy head's liver probability on the scan's grid, or None for a network without one."""
+    return geometry.to_source(geometry.display_probability(livers[0])) if livers else None
 
 
 def _torch():

@@ -17,7 +17,7 @@ import numpy as np
 from napari_hcc.errors import InputError
 from napari_hcc.io.user_paths import user_cache_folder
 from napari_hcc.model.compute import CPU, cpu_threads, describe_cpu
-from napari_hcc.model.graph import GRAPH_INPUT, GRAPH_OUTPUTS
+from napari_hcc.model.graph import ANATOMY_OUTPUT, GRAPH_INPUT, GRAPH_OUTPUTS
 
 GRAPH_BACKENDS = ("openvino", "onnxruntime")
 
@@ -33,7 +33,14 @@ def backend_installed(kind: str) -> bool:
 class GraphRunner:
     """One compiled graph, ready for batches of slices."""
 
-    def __init__(self, path: str | Path, kind: str, precision: str = "fp32", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        kind: str,
+        precision: str = "fp32",
+        threads: int | None = None,
+        liver: int | None = None,
+    ):
         if kind not in GRAPH_BACKENDS:
             raise ValueError(f"unknown graph backend {kind!r}")
         if not backend_installed(kind):
@@ -43,6 +50,7 @@ class GraphRunner:
         self.precision = precision if kind == "openvino" else "fp32"
         self.path = Path(path)
         self.threads = int(threads or cpu_threads())
+        self.liver = liver  # the anatomy channel that is liver, for a graph with the anatomy output
         self._run = self._openvino(self.threads) if kind == "openvino" else self._onnxruntime(self.threads)
 
     def describe(self) -> str:
@@ -51,20 +59,23 @@ class GraphRunner:
     def release_memory(self) -> None:
         """Nothing to give back: the compiled graph holds no cache worth dropping."""
 
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))
 
     def passes(self, batch: np.ndarray, flips) -> list[np.ndarray]:
         """A batch through every TTA flip (each undone on the mask): [tumor probabilities (F, N, H, W),
         arm probabilities (F, N, arms), biomarkers (F, N, 2)], as the torch engine gives them."""
 
-        masks, arms, bios = [], [], []
+        masks, arms, bios, livers = [], [], [], []
         for flip in flips:
-            m, a, b = self(np.flip(batch, flip) if flip else batch)
+            m, a, b, *organs = self(np.flip(batch, flip) if flip else batch)
             masks.append(_sigmoid(np.flip(m, flip)[:, 0] if flip else m[:, 0]))
             arms.append(_softmax(a))
             bios.append(_sigmoid(b))
-        return [np.stack(v) for v in (masks, arms, bios)]
+            if organs and self.liver is not None:
+                liver = _softmax(organs[0])[:, self.liver]
+                livers.append(np.flip(liver, flip) if flip else liver)
+        return [np.stack(v) for v in (masks, arms, bios, livers) if v]
 
     def _openvino(self, threads: int | None):
         import openvino as ov  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
@@ -88,7 +99,8 @@ class GraphRunner:
             raise InputError(f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]}).") from None
         request = compiled.create_infer_request()
         names = [set(port.get_names()) for port in compiled.outputs]
-        order = [next(i for i, found in enumerate(names) if name in found) for name in GRAPH_OUTPUTS]
+        wanted = [*GRAPH_OUTPUTS, *([ANATOMY_OUTPUT] if any(ANATOMY_OUTPUT in n for n in names) else [])]
+        order = [next(i for i, found in enumerate(names) if name in found) for name in wanted]
 
         def run(x: np.ndarray):
             request.infer({0: x})
@@ -108,8 +120,11 @@ class GraphRunner:
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (Fail, InvalidProtobuf, ...) derive from Exception alone
             raise InputError(f"ONNX Runtime could not load {self.path} ({str(exc).splitlines()[0][:120]}).") from None
 
+        present = {o.name for o in session.get_outputs()}
+        wanted = [*GRAPH_OUTPUTS, *([ANATOMY_OUTPUT] if ANATOMY_OUTPUT in present else [])]
+
         def run(x: np.ndarray):
-            return tuple(np.asarray(o, dtype=np.float32) for o in session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: x}))
+            return tuple(np.asarray(o, dtype=np.float32) for o in session.run(wanted, {GRAPH_INPUT: x}))
 
         return run
 

@@ -15,6 +15,7 @@ import torch
 
 from napari_hcc.model.checkpoint import build_network
 from napari_hcc.model.devices import autocast, choose_precision, describe_device, resolve_device
+from napari_hcc.model.graph import liver_channel
 from napari_hcc.model.loading import LoadedModel
 from napari_hcc.model.network import fold_batchnorm
 
@@ -36,27 +37,33 @@ class TorchRunner:
         net = build_network(model)
         fold_batchnorm(net)
         self.net = net.to(device=self.device, memory_format=torch.channels_last).eval()
+        self.liver = liver_channel(model.card)
 
     def describe(self) -> str:
         return describe_device(self.device)
 
     def forward(self, x):
-        """One batch through the network: (mask logits, arm logits, biomarker logits) as float32."""
+        """One batch through the network: (mask logits, arm logits, biomarker logits[, anatomy logits])
+        as float32."""
         with torch.inference_mode(), autocast(self.device, self.precision):
-            mask, arm, bio = self.net(x)
-        return mask.float(), arm.float(), bio.float()
+            outputs = self.net(x)
+        return tuple(o.float() for o in outputs)
 
     def passes(self, batch: np.ndarray, flips) -> list[np.ndarray]:
-        """A batch through every TTA flip (each undone on the mask): [tumor probabilities (F, N, H, W),
-        arm probabilities (F, N, arms), biomarkers (F, N, 2)] as float32 arrays."""
+        """A batch through every TTA flip (each undone on the maps): [tumor probabilities (F, N, H, W),
+        arm probabilities (F, N, arms), biomarkers (F, N, 2)] and, for a network with an anatomy head,
+        liver probabilities (F, N, H, W), as float32 arrays."""
         x = torch.from_numpy(batch).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        masks, arms, bios = [], [], []
+        masks, arms, bios, livers = [], [], [], []
         for flip in flips:
-            m, a, b = self.forward(torch.flip(x, flip) if flip else x)
+            m, a, b, *organs = self.forward(torch.flip(x, flip) if flip else x)
             masks.append(torch.sigmoid(torch.flip(m, flip) if flip else m)[:, 0])
             arms.append(torch.softmax(a, dim=1))
             bios.append(torch.sigmoid(b))
-        return [torch.stack(v).float().cpu().numpy() for v in (masks, arms, bios)]
+            if organs and self.liver is not None:
+                liver = torch.softmax(organs[0], dim=1)[:, self.liver]
+                livers.append(torch.flip(liver, flip) if flip else liver)  # flips count from the end: (H, W)
+        return [torch.stack(v).float().cpu().numpy() for v in (masks, arms, bios, livers) if v]
 
     def release_memory(self) -> None:
         """Give cached GPU memory back after an out-of-memory error."""

@@ -116,4 +116,5 @@ DEFAULT_ARCHITECTURE = {
     "arm_pooling": "tumor",  # "tumor": tumor-weighted average of the deepest features; "average": the paper's global average
     "biomarkers": 2,
     "biomarker_hidden": 64,
+    "anatomy": [],  # the classes of the anatomy head (vocabulary.ANATOMY); [] = no anatomy head (models before 2.0)
 }

@@ -27,9 +27,10 @@ from onnxscript import ir
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
+from napari_hcc.model.card import DEFAULT_ARCHITECTURE
 from napari_hcc.model.catalog import CARD_FILE, default_model_folder
 from napari_hcc.model.checkpoint import build_network
-from napari_hcc.model.graph import GRAPH_FILE, GRAPH_INPUT, GRAPH_OUTPUTS, graph_for
+from napari_hcc.model.graph import GRAPH_FILE, GRAPH_INPUT, graph_for, graph_outputs
 from napari_hcc.model.loading import LoadedModel, load_model
 
 #: the largest difference in logits between the graph and the torch network that a kept export may show
@@ -75,7 +76,7 @@ def _write_graph(folder: Path, model: LoadedModel, source: Path | None, template
         if source is None:
             raw = Path(tmp) / "raw.onnx"
             say("tracing the network (about a minute on 2 cores)")
-            _trace(net, example, raw, multiple)
+            _trace(net, example, raw, multiple, graph_outputs(model.card))
             graph = _fold_shapes(_compress(raw, model.card.weights.get("dtype", "float32")))
         else:
             say(f"giving the graph of {source.parent} this model's weights")
@@ -95,7 +96,7 @@ def _write_graph(folder: Path, model: LoadedModel, source: Path | None, template
         if source is None
         else f"{template_exporter}; this model's weights set into the graph of {source.parent.name}",
         "input": f"{GRAPH_INPUT}: (slices, {len(model.card.channels)}, H, W) float32, H and W multiples of {multiple}",
-        "outputs": list(GRAPH_OUTPUTS),
+        "outputs": list(graph_outputs(model.card)),
     }
     card = model.card
     card.exported = dict(card.exported or {}) | {"onnx": entry}
@@ -112,8 +113,8 @@ def _template_graph(template: str | Path | None, model: LoadedModel) -> tuple[Pa
         other = load_model(template)
     except InputError:
         return None, ""
-    if other.card.architecture != model.card.architecture:
-        return None, ""
+    if {**DEFAULT_ARCHITECTURE, **other.card.architecture} != {**DEFAULT_ARCHITECTURE, **model.card.architecture}:
+        return None, ""  # (a key an older card lacks means its default, as when the network is built)
     path = graph_for(other.card, other.path).path
     return path, str(other.card.exported.get("onnx", {}).get("exporter", "")) if path else ""
 
@@ -145,7 +146,7 @@ def _reweight(source: Path, state: dict) -> onnx.ModelProto:
     return model
 
 
-def _trace(net, example: torch.Tensor, path: Path, multiple: int) -> None:
+def _trace(net, example: torch.Tensor, path: Path, multiple: int, outputs: tuple[str, ...]) -> None:
     batch = torch.export.Dim("slices", min=1, max=4096)
     rows = torch.export.Dim("rows", min=1, max=64)
     cols = torch.export.Dim("cols", min=1, max=64)
@@ -156,7 +157,7 @@ def _trace(net, example: torch.Tensor, path: Path, multiple: int) -> None:
             str(path),
             dynamo=True,
             input_names=[GRAPH_INPUT],
-            output_names=list(GRAPH_OUTPUTS),
+            output_names=list(outputs),
             dynamic_shapes={"x": {0: batch, 2: multiple * rows, 3: multiple * cols}},
             external_data=False,
             optimize=False,  # keep BatchNorm apart: the convolutions keep their fp16 weights exactly

@@ -17,6 +17,20 @@ GRAPH_INPUT = "slices"
 
 GRAPH_OUTPUTS = ("mask_logits", "arm_logits", "biomarker_logits")
 
+#: the fourth output of a network with an anatomy head (model/network.py)
+ANATOMY_OUTPUT = "anatomy_logits"
+
+
+def liver_channel(card) -> int | None:
+    """Which anatomy channel is liver, for a network with an anatomy head; None otherwise."""
+    classes = list(card.architecture.get("anatomy") or [])
+    return classes.index("liver") if "liver" in classes else None
+
+
+def graph_outputs(card) -> tuple[str, ...]:
+    """The outputs of the card's network, in the order the network returns them."""
+    return GRAPH_OUTPUTS + ((ANATOMY_OUTPUT,) if card.architecture.get("anatomy") else ())
+
 
 @dataclass(frozen=True)
 class GraphStatus:

@@ -7,6 +7,10 @@ Three outputs from one forward pass over a batch of axial slices, channels [T1w,
   linear) on the deepest encoder features, the study's treatment-response target. The features are
   pooled with weights = the predicted tumor fraction of each cell (the paper pooled the whole slice,
   where liver, gut and muscle drown a small tumor); a tumor-free slice falls back to the plain average;
+* `anatomy` (models that have the head, `architecture["anatomy"]`): logits of the anatomy classes
+  (liver, tumor, kidney, gut, ...) per pixel, a 3 x 3 convolution on the decoder's last map beside the
+  tumor head. Training it on the simulator's tissue maps teaches the decoder what every pixel is, not only
+  whether it is tumor; inference keeps the tumors that lie in or on the liver (inference/liver_gate.py).
 * `biomarkers`: 2 logits, viable (H&E) and apoptotic (TUNEL) fraction of the tumor. Histology is a
   property of the tumor, not of the slice, so this head pools the decoder's last feature map
   *inside the predicted tumor* (weights = the tumor probability, held out of the gradient so the
@@ -81,8 +85,15 @@ class HCCNet(nn.Module):
             int(arch["biomarker_hidden"]),
             int(arch["biomarkers"]),
         )
+        if arch.get("anatomy"):
+            add_anatomy_head(self, arch["anatomy"])
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    @property
+    def has_anatomy(self) -> bool:
+        return bool(self.architecture.get("anatomy"))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(mask, arm, biomarkers) logits, and the anatomy logits last where the network has that head."""
         features = self.net.encoder(x)
         decoded = self.net.decoder(features)
         mask = self.net.segmentation_head(decoded)
@@ -96,7 +107,26 @@ class HCCNet(nn.Module):
         else:
             arm = self.net.classification_head(deep)
         biomarkers = self.biomarkers(decoded, deep, mask)
+        if self.has_anatomy:
+            return mask, arm, biomarkers, self.anatomy_head(decoded)
         return mask, arm, biomarkers
+
+
+def add_anatomy_head(net: HCCNet, classes) -> HCCNet:
+    """Give a network an anatomy head for `classes` (fresh weights; the rest of the network is kept), so a
+    model trained without one can learn it (`train --init OLD --anatomy`)."""
+    channels = int(net.architecture["decoder_channels"][-1])
+    net.architecture = {**net.architecture, "anatomy": list(classes)}
+    net.anatomy_head = nn.Conv2d(channels, len(classes), kernel_size=3, padding=1)
+    return net
+
+
+def drop_anatomy_head(net: HCCNet) -> HCCNet:
+    """The network without its anatomy head (`train --init MODEL --no-anatomy`)."""
+    if hasattr(net, "anatomy_head"):
+        del net.anatomy_head
+    net.architecture = {**net.architecture, "anatomy": []}
+    return net
 
 
 def fold_batchnorm(model: nn.Module) -> int:

@@ -44,6 +44,9 @@ class TrainConfig:
     #: at least this many optimiser steps: on a small set (a few corrected scans) each epoch goes round its
     #: slices again until the epochs hold this many steps (one checkpoint per epoch, not per pass)
     min_steps: int = 0
+    #: train the anatomy head (liver, kidney, gut, ... from the simulator's tissue maps; training/anatomy.py).
+    #: None: as the model it starts from (a new model: no); False removes the head of a model that has one
+    anatomy: bool | None = None
     freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hcc.inference.slices import model_mask, model_slices
+from napari_hcc.inference.slices import model_labels, model_mask, model_slices
+from napari_hcc.io import bids
+from napari_hcc.io.anatomy_labels import UNKNOWN, anatomy_map
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.labels import ScanItem, labelled_sessions, simulation_of
 from napari_hcc.progress import ProgressFn
-from napari_hcc.vocabulary import SEQUENCE_ROLES, subset_name
+from napari_hcc.vocabulary import ANATOMY, SEQUENCE_ROLES, subset_name
 
 #: training keeps slices at least this far apart along the model's slice axis (mm)
 MIN_SLICE_MM = 0.9
@@ -46,6 +48,7 @@ class SliceDataset:
     sources: list[str] = field(default_factory=list)
     simulations: list[dict] = field(default_factory=list)  # code/simulation.json of simulated studies
     present: np.ndarray | None = None  # (S, 3) bool: which of T1w, T2w, CE the slice's session has
+    anatomy: np.ndarray | None = None  # (S, H, W) uint8 ANATOMY indices, 255 unknown; None: not asked for
 
     @property
     def tumor_slices(self) -> np.ndarray:
@@ -76,6 +79,7 @@ class SliceDataset:
             self.sources,
             self.simulations,
             self.sequences_present[idx],
+            self.anatomy[idx] if self.anatomy is not None else None,
         )
 
     @property
@@ -93,16 +97,28 @@ class SliceDataset:
 
 
 def build_dataset(
-    studies: Sequence[str | Path], card, progress: ProgressFn | None = None, corrections_only: bool = False
+    studies: Sequence[str | Path],
+    card,
+    progress: ProgressFn | None = None,
+    corrections_only: bool = False,
+    anatomy: bool = False,
 ) -> SliceDataset:
-    """The slice dataset over `labelled_sessions` (see there for which mask is used)."""
+    """The slice dataset over `labelled_sessions` (see there for which mask is used); with `anatomy`,
+    each slice's ANATOMY classes too, from the simulator's tissue map (unknown where a session has none)."""
 
-    xs, ys, owners, scans, digests, present = [], [], [], [], [], []
+    xs, ys, owners, scans, digests, present, organs = [], [], [], [], [], [], []
     total = 0
     for item, scan, mask, mask_path in labelled_sessions(studies, corrections_only, progress):
         x, geometry = model_slices(scan.channels(), scan.affine, card, scan.stand_ins)
         keep = slice(None, None, max(1, int(MIN_SLICE_MM // geometry.display_spacing[0])))
         x, y = x[keep], model_mask(mask, geometry)[keep]
+        if anatomy:
+            labels = anatomy_map(item.study, item.subject, item.session, mask)
+            organs.append(
+                model_labels(labels, geometry, len(ANATOMY))[keep]
+                if labels is not None
+                else np.full(y.shape, UNKNOWN, np.uint8)
+            )
         item.start, item.stop = total, total + len(x)
         scans.append(item)
         xs.append(x.astype(np.float16))
@@ -110,7 +126,10 @@ def build_dataset(
         owners.append(np.full(len(x), len(scans) - 1))
         present.append(np.tile([r not in scan.stand_ins for r in SEQUENCE_ROLES], (len(x), 1)))
         total += len(x)
-        for p in [*(scan.paths[r] for r in SEQUENCE_ROLES if r not in scan.stand_ins), mask_path]:
+        used = [*(scan.paths[r] for r in SEQUENCE_ROLES if r not in scan.stand_ins), mask_path]
+        if anatomy and labels is not None:
+            used.append(bids.truth_tissue_path(item.study, item.subject, item.session))
+        for p in used:
             digests.append(f"{p.relative_to(item.study.parent)}:{sha256_file(p)}")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
     canvas = (max(x.shape[-2] for x in xs), max(x.shape[-1] for x in xs))
@@ -123,6 +142,7 @@ def build_dataset(
         [str(Path(s).resolve()) for s in studies],
         [sim for s in studies if (sim := simulation_of(s))],
         np.concatenate(present),
+        np.concatenate([_on_canvas(a, canvas) for a in organs]) if anatomy else None,
     )
 
 

@@ -4,6 +4,8 @@
           + w_arm  * cross-entropy(arm logits, arm)            tumor slices of post-baseline scans
           + w_bio  * mean squared error of the biomarkers,     tumor slices of the histology scan
                       each scaled by its spread (viability 0.1, apoptosis 0.02)
+          + w_anatomy * cross-entropy of the anatomy classes,  every pixel whose class is known
+                      (networks with an anatomy head; simulated sessions carry the tissue map)
 
 The biomarker heads output logits; the error is taken on sigmoid(logit), the fraction itself, so the
 loss is in the units the RMSE targets are stated in.
@@ -16,6 +18,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+#: an anatomy pixel whose class is unknown (io/anatomy_labels.UNKNOWN)
+IGNORE = 255
+
 
 @dataclass
 class LossWeights:
@@ -24,6 +29,7 @@ class LossWeights:
     biomarkers: float = 0.25
     viability_scale: float = 0.1
     apoptosis_scale: float = 0.02
+    anatomy: float = 0.5
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -36,8 +42,11 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     return 1 - (2 * inter + smooth) / (p.sum() + target.sum() + smooth)
 
 
-def multitask_loss(mask_logits, arm_logits, bio_logits, y, arm, bio, weights: LossWeights) -> tuple[torch.Tensor, dict]:
-    """y: (B,1,H,W) {0,1}; arm: (B,) long, -1 where the arm is not a target; bio: (B,2), NaN where none."""
+def multitask_loss(
+    mask_logits, arm_logits, bio_logits, y, arm, bio, weights: LossWeights, anatomy_logits=None, anatomy=None
+) -> tuple[torch.Tensor, dict]:
+    """y: (B,1,H,W) {0,1}; arm: (B,) long, -1 where the arm is not a target; bio: (B,2), NaN where none;
+    anatomy: (B,H,W) long class indices, 255 where unknown (with `anatomy_logits`, (B,K,H,W))."""
     mask_logits, arm_logits, bio_logits = mask_logits.float(), arm_logits.float(), bio_logits.float()
     seg = dice_loss(mask_logits, y) + F.binary_cross_entropy_with_logits(mask_logits, y)
     tumor = y.flatten(1).amax(1) > 0
@@ -51,9 +60,13 @@ def multitask_loss(mask_logits, arm_logits, bio_logits, y, arm, bio, weights: Lo
     else:
         bio_loss = bio_logits.sum() * 0  # keeps every head in the graph (DistributedDataParallel needs it)
     total = weights.mask * seg + weights.arm * arm_loss + weights.biomarkers * bio_loss
-    return total, {
-        "loss": float(total.detach()),
-        "seg": float(seg.detach()),
-        "arm": float(arm_loss.detach()),
-        "bio": float(bio_loss.detach()),
-    }
+    parts = {"seg": float(seg.detach()), "arm": float(arm_loss.detach()), "bio": float(bio_loss.detach())}
+    if anatomy_logits is not None:
+        anatomy_logits = anatomy_logits.float()
+        if anatomy is not None and (anatomy != IGNORE).any():
+            organ_loss = F.cross_entropy(anatomy_logits, anatomy, ignore_index=IGNORE)
+        else:
+            organ_loss = anatomy_logits.sum() * 0
+        total = total + weights.anatomy * organ_loss
+        parts["anatomy"] = float(organ_loss.detach())
+    return total, {"loss": float(total.detach()), **parts}

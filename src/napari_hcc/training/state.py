@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from napari_hcc import __version__
+from napari_hcc.inference.liver_gate import DEFAULT_MIN_SHARE, DEFAULT_RING_MM, GATE_MIN_LIVER_DICE
 from napari_hcc.io.atomic import atomic_path, write_text
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.catalog import CARD_FILE, WEIGHTS_FILE
@@ -93,7 +94,17 @@ def final_card(
         "freeze_encoder": cfg.freeze_encoder,
     }
     new.metrics = {k: round(v, 5) for k, v in row.items() if k.startswith("val_")}
+    if "val_liver_dice" in row:  # this run measured its anatomy head: the gate is on if the head is good
+        new.postprocess = {**new.postprocess, **anatomy_gate(row["val_liver_dice"])}
     return new
+
+
+def anatomy_gate(liver_dice: float) -> dict:
+    """The card's anatomy-gate settings after a run that taught the anatomy head: on (the default share)
+    when the head outlined the validation rats' liver with a Dice of at least GATE_MIN_LIVER_DICE, off
+    otherwise (a poor liver outline would remove true tumors)."""
+    good = liver_dice >= GATE_MIN_LIVER_DICE
+    return {"min_liver_share": DEFAULT_MIN_SHARE if good else 0.0, "liver_ring_mm": DEFAULT_RING_MM}
 
 
 def write_history(path: Path, history: list[dict]) -> None:

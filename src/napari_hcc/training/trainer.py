@@ -24,6 +24,7 @@ checked before each step. `train()` drains it into a progress callback.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -39,10 +40,18 @@ from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import build_network, save_model
 from napari_hcc.model.devices import autocast, choose_precision, resolve_device
-from napari_hcc.model.export import export_like
+from napari_hcc.model.export import export_graph, export_like
 from napari_hcc.model.loading import load_model
-from napari_hcc.model.network import HCCNet, load_encoder_weights
+from napari_hcc.model.network import HCCNet, add_anatomy_head, drop_anatomy_head, load_encoder_weights
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain, is_cancelled
+from napari_hcc.training.anatomy import (
+    check_anatomy,
+    split_targets,
+    stack_targets,
+    wants_anatomy,
+    with_anatomy,
+    without_anatomy,
+)
 from napari_hcc.training.augment import augment
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
@@ -51,8 +60,7 @@ from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequen
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
 from napari_hcc.training.validation import selection_score, validate
-
-LOSS_PARTS = ("loss", "seg", "arm", "bio")
+from napari_hcc.vocabulary import ANATOMY
 
 
 def _dist_env() -> tuple[int, int, int]:
@@ -114,12 +122,23 @@ class Trainer:
         self.sequence_dropout = cfg.sequence_dropout
         if self.sequence_dropout > 0 or reads_subsets(card):  # from now on, missing sequences are zeros
             card.input = {**card.input, "missing_sequences": "zero"}
+        base_has_head = bool(card.architecture.get("anatomy"))
+        anatomy = wants_anatomy(cfg.anatomy, card)
         self.card = card
-        self.ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only)
+        self.ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only, anatomy=anatomy)
+        if anatomy:
+            check_anatomy(self.ds, base_has_head, cfg.studies)
+            with_anatomy(card)
+        else:
+            without_anatomy(card)
         self._split_rats()
 
         torch.manual_seed(cfg.seed)
         net = build_network(self.base) if self.base is not None else HCCNet(card.architecture)
+        if card.architecture.get("anatomy") and not net.has_anatomy:  # an older model learns anatomy too
+            add_anatomy_head(net, ANATOMY)
+        elif not card.architecture.get("anatomy") and net.has_anatomy:  # --no-anatomy
+            drop_anatomy_head(net)
         if self.base is None and cfg.encoder_weights:
             load_encoder_weights(net, cfg.encoder_weights)
         self.net = net.to(device=self.device, memory_format=torch.channels_last)
@@ -152,7 +171,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 101 + self.rank)
         self.draws = np.random.default_rng([cfg.seed, epoch, self.rank, 17])  # crops and sequence dropout
         torch.manual_seed(cfg.seed * 7919 + epoch * 13 + self.rank)  # dropout: a resumed run repeats the same epoch
-        sums = dict.fromkeys(LOSS_PARTS, 0.0)
+        sums: dict[str, float] = {}
         self._train_mode()  # validation left the network in eval mode
         t_epoch = time.perf_counter()
         step = -1
@@ -162,8 +181,8 @@ class Trainer:
                 break
             part = mine[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             parts = self.train_step(part, gen, epoch * self.steps_per_epoch + step)
-            for k in sums:
-                sums[k] += parts[k]
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
             self.seen += len(part) * self.world
             if self.main:
                 detail = {"epoch": epoch + 1, "epochs": cfg.epochs, "batch": step + 1, "batches": self.steps_per_epoch}
@@ -186,12 +205,14 @@ class Trainer:
         backward, clip."""
         cfg, device, ds = self.cfg, self.device, self.ds
         xs, ys = ds.x[part], ds.y[part]
+        organs = ds.anatomy[part] if ds.anatomy is not None else None
         if cfg.crop:
             corners = crop_windows(ys, cfg.crop, self.draws)
             xs, ys = crop(xs, corners, cfg.crop), crop(ys, corners, cfg.crop)
+            organs = crop(organs, corners, cfg.crop) if organs is not None else None
         x = torch.from_numpy(xs.astype(np.float32)).to(device)
-        y = torch.from_numpy(ys.astype(np.float32))[:, None].to(device)
-        x, y = augment(x, y, gen, cfg.augment)
+        x, y = augment(x, stack_targets(ys, organs).to(device), gen, cfg.augment)
+        y, organ_t = split_targets(y, organs is not None)
         keep = ds.sequences_present[part]
         if self.sequence_dropout > 0:
             keep = kept_sequences(keep, self.draws, self.sequence_dropout)
@@ -201,9 +222,10 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr_at(global_step, self.total_steps, self.warmup, cfg.lr)
         with autocast(device, self.precision):
-            m, a, b = self.model(x.contiguous(memory_format=torch.channels_last))
+            m, a, b, *organ_logits = self.model(x.contiguous(memory_format=torch.channels_last))
         arm_t, bio_t = torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device)
-        loss, parts = multitask_loss(m, a, b, y, arm_t, bio_t, cfg.loss)
+        organ_logits = organ_logits[0] if organ_logits else None
+        loss, parts = multitask_loss(m, a, b, y, arm_t, bio_t, cfg.loss, organ_logits, organ_t)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -280,7 +302,11 @@ class Trainer:
         if self.main and not self.cancelled:
             write_history(self.state_dir / "history.csv", self.history)
             publish(self.state_dir / "best", self.out, rate, seconds, last_epoch + 1, self.stopped_early)
-            export_like(self.out, self.cfg.init)  # the CPU backends' graph, in seconds (model/export.py)
+            # the CPU backends' graph: the graph of a model built alike, reweighted in seconds, else traced
+            # (a minute; a new architecture, e.g. the first model with an anatomy head). A trace that fails
+            # leaves the model without a graph: predict then says so and runs torch.
+            with contextlib.suppress(InputError):
+                export_like(self.out, self.cfg.init) or export_graph(self.out)
         if self.distributed:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()

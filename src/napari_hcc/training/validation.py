@@ -7,11 +7,12 @@ import numpy as np
 import torch
 
 from napari_hcc.inference.aggregate import aggregate_scan
+from napari_hcc.io.anatomy_labels import UNKNOWN
 from napari_hcc.metrics import dice, macro_auroc
 from napari_hcc.model.devices import autocast
 from napari_hcc.training.dataset import slice_targets
 from napari_hcc.training.losses import LossWeights, multitask_loss
-from napari_hcc.vocabulary import SEQUENCE_ROLES
+from napari_hcc.vocabulary import ANATOMY, SEQUENCE_ROLES
 
 
 def validate(
@@ -21,7 +22,8 @@ def validate(
     just these sequences (the others as zeros), on the scans that have them."""
 
     net.eval()
-    losses, dices, arm_true, arm_prob, bio_err = [], [], [], [], []
+    losses, dices, arm_true, arm_prob, bio_err, liver_dices = [], [], [], [], [], []
+    liver = ANATOMY.index("liver")
     with torch.no_grad():
         channels = torch.tensor([r in only for r in SEQUENCE_ROLES], dtype=torch.float32) if only else None
         for i in scan_ids:
@@ -29,7 +31,7 @@ def validate(
             idx = np.arange(s.start, s.stop)
             if only and not all(ds.sequences_present[s.start][SEQUENCE_ROLES.index(r)] for r in only):
                 continue
-            probs, arms, bios = [], [], []
+            probs, arms, bios, organs = [], [], [], []
             for start in range(0, len(idx), batch_size):
                 part = idx[start : start + batch_size]
                 x = torch.from_numpy(ds.x[part].astype(np.float32)).to(device)
@@ -39,9 +41,22 @@ def validate(
                 y = torch.from_numpy(ds.y[part].astype(np.float32))[:, None].to(device)
                 arm, bio = slice_targets(ds, part)
                 with autocast(device, precision):
-                    m, a, b = net(x)
+                    m, a, b, *organ_logits = net(x)
+                organ_logits = organ_logits[0] if organ_logits else None
+                organ_t = None
+                if organ_logits is not None and ds.anatomy is not None:
+                    organ_t = torch.from_numpy(ds.anatomy[part].astype(np.int64)).to(device)
+                    organs.append(organ_logits.float().argmax(1).cpu().numpy())
                 loss, _ = multitask_loss(
-                    m, a, b, y, torch.from_numpy(arm).to(device), torch.from_numpy(bio).to(device), weights
+                    m,
+                    a,
+                    b,
+                    y,
+                    torch.from_numpy(arm).to(device),
+                    torch.from_numpy(bio).to(device),
+                    weights,
+                    organ_logits,
+                    organ_t,
                 )
                 losses.append((float(loss), len(part)))
                 probs.append(torch.sigmoid(m.float())[:, 0].cpu().numpy())
@@ -50,6 +65,9 @@ def validate(
             prob = np.concatenate(probs)
             mask = prob >= 0.5
             dices.append(dice(mask, ds.y[idx]))
+            if organs and (known := ds.anatomy[idx] != UNKNOWN).any():
+                found = np.concatenate(organs) == liver
+                liver_dices.append(dice(found & known, (ds.anatomy[idx] == liver) & known))
             agg = aggregate_scan(prob, mask, np.concatenate(arms)[None], np.concatenate(bios)[None])
             if s.arm_labelled:
                 arm_true.append(s.arm_index)
@@ -61,6 +79,8 @@ def validate(
         "val_loss": sum(v * n for v, n in losses) / max(1, sum(n for _, n in losses)),
         "val_dice": float(np.mean(dices)) if dices else float("nan"),
     }
+    if liver_dices:
+        out["val_liver_dice"] = float(np.mean(liver_dices))
     if arm_true:
         out["val_arm_accuracy"] = float(np.mean(np.argmax(arm_prob, 1) == np.array(arm_true)))
         out["val_arm_auroc"] = macro_auroc(np.array(arm_true), np.array(arm_prob))
