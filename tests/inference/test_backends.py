@@ -182,3 +182,14 @@ def test_predict_on_the_exported_graph_imports_no_torch(tmp_path):
         assert abs(float(rows["graph"][column]) - float(rows["torch"][column])) <= 0.01 * max(
             1.0, abs(float(rows["torch"][column]))
         )
+
+
+def test_a_template_graph_with_a_weight_the_model_lacks_is_refused():
+    from napari_hcc.model.export import _reweight
+
+    state = dict(default_model().state)
+    del state["net.segmentation_head.0.weight"]
+    with pytest.raises(InputError, match="has a weight net.segmentation_head.0.weight this model lacks"):
+        _reweight(default_model_folder() / "model.onnx", state)
+    # the graph's own folded constants are not weights: a complete model is given the graph
+    assert _reweight(default_model_folder() / "model.onnx", default_model().state) is not None

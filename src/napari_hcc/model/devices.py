@@ -70,7 +70,9 @@ def choose_precision(device, requested: Precision = "auto") -> Precision:
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp16"  # mps
+    if device.type == "mps":
+        return "fp16"
+    return "fp32"  # a device resolve_device never gives: no mixed precision it has not been measured with
 
 
 def autocast_dtype(precision: str):

@@ -24,11 +24,12 @@ import onnxscript.optimizer
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxscript import ir
+from safetensors import SafetensorError, safe_open
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
 from napari_hcc.model.card import DEFAULT_ARCHITECTURE
-from napari_hcc.model.catalog import CARD_FILE, default_model_folder
+from napari_hcc.model.catalog import CARD_FILE, WEIGHTS_FILE, default_model_folder
 from napari_hcc.model.checkpoint import build_network
 from napari_hcc.model.graph import GRAPH_FILE, GRAPH_INPUT, graph_for, graph_outputs
 from napari_hcc.model.loading import LoadedModel, load_model
@@ -124,9 +125,14 @@ def _reweight(source: Path, state: dict) -> onnx.ModelProto:
     where fp16 holds it exactly, as in `_compress`; the Cast in front of it takes either)."""
 
     model = onnx.load(str(source))
+    template_weights = _weight_names(source.parent / WEIGHTS_FILE)
     replaced, found = [], 0
     for init in model.graph.initializer:
         name = init.name.removesuffix("_fp16")
+        if name not in state and name in template_weights:
+            raise InputError(
+                f"the graph of {source.parent} has a weight {name} this model lacks; export with a fresh trace."
+            )
         if name not in state:  # a constant of the graph's own (`_fold_shapes`), not a weight
             replaced.append(init)
             continue
@@ -144,6 +150,15 @@ def _reweight(source: Path, state: dict) -> onnx.ModelProto:
     model.graph.initializer.extend(replaced)
     onnx.checker.check_model(model)
     return model
+
+
+def _weight_names(path: Path) -> set[str]:
+    """The tensor names of a safetensors file (its header only); empty when there is no such file."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return set(f.keys())
+    except (OSError, ValueError, SafetensorError):
+        return set()
 
 
 def _trace(net, example: torch.Tensor, path: Path, multiple: int, outputs: tuple[str, ...]) -> None:
