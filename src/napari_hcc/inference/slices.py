@@ -140,15 +140,14 @@ def model_mask(mask: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
 
 def model_labels(labels: np.ndarray, geometry: SliceGeometry, values: int) -> np.ndarray:
     """A source-grid label map (uint8, 0..values-1, any other value unknown) -> (N, H, W) uint8 in the
-    model frame: each label's area share resampled like `model_mask`, the largest share kept. Padding is
-    label 0; a pixel mostly unknown stays unknown (255)."""
+    model frame: each label's area share resampled like `model_mask`, the largest share kept. Padding (no
+    share anywhere) is label 0, the first of equal shares; a pixel mostly unknown stays unknown (255)."""
     labels = np.asarray(labels)
     shares = []
     for value in [*range(values), None]:
         hit = (labels == value) if value is not None else (labels >= values)
         disp, _ = to_display(hit.astype(np.float32), geometry.source_affine)
         shares.append(to_model_frame(disp[:, None], geometry)[:, 0])
-    shares[0] = shares[0] + (1.0 - sum(shares)).clip(0)  # the padding around the field is "other"
     best = np.argmax(np.stack(shares), axis=0).astype(np.uint8)
     best[best == values] = 255
     return best

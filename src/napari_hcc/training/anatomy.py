@@ -12,7 +12,6 @@ import torch
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.anatomy_labels import UNKNOWN
-from napari_hcc.vocabulary import ANATOMY
 
 
 def wants_anatomy(asked: bool | None, card) -> bool:
@@ -30,16 +29,6 @@ def check_anatomy(ds, base_has_head: bool, studies) -> None:
             f"--anatomy needs the simulator's tissue maps (derivatives/truth/*_desc-tissue_dseg.nii.gz); "
             f"no session of {names} has one."
         )
-
-
-def with_anatomy(card) -> None:
-    """Name the anatomy classes in the card's architecture (the network then gets the head)."""
-    if not card.architecture.get("anatomy"):
-        card.architecture = {**card.architecture, "anatomy": list(ANATOMY)}
-
-
-def without_anatomy(card) -> None:
-    card.architecture = {**card.architecture, "anatomy": []}
 
 
 def split_targets(y: torch.Tensor, with_organs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

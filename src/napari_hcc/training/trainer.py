@@ -49,8 +49,6 @@ from napari_hcc.training.anatomy import (
     split_targets,
     stack_targets,
     wants_anatomy,
-    with_anatomy,
-    without_anatomy,
 )
 from napari_hcc.training.augment import augment
 from napari_hcc.training.config import TrainConfig, TrainResult
@@ -128,17 +126,15 @@ class Trainer:
         self.ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only, anatomy=anatomy)
         if anatomy:
             check_anatomy(self.ds, base_has_head, cfg.studies)
-            with_anatomy(card)
-        else:
-            without_anatomy(card)
         self._split_rats()
 
         torch.manual_seed(cfg.seed)
         net = build_network(self.base) if self.base is not None else HCCNet(card.architecture)
-        if card.architecture.get("anatomy") and not net.has_anatomy:  # an older model learns anatomy too
+        if anatomy and not net.has_anatomy:  # a new model, or an older one, learns anatomy too
             add_anatomy_head(net, ANATOMY)
-        elif not card.architecture.get("anatomy") and net.has_anatomy:  # --no-anatomy
+        elif not anatomy and net.has_anatomy:  # --no-anatomy
             drop_anatomy_head(net)
+        card.architecture = dict(net.architecture)  # the card describes the network it will be saved with
         if self.base is None and cfg.encoder_weights:
             load_encoder_weights(net, cfg.encoder_weights)
         self.net = net.to(device=self.device, memory_format=torch.channels_last)
