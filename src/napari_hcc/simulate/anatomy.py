@@ -9,9 +9,12 @@ lung bases at the cranial edge. Coordinates are millimetres in the rat's own bod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
+
+from napari_hcc.simulate.shapes import Blob, Body, Tube, wobble
+from napari_hcc.simulate.trunk import abdomen_shapes, thorax_shapes
 
 # Tissue labels of the truth `desc-tissue_dseg` volume (documented in docs/simulator.md).
 TISSUES = (
@@ -36,88 +39,10 @@ TISSUES = (
     "spinal_cord",
     "lung",
     "fiducial",  # 20: a water tube beside the animal (varied world)
+    "myocardium",  # 21: the heart (`trunk`)
+    "urine",  # 22: the bladder's content
 )
 LABEL = {name: i for i, name in enumerate(TISSUES)}
-
-
-@dataclass(frozen=True)
-class Blob:
-    """A perturbed ellipsoid: inside where rho < 1."""
-
-    label: str
-    center: tuple[float, float, float]
-    axes: tuple[float, float, float]  # semi-axes (mm); a huge z axis makes a cylinder
-    angle: float = 0.0  # rotation about z (radians)
-    wobble: tuple[tuple[float, float], ...] = ()  # Fourier coefficients of the boundary, k = 2..
-    taper: float = 0.0  # relative change of the in-plane axes per mm of z
-
-    def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        # Python floats throughout: with float32 coordinates, everything stays float32
-        dx, dy, dz = x - float(self.center[0]), y - float(self.center[1]), z - float(self.center[2])
-        c, s = float(np.cos(self.angle)), float(np.sin(self.angle))
-        u, v = c * dx + s * dy, -s * dx + c * dy
-        scale = 1.0 + float(self.taper) * dz if self.taper else 1.0
-        a, b = float(self.axes[0]) * scale, float(self.axes[1]) * scale
-        r = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (dz / self.axes[2]) ** 2)
-        if self.wobble:
-            # cos(k theta), sin(k theta) as powers of e^(i theta): no trigonometry per voxel.
-            e1 = (u / a + 1j * (v / b)).astype(np.complex64)
-            e1 /= np.maximum(np.abs(e1), 1e-6)
-            ek = e1 * e1
-            bump = np.zeros_like(r)
-            for ca, sa in self.wobble:
-                bump += ca * ek.real + sa * ek.imag
-                ek = ek * e1
-            r = r / (1.0 + bump)
-        return r
-
-    def shrunk(self, mm: float, label: str | None = None) -> Blob:
-        """The same shape `mm` thinner in-plane (for walls and layers)."""
-        a, b, c = self.axes
-        return replace(self, axes=(a - mm, b - mm, c), label=label or self.label)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """A body-frame box that holds the whole shape."""
-        grow = (1.0 + sum(abs(p) + abs(q) for p, q in self.wobble)) * (1.0 + abs(self.taper) * 20.0)
-        r = max(self.axes[0], self.axes[1]) * grow
-        c = np.asarray(self.center)
-        half = np.array([r, r, min(self.axes[2], 60.0)])
-        return c - half, c + half
-
-
-@dataclass(frozen=True)
-class Tube:
-    """A vessel: a cylinder of `radius` around the segment p0-p1."""
-
-    label: str
-    p0: tuple[float, float, float]
-    p1: tuple[float, float, float]
-    radius: float
-    within: str = ""  # painted only over this tissue (a vessel branch stays in the liver)
-
-    def rho(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        p0 = [float(v) for v in self.p0]
-        d = [float(b) - a for a, b in zip(p0, self.p1)]
-        t = ((x - p0[0]) * d[0] + (y - p0[1]) * d[1] + (z - p0[2]) * d[2]) / float(np.dot(d, d))
-        t = np.clip(t, 0.0, 1.0)
-        dist2 = (x - p0[0] - t * d[0]) ** 2 + (y - p0[1] - t * d[1]) ** 2 + (z - p0[2] - t * d[2]) ** 2
-        return np.sqrt(dist2) / float(self.radius)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.minimum(self.p0, self.p1) - self.radius
-        hi = np.maximum(self.p0, self.p1) + self.radius
-        return np.asarray(lo), np.asarray(hi)
-
-
-@dataclass(frozen=True)
-class Body:
-    """The body outline and its nested layers, from a single shape evaluation."""
-
-    outline: Blob
-    layers: tuple[tuple[str, float], ...]  # (label, rho threshold), outermost first
-
-    def bounds(self):
-        return self.outline.bounds()
 
 
 @dataclass
@@ -127,10 +52,6 @@ class Anatomy:
     shapes: list
     liver_lobes: list[Blob]
     left_lobe: Blob
-
-
-def _wobble(rng: np.random.Generator, amount: float, orders: int = 4) -> tuple[tuple[float, float], ...]:
-    return tuple((float(rng.normal(0, amount / k)), float(rng.normal(0, amount / k))) for k in range(2, 2 + orders))
 
 
 def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
@@ -144,37 +65,37 @@ def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
 
     return {
         "size": size,
-        "body": (sc(0.04) * 20.5, sc(0.04) * 15.5, _wobble(rng, 0.05)),
+        "body": (sc(0.04) * 20.5, sc(0.04) * 15.5, wobble(rng, 0.05)),
         "fat_mm": float(np.clip(rng.normal(0.9, 0.25), 0.4, 1.6)),
         "lll": (
             (-8.0 + jit(), 4.0 + jit(0.8), 1.0 + jit()),
             (sc() * 11.0, sc() * 7.5, sc() * 11.0),
             np.deg2rad(-15 + jit(6)),
-            _wobble(rng, 0.06),
+            wobble(rng, 0.06),
         ),
         "ml": (
             (3.0 + jit(), 8.5 + jit(0.6), 2.5 + jit()),
             (sc() * 9.0, sc() * 5.0, sc() * 10.0),
             np.deg2rad(10 + jit(6)),
-            _wobble(rng, 0.06),
+            wobble(rng, 0.06),
         ),
         "rll": (
             (11.5 + jit(), 0.0 + jit(), -0.5 + jit()),
             (sc() * 6.5, sc() * 8.0, sc() * 9.0),
             np.deg2rad(jit(8)),
-            _wobble(rng, 0.06),
+            wobble(rng, 0.06),
         ),
         "cau": (
             (1.5 + jit(0.6), -4.0 + jit(0.5), -1.5 + jit()),
             (sc() * 5.0, sc() * 3.5, sc() * 7.0),
             np.deg2rad(jit(10)),
-            _wobble(rng, 0.05),
+            wobble(rng, 0.05),
         ),
         "stomach": (
             (-7.5 + jit(), -4.0 + jit(0.7), -1.5 + jit()),
             (sc() * 6.0, sc() * 4.5, sc() * 7.0),
             np.deg2rad(20 + jit(10)),
-            _wobble(rng, 0.05),
+            wobble(rng, 0.05),
         ),
         "kidney_r": (
             (8.5 + jit(0.7), -7.5 + jit(0.5), -7.0 + jit(1.5)),
@@ -239,6 +160,9 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
         if i < len(gas) and gas[i]:  # a gas bubble on the loop's upper (ventral) side
             shapes.append(Blob("gas", (loop.center[0], loop.center[1] + 0.35 * loop.axes[1], loop.center[2]),
                                (0.55 * loop.axes[0], 0.4 * loop.axes[1], 0.5 * length), ang))  # fmt: skip
+    trunk = p.get("trunk")  # the rat beyond the liver's slab (`trunk`), where a session was drawn with it
+    if trunk:
+        shapes += abdomen_shapes(trunk, g)
     stomach = blob("stomach_wall", p["stomach"], stomach_filling)
     shapes += [stomach, stomach.shrunk(0.5, "stomach_content")]
     gas_c = (stomach.center[0], stomach.center[1] - 0.55 * stomach.axes[1], stomach.center[2] + 1.0)
@@ -251,6 +175,8 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
     shapes += lobes  # painted by `paint_liver` so that lobes are split by fissures
     for c, ax in p["lungs"]:
         shapes.append(Blob("lung", tuple(v * g for v in c), tuple(a * g for a in ax)))
+    if trunk:
+        shapes += thorax_shapes(trunk, g)
     sx, v = p["spine_x"] * g, p["vessels"]
     shapes += [
         Blob("muscle", (sx - 4.6 * g, -11.0 * g, 0.0), (3.6 * g, 3.0 * g, 1e6)),

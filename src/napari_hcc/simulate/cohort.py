@@ -24,10 +24,11 @@ from napari_hcc.simulate.pathology import sample_histology
 from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol
 from napari_hcc.simulate.render import draw_pose, render_session
 from napari_hcc.simulate.sidecars import sequence_sidecar
+from napari_hcc.simulate.trunk import draw_trunk
 from napari_hcc.simulate.tumor import draw_tumor_shape
 from napari_hcc.vocabulary import ARMS
 
-SIMULATOR_VERSION = "2.0"
+SIMULATOR_VERSION = "2.1"
 VARIED = "varied"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
 
@@ -67,6 +68,7 @@ def _render_and_write(task: tuple) -> dict:
     rng = np.random.default_rng(rat.seed)
     anatomy_params = draw_anatomy(rng)
     anatomy_params["details"] = draw_details(np.random.default_rng([rat.seed, 5]), protocol.source == VARIED)
+    anatomy_params["trunk"] = draw_trunk(np.random.default_rng([rat.seed, 6]), anatomy_params["size"])
     lobe = anatomy_params["details"].get("tumor_lobe", "lll")
     lobes = build_anatomy(anatomy_params).liver_lobes
     shape = draw_tumor_shape(rng, lobes[LOBES.index(lobe)], TUMOR_SITES[lobe])

@@ -20,6 +20,8 @@ from napari_hcc.simulate.protocol import Protocol, SequenceProtocol
 
 FIELDS_T = (3.0, 4.7, 7.0, 9.4, 11.7)
 FIELD_WEIGHTS = (0.15, 0.2, 0.3, 0.25, 0.1)
+#: the labs that scan the whole trunk rather than a slab around the liver (`whole_trunk`)
+WHOLE_TRUNK_SHARE = 0.2
 
 
 def _choice(rng: np.random.Generator, options, weights=None):
@@ -115,7 +117,30 @@ def draw_lab(rng: np.random.Generator) -> Protocol:
     sequences["T2w"] = _t2w(rng, t2_grid)
     if kind >= 0.3:  # and a fifth more use no contrast agent
         sequences["CE"] = sequences["T1w"]  # the same acquisition, after contrast
-    return with_drawn_artifacts(Protocol(field_t, sequences, "varied"), rng)
+    lab = with_drawn_artifacts(Protocol(field_t, sequences, "varied"), rng)
+    if rng.random() < WHOLE_TRUNK_SHARE:  # drawn last, so that every other lab is the one it was
+        lab = whole_trunk(lab, rng)
+    return lab
+
+
+def whole_trunk(protocol: Protocol, rng: np.random.Generator) -> Protocol:
+    """The same lab scanning the whole trunk on one grid: an axial stack of 40-80 mm in 1-2.5 mm slices, or a
+    coronal field of view of 90-160 mm through the body's depth, centred anywhere from the liver to the
+    lower abdomen (the real rat in ../shared/realdata is such a coronal scan)."""
+    plane = protocol.sequences[protocol.reference_role].plane
+    if plane == "coronal":
+        pixel = float(np.round(rng.uniform(0.35, 0.65), 3))
+        matrix = int(np.clip(np.round(rng.uniform(90.0, 160.0) / pixel / 8) * 8, 160, 320))
+        thickness = float(np.round(rng.uniform(0.6, 1.6), 2))
+        slices = int(np.clip(np.round(rng.uniform(26.0, 38.0) / thickness), 16, 64))
+    else:
+        pixel = float(np.round(rng.uniform(0.22, 0.45), 3))
+        matrix = int(np.clip(np.round(rng.uniform(50.0, 75.0) / pixel / 8) * 8, 112, 320))
+        thickness = float(np.round(rng.uniform(1.0, 2.5), 2))
+        slices = int(np.clip(np.round(rng.uniform(40.0, 80.0) / thickness), 16, 64))
+    grid = {"matrix": (matrix, matrix), "pixel_mm": (pixel, pixel), "slice_mm": thickness, "gap_mm": 0.0,
+            "slices": slices, "slab_centre_mm": float(np.round(rng.uniform(-30.0, 0.0), 1))}  # fmt: skip
+    return replace(protocol, sequences={r: replace(s, **grid) for r, s in protocol.sequences.items()})
 
 
 def with_drawn_artifacts(protocol: Protocol, rng: np.random.Generator) -> Protocol:

@@ -45,6 +45,8 @@ TISSUE_TABLE = {
     "spinal_cord": Tissue(0.75, 1600, 35, 0.0),
     "lung": Tissue(0.12, 1300, 15, 0.05),
     "fiducial": Tissue(1.0, 900, 120, 0.0),  # doped water
+    "myocardium": Tissue(0.78, 1500, 30, 0.35),
+    "urine": Tissue(0.98, 3000, 600, 2.0),  # gadolinium is cleared by the kidneys into the bladder
 }
 assert tuple(TISSUE_TABLE) == TISSUES
 

@@ -68,6 +68,8 @@ _CLASS = {
     "bone_marrow": "marrow",
     "lung": "lung",
     "fiducial": "fluid",
+    "myocardium": "muscle",
+    "urine": "fluid",
 }
 FAT_TISSUES = ("subcutaneous_fat", "visceral_fat")
 

@@ -53,6 +53,7 @@ class SequenceProtocol:
     gap_mm: float = 0.0
     slices: int = 15
     plane: str = "axial"
+    slab_centre_mm: float = 0.0  # where the grid is centred along the body (cranial +), from the liver's centre
     snr: float = 20.0
     # how the lab's scanner spoils it (all off by default; `varied` and `--like` draw them per rat)
     phase_encoding: str = "j"  # the stored in-plane voxel axis phase is encoded along (BIDS i or j)
@@ -112,6 +113,7 @@ _RANGES = {
     "slice_mm": (0.02, 10.0),
     "gap_mm": (0.0, 10.0),
     "slices": (1, 1024),
+    "slab_centre_mm": (-100.0, 100.0),
     "snr": (1.0, 1000.0),
     "bandwidth_hz_per_pixel": (0.0, 5000.0),
     "ghost_amplitude": (0.0, 1.0),

@@ -169,8 +169,8 @@ def render_session(
 ) -> RenderedSession:
     """One session of `rat` acquired with `protocol`; `texture_rng` draws the parenchymal texture (none
     without it); `quick` paints a coarser scene (`grids.QUICK_SUPERSAMPLE`), as every lab but `study` does."""
-    centre = (0.0, 0.0, pose.slab_offset_mm)
-    grids = {role: sequence_grid(seq, centre) for role, seq in protocol.sequences.items()}
+    grids = {role: sequence_grid(seq, (0.0, 0.0, pose.slab_offset_mm + seq.slab_centre_mm))
+             for role, seq in protocol.sequences.items()}  # fmt: skip
     # the rat (and a fiducial tube beside it) lies within this reach of its centre; beyond it is air
     reach = 1.1 * max(anatomy_params["body"][:2]) * pose.growth + 5.0
     within = (np.array([pose.shift_mm[0] - reach, pose.shift_mm[1] - reach, -np.inf]),

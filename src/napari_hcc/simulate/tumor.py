@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from napari_hcc.simulate.anatomy import Blob
 from napari_hcc.simulate.biology import TumorState
+from napari_hcc.simulate.shapes import Blob
 
 #: Mean of exp(k (cos t - 1)) over the sphere, so that lobules leave the mean radius unchanged.
 _KAPPA = 3.0

@@ -1,0 +1,110 @@
+"""The rat beyond the liver's slab: the thorax cranially, the lower abdomen and pelvis caudally.
+
+A scan that covers the whole trunk (a coronal field of view of 90-160 mm, an axial stack of 40-80 mm, as
+the real rat in ../shared/realdata is) shows a rat's heart and lungs above the diaphragm, and below the
+liver a belly full of intestine (small-bowel loops running every way, the large cecum, the colon), the
+psoas muscles along the spine, the bladder and the pelvic bones. Without them such a scan showed a
+cylinder of fat beyond the liver, and a network never learnt what the rest of a rat looks like.
+
+Everything here lies outside the `study` lab's slab (z above +14 mm or below -12 mm of the liver centre),
+and is drawn from a generator of its own, so no earlier draw of a rat changed and a `study` scan is the
+same, voxel for voxel. Coordinates are the body frame of `anatomy` (x: the animal's right, y: ventral,
+z: cranial), in millimetres, for a 250-300 g rat; `growth` scales them as it scales the rest of the rat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from napari_hcc.simulate.shapes import Blob, Tube, wobble
+
+#: the caudal and cranial edges of the slab the trunk leaves alone (body frame, mm)
+CAUDAL_EDGE_MM = -12.0
+CRANIAL_EDGE_MM = 14.0
+
+
+def draw_trunk(rng: np.random.Generator, size: float = 1.0) -> dict:
+    """One rat's organs beyond the liver's slab (drawn once per rat)."""
+
+    def jit(mm: float = 1.0) -> float:
+        return float(rng.normal(0.0, mm))
+
+    def sc(rel: float = 0.06) -> float:
+        return float(size * np.exp(rng.normal(0.0, rel)))
+
+    loops = []
+    for _ in range(int(rng.integers(150, 200))):  # about a metre of small intestine, 3-5 mm wide
+        radius, length = float(rng.uniform(1.6, 2.6)), float(rng.uniform(4.0, 8.0))
+        lying = bool(rng.random() < 0.5)  # a loop across the slice, else along the body
+        reach_z = 0.8 * radius if lying else length
+        top = CAUDAL_EDGE_MM - reach_z - 0.5
+        centre = (float(rng.uniform(-14, 14)), float(rng.uniform(-6, 11)), float(rng.uniform(-52.0, top)))
+        loops.append((centre, radius, length, float(rng.uniform(0, np.pi)), lying, bool(rng.random() < 0.25)))
+    return {
+        "loops": loops,
+        "cecum": (
+            (-6.0 + jit(1.5), 2.0 + jit(1.0), -33.0 + jit(2.0)),
+            (sc() * 9.0, sc() * 6.5, sc() * 10.0),
+            float(np.deg2rad(30 + jit(15))),
+            wobble(rng, 0.06),
+        ),
+        "colon": ((jit(0.8), -5.0 + jit(0.5), -50.0 + jit(2.0)), (sc() * 2.3, sc() * 2.0, sc() * 14.0)),
+        "psoas": (5.0 + jit(0.4), -8.0 + jit(0.4), sc() * 2.6),
+        "bladder": ((jit(0.8), 6.0 + jit(0.8), -62.0 + jit(2.0)), float(rng.uniform(0.5, 1.3)) * size),
+        "pelvis": (6.5 + jit(0.5), -58.0 + jit(2.0)),
+        "lungs": [
+            ((s * (7.5 + jit(0.6)), -2.5 + jit(0.6), 28.0 + jit(1.0)), (sc() * 7.0, sc() * 7.5, sc() * 12.0))
+            for s in (-1, 1)
+        ],
+        "heart": (
+            (-1.5 + jit(0.6), 3.5 + jit(0.6), 26.0 + jit(1.0)),
+            (sc() * 6.0, sc() * 5.5, sc() * 7.0),
+            float(np.deg2rad(-25 + jit(8))),
+        ),
+    }
+
+
+def abdomen_shapes(p: dict, g: float) -> list:
+    """The lower abdomen and pelvis, painted before the organs of the liver's slab (which cover them)."""
+    out: list = []
+    for centre, radius, length, angle, lying, gas in p["loops"]:
+        axes = (length, radius, 0.8 * radius) if lying else (radius, 0.8 * radius, length)
+        loop = Blob("bowel_wall", _scaled(centre, g), _scaled(axes, g), angle)
+        out += [loop, _inner(loop, 0.45, "bowel_content")]
+        if gas:  # a bubble on the loop's ventral side
+            c = (loop.center[0], loop.center[1] + 0.4 * loop.axes[1], loop.center[2])
+            out.append(Blob("gas", c, (0.5 * loop.axes[0], 0.35 * loop.axes[1], 0.5 * loop.axes[2]), angle))
+    c, ax, ang, wob = p["cecum"]
+    cecum = Blob("bowel_wall", _scaled(c, g), _scaled(ax, g), ang, wob)
+    c, ax = p["colon"]
+    colon = Blob("bowel_wall", _scaled(c, g), _scaled(ax, g))
+    out += [cecum, _inner(cecum, 0.6, "bowel_content"), colon, _inner(colon, 0.5, "bowel_content")]
+    x, y, r = p["psoas"]
+    out += [Blob("muscle", (s * x * g, y * g, -36.0 * g), (r * g, r * g, 20.0 * g)) for s in (-1, 1)]
+    c, filling = p["bladder"]
+    bladder = Blob("muscle", _scaled(c, g), (4.5 * g * filling, 4.0 * g * filling, 6.0 * g * filling))
+    out += [bladder, _inner(bladder, 0.4, "urine")]
+    x, z = p["pelvis"]
+    for s in (-1, 1):  # the ilium on either side, running caudally and ventrally from the sacrum
+        p0, p1 = (s * 3.0 * g, -9.5 * g, (z + 8.0) * g), (s * x * g, -3.0 * g, (z - 10.0) * g)
+        out += [Tube("cortical_bone", p0, p1, 1.4 * g), Tube("bone_marrow", p0, p1, 0.8 * g)]
+    return out
+
+
+def thorax_shapes(p: dict, g: float) -> list:
+    """The lungs and heart above the diaphragm, painted after the liver."""
+    out: list = [Blob("lung", _scaled(c, g), _scaled(ax, g)) for c, ax in p["lungs"]]
+    c, ax, ang = p["heart"]
+    heart = Blob("myocardium", _scaled(c, g), _scaled(ax, g), ang)
+    return out + [heart, _inner(heart, 1.6, "blood_vessel")]  # the chambers: blood, dark by flow on spin echo
+
+
+def _inner(blob: Blob, mm: float, label: str) -> Blob:
+    """What a wall `mm` thick holds: the shape thinner along all three axes."""
+    return replace(blob, label=label, axes=tuple(a - mm for a in blob.axes))
+
+
+def _scaled(values, g: float) -> tuple[float, float, float]:
+    return tuple(float(v) * g for v in values)
