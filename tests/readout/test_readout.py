@@ -2,7 +2,10 @@
 the CLI into a new model, travels inside its safetensors file, drives predict, and a study it was fitted
 on cannot be used to evaluate it."""
 
+import contextlib
+import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -73,27 +76,21 @@ def network(tiny_study, tmp_path_factory):
     return out
 
 
-def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(network, tiny_study, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def with_readout(network, tiny_study, tmp_path_factory):
+    """`fit-readout` on the network, once for the module: (the new model's folder, what it printed, the source
+    network's bytes before)."""
     before = (network / "model.safetensors").read_bytes()
-    out = tmp_path / "with-readout"
-    assert (
-        main(
-            [
-                "fit-readout",
-                "--model",
-                str(network),
-                "--study",
-                str(tiny_study),
-                "--out",
-                str(out),
-                "--version",
-                "0.0.2",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    assert "readout fitted on 4 rats" in capsys.readouterr().out
+    out = tmp_path_factory.mktemp("readout") / "with-readout"
+    args = ["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(out), "--version", "0.0.2"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main([*args, "--quiet"]) == 0
+    return out, printed.getvalue(), before
+
+
+def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(network, with_readout, tiny_study, capsys):
+    out, printed, before = with_readout
+    assert "readout fitted on 4 rats" in printed
     assert (network / "model.safetensors").read_bytes() == before  # the source model is untouched
     model = load_model(out)
     card = json.loads((out / "model.json").read_text())
@@ -130,22 +127,16 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
     assert "never overwritten" in capsys.readouterr().err
 
 
-def test_fine_tuning_keeps_the_readout(network, tiny_study, tmp_path):
-    with_readout = tmp_path / "r"
-    assert (
-        main(
-            ["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(with_readout), "--quiet"]
-        )
-        == 0
-    )
+def test_fine_tuning_keeps_the_readout(with_readout, tiny_study, tmp_path):
+    source = with_readout[0]
     tuned = tmp_path / "tuned"
-    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, init=str(with_readout), version="0.0.3"))
-    np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(with_readout).readout.arm_coef)
+    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, init=str(source), version="0.0.3"))
+    np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(source).readout.arm_coef)
 
 
-def test_a_readout_on_features_this_version_does_not_compute_is_refused_in_one_sentence(network, tiny_study, tmp_path):
+def test_a_readout_on_features_this_version_does_not_compute_is_refused_in_one_sentence(with_readout, tmp_path):
     out = tmp_path / "r"
-    assert main(["fit-readout", "--model", str(network), "--study", str(tiny_study), "--out", str(out), "--quiet"]) == 0
+    shutil.copytree(with_readout[0], out)
     card = json.loads((out / "model.json").read_text())
     card["readout"]["features"][0] = "t1_from_a_newer_version"
     (out / "model.json").write_text(json.dumps(card))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_hcc.cli import main
 from napari_hcc.errors import InputError
 from napari_hcc.inference.engine import Engine
 from napari_hcc.inference.slices import model_mask, model_slices
@@ -182,29 +183,16 @@ def test_two_processes_train_together_with_ddp(tiny_study, tmp_path):
     assert load_model(out).card.trained
 
 
-def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path):
+def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path, capsys):
     for args, message in (
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--folds", "2"], "give --folds K and --fold I together"),
         (["--tumor-free-share", "-0.5"], "--tumor-free-share must be 0 or more"),
     ):
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "napari_hcc",
-                "train",
-                "--study",
-                str(tiny_study),
-                "--out",
-                str(tmp_path / "x"),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+        assert main(["train", "--study", str(tiny_study), "--out", str(tmp_path / "x"), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+        assert not (tmp_path / "x").exists()
 
 
 def test_augmentation_moves_image_and_mask_together_and_is_seeded():
