@@ -72,7 +72,7 @@ def test_features_do_not_change_with_scanner_gain_and_are_none_without_a_tumor()
 @pytest.fixture(scope="module")
 def network(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "net"
-    train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, version="0.0.1"))
+    train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, crop=64, version="0.0.1"))
     return out
 
 
@@ -130,7 +130,7 @@ def test_fit_readout_cli_makes_a_new_model_that_predicts_with_the_readout(networ
 def test_fine_tuning_keeps_the_readout(with_readout, tiny_study, tmp_path):
     source = with_readout[0]
     tuned = tmp_path / "tuned"
-    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, init=str(source), version="0.0.3"))
+    train(TrainConfig([tiny_study], tuned, epochs=1, batch_size=8, crop=64, init=str(source), version="0.0.3"))
     np.testing.assert_allclose(load_model(tuned).readout.arm_coef, load_model(source).readout.arm_coef)
 
 

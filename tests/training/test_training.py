@@ -31,7 +31,7 @@ from napari_hcc.training.trainer import train
 @pytest.fixture(scope="module")
 def trained(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny"
-    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, version="0.0.1"))
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, crop=64, version="0.0.1"))
     return out, result
 
 
@@ -91,7 +91,7 @@ def test_fine_tuning_makes_a_new_model_and_leaves_the_old_one(trained, tiny_stud
     out, _ = trained
     before = (out / "model.safetensors").read_bytes()
     new = tmp_path / "tuned"
-    train(TrainConfig([tiny_study], new, epochs=1, batch_size=8, init=str(out)))
+    train(TrainConfig([tiny_study], new, epochs=1, batch_size=8, crop=64, init=str(out)))
     assert (out / "model.safetensors").read_bytes() == before
     card = load_model(new).card
     assert card.training["init"] == str(out) and "fine-tuned" in card.description
@@ -120,7 +120,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
 
 def test_folds_keep_held_out_rats_out_of_training(tiny_study, tmp_path):
     out = tmp_path / "fold1"
-    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, folds=2, fold=1))
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, crop=64, folds=2, fold=1))
     held = set(result.test_rats)
     assert len(held) == 2 and held.isdisjoint(result.train_rats) and held.isdisjoint(result.val_rats)
     assert set(load_model(out).card.training["held_out_rats"]) == held
