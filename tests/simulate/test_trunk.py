@@ -6,7 +6,7 @@ import pytest
 
 from napari_hcc.simulate.anatomy import LABEL, build_anatomy, draw_anatomy
 from napari_hcc.simulate.biology import draw_cohort, tumor_state
-from napari_hcc.simulate.labs import WHOLE_TRUNK_SHARE, draw_lab, whole_trunk
+from napari_hcc.simulate.labs import LIVER_HALF_SPAN_MM, WHOLE_TRUNK_SHARE, draw_lab, whole_trunk
 from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol, SequenceProtocol
 from napari_hcc.simulate.render import draw_pose, render_session
 from napari_hcc.simulate.trunk import draw_trunk
@@ -77,6 +77,10 @@ def test_a_fifth_of_varied_labs_scan_the_whole_trunk_on_one_grid():
         else:
             assert 38.0 <= depth <= 82.0 and 45.0 <= fov <= 80.0
         assert -30.0 <= seq.slab_centre_mm <= 0.0
+        along_body = fov if seq.plane == "coronal" else depth
+        # the whole liver (12 mm either side of its centre) is in the slab
+        assert seq.slab_centre_mm - along_body / 2 <= -LIVER_HALF_SPAN_MM + 0.06
+        assert seq.slab_centre_mm + along_body / 2 >= LIVER_HALF_SPAN_MM - 0.06
 
 
 def test_whole_trunk_keeps_the_lab_but_its_grids():

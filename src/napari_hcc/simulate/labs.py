@@ -22,6 +22,8 @@ FIELDS_T = (3.0, 4.7, 7.0, 9.4, 11.7)
 FIELD_WEIGHTS = (0.15, 0.2, 0.3, 0.25, 0.1)
 #: the labs that scan the whole trunk rather than a slab around the liver (`whole_trunk`)
 WHOLE_TRUNK_SHARE = 0.2
+#: how far the liver reaches either side of its centre along the body (mm); every whole-trunk slab covers it
+LIVER_HALF_SPAN_MM = 12.0
 
 
 def _choice(rng: np.random.Generator, options, weights=None):
@@ -125,21 +127,27 @@ def draw_lab(rng: np.random.Generator) -> Protocol:
 
 def whole_trunk(protocol: Protocol, rng: np.random.Generator) -> Protocol:
     """The same lab scanning the whole trunk on one grid: an axial stack of 40-80 mm in 1-2.5 mm slices, or a
-    coronal field of view of 90-160 mm through the body's depth, centred anywhere from the liver to the
-    lower abdomen (the real rat in ../shared/realdata is such a coronal scan)."""
+    coronal field of view of 90-160 mm through the body's depth, centred anywhere from the liver to 30 mm
+    caudal of it, as long as the whole liver stays in the slab (the real rat in ../shared/realdata is such a
+    coronal scan)."""
     plane = protocol.sequences[protocol.reference_role].plane
     if plane == "coronal":
         pixel = float(np.round(rng.uniform(0.35, 0.65), 3))
         matrix = int(np.clip(np.round(rng.uniform(90.0, 160.0) / pixel / 8) * 8, 160, 320))
         thickness = float(np.round(rng.uniform(0.6, 1.6), 2))
         slices = int(np.clip(np.round(rng.uniform(26.0, 38.0) / thickness), 16, 64))
+        along_body = matrix * pixel
     else:
         pixel = float(np.round(rng.uniform(0.22, 0.45), 3))
         matrix = int(np.clip(np.round(rng.uniform(50.0, 75.0) / pixel / 8) * 8, 112, 320))
         thickness = float(np.round(rng.uniform(1.0, 2.5), 2))
         slices = int(np.clip(np.round(rng.uniform(40.0, 80.0) / thickness), 16, 64))
+        along_body = slices * thickness
+    # a study of liver tumors covers the liver (z -12..+12 mm): the centre goes no further caudal than that allows
+    reach = along_body / 2.0 - LIVER_HALF_SPAN_MM
+    centre = float(np.round(rng.uniform(max(-30.0, -reach), min(0.0, reach)), 1))
     grid = {"matrix": (matrix, matrix), "pixel_mm": (pixel, pixel), "slice_mm": thickness, "gap_mm": 0.0,
-            "slices": slices, "slab_centre_mm": float(np.round(rng.uniform(-30.0, 0.0), 1))}  # fmt: skip
+            "slices": slices, "slab_centre_mm": centre}  # fmt: skip
     return replace(protocol, sequences={r: replace(s, **grid) for r, s in protocol.sequences.items()})
 
 
