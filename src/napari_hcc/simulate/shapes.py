@@ -45,6 +45,10 @@ class Blob:
         a, b, c = self.axes
         return replace(self, axes=(a - mm, b - mm, c), label=label or self.label)
 
+    def inner(self, mm: float, label: str) -> Blob:
+        """What a wall `mm` thick holds: the shape thinner along all three axes (`shrunk` keeps z)."""
+        return replace(self, label=label, axes=tuple(a - mm for a in self.axes))
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """A body-frame box that holds the whole shape."""
         grow = (1.0 + sum(abs(p) + abs(q) for p, q in self.wobble)) * (1.0 + abs(self.taper) * 20.0)

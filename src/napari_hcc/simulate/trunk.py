@@ -14,8 +14,6 @@ z: cranial), in millimetres, for a 250-300 g rat; `growth` scales them as it sca
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from napari_hcc.simulate.shapes import Blob, Tube, wobble
@@ -72,7 +70,7 @@ def abdomen_shapes(p: dict, g: float) -> list:
     for centre, radius, length, angle, lying, gas in p["loops"]:
         axes = (length, radius, 0.8 * radius) if lying else (radius, 0.8 * radius, length)
         loop = Blob("bowel_wall", _scaled(centre, g), _scaled(axes, g), angle)
-        out += [loop, _inner(loop, 0.45, "bowel_content")]
+        out += [loop, loop.inner(0.45, "bowel_content")]
         if gas:  # a bubble on the loop's ventral side
             c = (loop.center[0], loop.center[1] + 0.4 * loop.axes[1], loop.center[2])
             out.append(Blob("gas", c, (0.5 * loop.axes[0], 0.35 * loop.axes[1], 0.5 * loop.axes[2]), angle))
@@ -80,12 +78,12 @@ def abdomen_shapes(p: dict, g: float) -> list:
     cecum = Blob("bowel_wall", _scaled(c, g), _scaled(ax, g), ang, wob)
     c, ax = p["colon"]
     colon = Blob("bowel_wall", _scaled(c, g), _scaled(ax, g))
-    out += [cecum, _inner(cecum, 0.6, "bowel_content"), colon, _inner(colon, 0.5, "bowel_content")]
+    out += [cecum, cecum.inner(0.6, "bowel_content"), colon, colon.inner(0.5, "bowel_content")]
     x, y, r = p["psoas"]
     out += [Blob("muscle", (s * x * g, y * g, -36.0 * g), (r * g, r * g, 20.0 * g)) for s in (-1, 1)]
     c, filling = p["bladder"]
     bladder = Blob("muscle", _scaled(c, g), (4.5 * g * filling, 4.0 * g * filling, 6.0 * g * filling))
-    out += [bladder, _inner(bladder, 0.4, "urine")]
+    out += [bladder, bladder.inner(0.4, "urine")]
     x, z = p["pelvis"]
     for s in (-1, 1):  # the ilium on either side, running caudally and ventrally from the sacrum
         p0, p1 = (s * 3.0 * g, -9.5 * g, (z + 8.0) * g), (s * x * g, -3.0 * g, (z - 10.0) * g)
@@ -98,12 +96,7 @@ def thorax_shapes(p: dict, g: float) -> list:
     out: list = [Blob("lung", _scaled(c, g), _scaled(ax, g)) for c, ax in p["lungs"]]
     c, ax, ang = p["heart"]
     heart = Blob("myocardium", _scaled(c, g), _scaled(ax, g), ang)
-    return out + [heart, _inner(heart, 1.6, "blood_vessel")]  # the chambers: blood, dark by flow on spin echo
-
-
-def _inner(blob: Blob, mm: float, label: str) -> Blob:
-    """What a wall `mm` thick holds: the shape thinner along all three axes."""
-    return replace(blob, label=label, axes=tuple(a - mm for a in blob.axes))
+    return out + [heart, heart.inner(1.6, "blood_vessel")]  # the chambers: blood, dark by flow on spin echo
 
 
 def _scaled(values, g: float) -> tuple[float, float, float]:
