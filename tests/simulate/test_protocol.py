@@ -45,6 +45,8 @@ def test_the_study_protocol_is_the_papers_lab(tmp_path):
                                                        "ghost_amplitude": 2}}}, "ghost_amplitude is 2; it must be a number from 0 to 1"),
         ({"field_strength_t": 7, "draw_artifacts": "yes", "sequences": {"T2w": {}}}, "draw_artifacts is 'yes'; it must be true or false"),
         ({"field_strength_t": 7, "sequences": {"T2w": {}}, "fov": 1}, "has unknown key 'fov'"),
+        ({"field_strength_t": 7, "sequences": {"T2w": {"family": "RARE", "repetition_time_s": 3, "echo_time_s": 0.03,
+                                                       "tissue_gain": {"brain": 2}}}}, "tissue_gain is {'brain': 2}; it must map tissue classes"),
     ],
 )  # fmt: skip
 def test_a_bad_protocol_is_one_sentence_naming_the_file_and_key(tmp_path, data, message):

@@ -17,8 +17,8 @@ ARTIFACT_KEYS = {"chemical_shift_px", "flow_ghosts", "respiratory_ghosts", "kspa
 
 def _small(**changes) -> SequenceProtocol:
     """96 x 96 pixels of 0.5 mm and 6 slices, nearly noiseless, no smooth bias."""
-    return SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, matrix=(96, 96), pixel_mm=(0.5, 0.5), slice_mm=1.5,
-                            slices=6, snr=1000.0, bias=0.0, **changes)  # fmt: skip
+    grid = {"matrix": (96, 96), "pixel_mm": (0.5, 0.5), "slice_mm": 1.5, "slices": 6, "snr": 1000.0, "bias": 0.0}
+    return SequenceProtocol("RARE", 0.45, 0.009, 90.0, 2, **(grid | changes))
 
 
 def _session(protocol: Protocol):
@@ -119,6 +119,29 @@ def test_a_surface_coil_brightens_its_side(base):
     near, far = image[:, :half][body[:, :half]].mean(), image[:, half:][body[:, half:]].mean()
     base_near = base[0][:, :half][body[:, :half]].mean() / base[0][:, half:][body[:, half:]].mean()
     assert near / far > 2.5 * base_near
+
+
+def test_a_loop_under_a_coronal_slab_falls_off_through_its_slices():
+    def first_over_last(**changes):
+        image, out = _render(plane="coronal", slices=12, **changes)
+        body = out.tissue > 0
+        return image[..., :3][body[..., :3]].mean() / image[..., -3:][body[..., -3:]].mean()
+
+    plain = first_over_last()
+    under_the_back = first_over_last(coil="surface", coil_side="axis2-", coil_radius=0.3)
+    assert under_the_back > 2.5 * plain
+
+
+def test_a_labs_tissue_gain_scales_its_tissue_and_the_tumor_with_its_liver(base):
+    image, out = _render(tissue_gain={"liver": 2.0, "muscle": 0.5})
+    was, now, tissue = base[1].images["T1w"].astype(float), out.images["T1w"].astype(float), out.tissue
+    in_plane = np.ones((3, 3, 1), bool)
+    interior = {name: ndimage.binary_erosion(tissue == LABEL[name], in_plane, iterations=2)
+                for name in ("liver", "muscle", "tumor")}  # fmt: skip
+    ratio = {name: now[m].mean() / was[m].mean() for name, m in interior.items()}
+    assert ratio["liver"] == pytest.approx(2.0, rel=0.05)
+    assert ratio["tumor"] == pytest.approx(2.0, rel=0.05)  # its contrast against the liver is the physics' own
+    assert ratio["muscle"] == pytest.approx(0.5, rel=0.05)
 
 
 def _body_angle(image: np.ndarray) -> float:

@@ -12,7 +12,8 @@ from napari_hcc.cli import main
 from napari_hcc.io.study import find_scans
 from napari_hcc.simulate.cohort import simulate_study
 from napari_hcc.simulate.grids import PLANE_AXES
-from napari_hcc.simulate.protocol import protocol_from_study
+from napari_hcc.simulate.labs import draw_lab
+from napari_hcc.simulate.protocol import GAIN_CLASSES, STUDY_PROTOCOL, protocol_from_study
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,24 @@ def test_simulate_refuses_what_it_cannot_do_in_one_sentence(tmp_path, capsys, ex
     assert main(["simulate", "--out", str(tmp_path / "s"), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "s").exists()
+
+
+def test_every_lab_draws_its_tissue_gains_and_puts_a_coil_where_the_animal_lies():
+    labs = [draw_lab(np.random.default_rng([9, i])) for i in range(300)]
+    logs = []
+    for lab in labs:
+        seqs = lab.sequences
+        assert all(seq.tissue_gain.keys() == set(GAIN_CLASSES) for seq in seqs.values())
+        if "CE" in seqs:  # the same acquisition after contrast: the same unmodelled contrast
+            assert seqs["CE"].tissue_gain == seqs["T1w"].tissue_gain
+        logs += [np.log(v) for v in seqs["T2w"].tissue_gain.values()]
+        sides = {seq.coil_side for seq in seqs.values()}
+        assert len(sides) == 1
+        if seqs["T2w"].plane == "coronal":  # a loop on the back or belly lies behind the slab's slices
+            assert sides <= {"axis0-", "axis0+", "axis2-", "axis2+"}
+        else:
+            assert sides <= {"axis0-", "axis0+", "axis1-", "axis1+"}
+    assert np.exp(min(logs)) >= 0.5 and np.exp(max(logs)) <= 2.0 and 0.24 < np.std(logs) < 0.32
+    bssfp = np.mean([lab.sequences["T2w"].family == "bSSFP" for lab in labs])
+    assert 0.14 < bssfp < 0.26
+    assert not any(seq.tissue_gain for seq in STUDY_PROTOCOL.sequences.values())

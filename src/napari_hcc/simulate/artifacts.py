@@ -133,13 +133,23 @@ def chemical_shift_pixels(field_t: float, bandwidth_hz_per_pixel: float) -> floa
 
 
 #: the edge of the in-plane grid a surface coil lies on: (axis, at the high end)
-COIL_SIDES = {"axis0-": (0, False), "axis0+": (0, True), "axis1-": (1, False), "axis1+": (1, True)}
+#: the grid edge a loop lies on: an in-plane axis, or the slice axis (a loop under a coronal slab lies behind
+#: its first or last slice, so the fall-off runs through the slices)
+COIL_SIDES = {"axis0-": (0, False), "axis0+": (0, True), "axis1-": (1, False), "axis1+": (1, True),
+              "axis2-": (2, False), "axis2+": (2, True)}  # fmt: skip
+#: where a loop on the animal's right, left, back or belly lies on a grid of each plane (grids.PLANE_AXES)
+ANATOMICAL_COIL_SIDES = {
+    "axial": {"right": "axis0-", "left": "axis0+", "dorsal": "axis1-", "ventral": "axis1+"},
+    "coronal": {"right": "axis0-", "left": "axis0+", "dorsal": "axis2-", "ventral": "axis2+"},
+    "sagittal": {"right": "axis2+", "left": "axis2-", "dorsal": "axis0-", "ventral": "axis0+"},
+}
 
 
 def surface_coil(shape: tuple[int, int, int], side: str, radius_fraction: float) -> np.ndarray:
-    """Receive sensitivity of a loop coil lying on one edge of the in-plane grid (`COIL_SIDES`), falling
-    off with depth as a loop's field on its axis, 1 / (1 + (d / r)^2)^(3/2), with the loop's radius r a
-    fraction of the field of view. Normalised to mean 1 (the receiver gain takes the rest)."""
+    """Receive sensitivity of a loop coil lying on one edge of the grid (`COIL_SIDES`), falling off with
+    depth as a loop's field on its axis, 1 / (1 + (d / r)^2)^(3/2), with the loop's radius r a fraction of
+    the grid's extent along that axis (the field of view, or the slab for the slice axis). Normalised to
+    mean 1 (the receiver gain takes the rest)."""
     axis, high = COIL_SIDES[side]
     n = shape[axis]
     depth = np.arange(n, dtype=np.float64)[::-1] if high else np.arange(n, dtype=np.float64)

@@ -28,7 +28,7 @@ from napari_hcc.simulate.trunk import draw_trunk
 from napari_hcc.simulate.tumor import draw_tumor_shape
 from napari_hcc.vocabulary import ARMS
 
-SIMULATOR_VERSION = "2.1"
+SIMULATOR_VERSION = "2.2"
 VARIED = "varied"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
 

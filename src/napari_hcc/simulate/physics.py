@@ -119,12 +119,20 @@ def signal(pd, t1_ms, t2_ms, gd_mM, kind: str, seq: SequenceProtocol, field_t: f
     return (np.asarray(pd, dtype=np.float32) * s).astype(np.float32)
 
 
+def gain(seq: SequenceProtocol, kind: str) -> float:
+    """The lab's factor on the signal of tissue class `kind` (`SequenceProtocol.tissue_gain`); a tumor takes
+    the liver's, so that a lesion's contrast against its liver stays the physics' own."""
+    return float(seq.tissue_gain.get("liver" if kind == "tumor" else kind, 1.0))
+
+
 def tissue_signal(
     name: str, tissue: Tissue, seq: SequenceProtocol, field_t: float, contrast: bool, t2_scale: float = 1.0
 ) -> float:
-    """Signal of a homogeneous tissue, with fat suppression and flow as the sequence sees them."""
+    """Signal of a homogeneous tissue, with fat suppression, flow and the lab's tissue gain as the sequence
+    sees them."""
     kind = tissue_class(name)
     s = float(signal(tissue.pd, tissue.t1_ms, tissue.t2_ms * t2_scale, tissue.gd_mM, kind, seq, field_t, contrast))
+    s *= gain(seq, kind)
     if name in FAT_TISSUES and seq.fat_suppression:
         s *= FAT_SUPPRESSION_RESIDUAL
     if tissue.flow_void != 1.0:

@@ -30,6 +30,8 @@ from napari_hcc.simulate.artifacts import COIL_SIDES
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
 FAMILIES = ("RARE", "FLASH", "bSSFP")
+#: the tissue classes a `tissue_gain` may name (physics.tissue_class); a tumor takes the liver's
+GAIN_CLASSES = ("liver", "muscle", "fat", "kidney", "spleen", "blood", "fluid", "marrow", "lung", "other")
 PLANES = ("axial", "coronal", "sagittal")
 #: what a sidecar's sequence words say about the family (searched in this order)
 _FAMILY_WORDS = (
@@ -70,6 +72,9 @@ class SequenceProtocol:
     bias: float = 0.15  # strength of the smooth receive bias (log-polynomial sd x 2)
     motion_mm: float = 0.0  # largest in-plane shift against the reference sequence (per session)
     motion_deg: float = 0.0  # largest rotation about the scanner's z axis against the reference
+    # a factor per tissue class (physics.tissue_class) on the signal the equations give: what the tables and
+    # equations do not know about a lab's animals and sequence (`varied` draws it; empty: 1 for every class)
+    tissue_gain: dict = field(default_factory=dict, hash=False, compare=True)
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,15 @@ def _sequence(raw, where: str) -> SequenceProtocol:
                 and all(isinstance(v, (int, float)) and v > 0 for v in value)
             ):
                 raise InputError(f"{where}.{key} is {value!r}; it must be two positive numbers.")
+    gain = raw.get("tissue_gain", {})
+    if not isinstance(gain, dict) or any(
+        k not in GAIN_CLASSES or not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.05 <= v <= 20.0
+        for k, v in gain.items()
+    ):
+        raise InputError(
+            f"{where}.tissue_gain is {gain!r}; it must map tissue classes ({', '.join(GAIN_CLASSES)}) to factors "
+            "from 0.05 to 20."
+        )
     values = dict(raw)
     for key in ("matrix", "pixel_mm"):
         if key in values:

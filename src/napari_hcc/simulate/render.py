@@ -149,7 +149,7 @@ def _tumor_signal(comp, rat: Rat, state: TumorState, seq, field_t: float, contra
 
     s_nec = (1.0 - patch) * sig(mri.NECROSIS_LIQUEFACTIVE) + patch * sig(mri.NECROSIS_COAGULATIVE)
     return (
-        comp["viable"] * s_viable
+        comp["viable"] * s_viable * np.float32(physics.gain(seq, "tumor"))
         + comp["necrosis"] * s_nec
         + comp["apoptosis"] * sig(mri.APOPTOSIS)
         + comp["edema"] * sig(mri.EDEMA_INFILTRATE)
