@@ -132,9 +132,8 @@ def chemical_shift_pixels(field_t: float, bandwidth_hz_per_pixel: float) -> floa
     return 3.4e-6 * 42.577478e6 * field_t / bandwidth_hz_per_pixel
 
 
-#: the edge of the in-plane grid a surface coil lies on: (axis, at the high end)
-#: the grid edge a loop lies on: an in-plane axis, or the slice axis (a loop under a coronal slab lies behind
-#: its first or last slice, so the fall-off runs through the slices)
+#: the grid edge a loop lies on, as (axis, at the high end): an in-plane axis, or the slice axis (a loop under
+#: a coronal slab lies behind its first or last slice, so the fall-off runs through the slices)
 COIL_SIDES = {"axis0-": (0, False), "axis0+": (0, True), "axis1-": (1, False), "axis1+": (1, True),
               "axis2-": (2, False), "axis2+": (2, True)}  # fmt: skip
 #: where a loop on the animal's right, left, back or belly lies on a grid of each plane (grids.PLANE_AXES)
