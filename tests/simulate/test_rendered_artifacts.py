@@ -133,7 +133,7 @@ def test_a_loop_under_a_coronal_slab_falls_off_through_its_slices():
 
 
 def test_a_labs_tissue_gain_scales_its_tissue_and_the_tumor_with_its_liver(base):
-    image, out = _render(tissue_gain={"liver": 2.0, "muscle": 0.5})
+    _, out = _render(tissue_gain={"liver": 2.0, "muscle": 0.5})
     was, now, tissue = base[1].images["T1w"].astype(float), out.images["T1w"].astype(float), out.tissue
     in_plane = np.ones((3, 3, 1), bool)
     interior = {name: ndimage.binary_erosion(tissue == LABEL[name], in_plane, iterations=2)

@@ -13,6 +13,8 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.simulate.cohort import simulate_study
 from napari_hcc.simulate.grids import PLANE_AXES
 from napari_hcc.simulate.labs import draw_lab
+from napari_hcc.simulate.mri import TISSUE_TABLE
+from napari_hcc.simulate.physics import tissue_class
 from napari_hcc.simulate.protocol import GAIN_CLASSES, STUDY_PROTOCOL, protocol_from_study
 
 
@@ -159,3 +161,5 @@ def test_every_lab_draws_its_tissue_gains_and_puts_a_coil_where_the_animal_lies(
     bssfp = np.mean([lab.sequences["T2w"].family == "bSSFP" for lab in labs])
     assert 0.14 < bssfp < 0.26
     assert not any(seq.tissue_gain for seq in STUDY_PROTOCOL.sequences.values())
+    # every tissue class the physics knows has a gain to draw (the tumor takes its liver's)
+    assert set(GAIN_CLASSES) == {tissue_class(name) for name in TISSUE_TABLE} - {"tumor"} | {"other"}

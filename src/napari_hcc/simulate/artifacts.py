@@ -136,11 +136,16 @@ def chemical_shift_pixels(field_t: float, bandwidth_hz_per_pixel: float) -> floa
 #: a coronal slab lies behind its first or last slice, so the fall-off runs through the slices)
 COIL_SIDES = {"axis0-": (0, False), "axis0+": (0, True), "axis1-": (1, False), "axis1+": (1, True),
               "axis2-": (2, False), "axis2+": (2, True)}  # fmt: skip
-#: where a loop on the animal's right, left, back or belly lies on a grid of each plane (grids.PLANE_AXES)
+#: the sides of the animal a loop can lie on
+ANIMAL_SIDES = ("right", "left", "dorsal", "ventral")
+#: where a loop on each side of the animal lies on a grid of each plane (grids.PLANE_AXES)
 ANATOMICAL_COIL_SIDES = {
-    "axial": {"right": "axis0-", "left": "axis0+", "dorsal": "axis1-", "ventral": "axis1+"},
-    "coronal": {"right": "axis0-", "left": "axis0+", "dorsal": "axis2-", "ventral": "axis2+"},
-    "sagittal": {"right": "axis2+", "left": "axis2-", "dorsal": "axis0-", "ventral": "axis0+"},
+    plane: dict(zip(ANIMAL_SIDES, edges))
+    for plane, edges in {
+        "axial": ("axis0-", "axis0+", "axis1-", "axis1+"),
+        "coronal": ("axis0-", "axis0+", "axis2-", "axis2+"),
+        "sagittal": ("axis2+", "axis2-", "axis0-", "axis0+"),
+    }.items()
 }
 
 

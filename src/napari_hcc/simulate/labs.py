@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from napari_hcc.simulate.artifacts import ANATOMICAL_COIL_SIDES
+from napari_hcc.simulate.artifacts import ANATOMICAL_COIL_SIDES, ANIMAL_SIDES
 from napari_hcc.simulate.protocol import GAIN_CLASSES, Protocol, SequenceProtocol
 
 FIELDS_T = (3.0, 4.7, 7.0, 9.4, 11.7)
@@ -63,7 +63,7 @@ def draw_scanner(rng: np.random.Generator) -> dict:
     gated = rng.random() < 0.35
     return {
         "coil": _choice(rng, ("volume", "surface")),
-        "coil_side": _choice(rng, ("right", "left", "dorsal", "ventral")),  # on the animal; per grid below
+        "coil_side": _choice(rng, ANIMAL_SIDES),  # on the animal; placed on each grid below
         "coil_radius": float(rng.uniform(0.3, 0.9)),
         "bias": float(rng.uniform(0.05, 0.4)),
         "breaths_per_minute": float(rng.uniform(35.0, 75.0)),
