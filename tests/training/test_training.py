@@ -240,6 +240,25 @@ def test_loss_uses_arm_only_after_baseline_and_histology_only_where_measured():
     assert with_arm["arm"] == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_the_slice_dice_term_makes_a_missed_small_tumor_cost_as_much_as_a_missed_large_one():
+    y = torch.zeros(2, 1, 64, 64)
+    y[0, :, 2:62, 2:62] = 1  # a large tumor, 3,600 pixels
+    y[1, :, 30:33, 30:33] = 1  # a small one, 9 pixels
+    found = torch.where(y > 0, 20.0, -20.0)  # confident logits
+    small_missed, large_missed = found.clone(), found.clone()
+    small_missed[1] = -20.0
+    large_missed[0] = -20.0
+    arm, bio, a, b = torch.full((2,), -1), torch.full((2, 2), float("nan")), torch.zeros(2, 4), torch.zeros(2, 2)
+
+    def seg(logits, w):
+        return multitask_loss(logits, a, b, y, arm, bio, LossWeights(slice_dice=w))[1]["seg"]
+
+    assert seg(small_missed, 0.0) - seg(found, 0.0) < 0.05  # the batch Dice and the BCE hardly see it
+    assert seg(small_missed, 1.0) - seg(found, 1.0) > 0.4  # one of two tumor slices wholly missed
+    assert seg(large_missed, 1.0) - seg(found, 1.0) > 0.5  # the large one still costs more overall
+    assert seg(found, 1.0) == pytest.approx(seg(found, 0.0), abs=1e-3)
+
+
 def test_rat_folds_partition_rats_and_balance_arms():
     rat_arm = {f"s/rat{i:02d}": arm for i, arm in enumerate(["Control", "Sorafenib", "NK", "Combination"] * 5)}
     folds = rat_folds(rat_arm, 5, seed=3)

@@ -234,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.3,
         help="tumor-free slices shown per tumor slice in an epoch (default 0.3; more teaches what is not tumor)",
     )
+    tr.add_argument(
+        "--slice-dice",
+        type=float,
+        default=0.0,
+        help="weight of a per-slice Dice term that gives each tumor slice an equal share whatever the tumor's size "
+        "(default 0: the Dice over the whole batch only, where small tumors count by their few pixels)",
+    )
     tr.add_argument("--crop", type=int, default=128, help="training window in pixels, a multiple of 32 (default 128)")
     tr.add_argument(
         "--val-fraction",

@@ -15,6 +15,7 @@ from napari_hcc.readout.build import add_readout
 from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.losses import LossWeights
 from napari_hcc.training.trainer import train as train_model
 
 
@@ -71,6 +72,7 @@ def train(args) -> int:
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
         anatomy=args.anatomy,
         augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast)),
+        loss=LossWeights(slice_dice=args.slice_dice),
     )
     progress = None if args.quiet else TrainingProgress()
     result = train_model(cfg, progress=progress)

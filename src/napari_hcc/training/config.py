@@ -60,6 +60,8 @@ class TrainConfig:
             raise InputError(f"--sequence-dropout must be between 0 and 1 (got {self.sequence_dropout}).")
         if self.tumor_free_share < 0:
             raise InputError(f"--tumor-free-share must be 0 or more (got {self.tumor_free_share}).")
+        if self.loss.slice_dice < 0:
+            raise InputError(f"--slice-dice must be 0 or more (got {self.loss.slice_dice}).")
         if self.crop is not None and (self.crop < 32 or self.crop % 32):
             raise InputError(f"--crop must be a multiple of 32 pixels (got {self.crop}).")
         if (self.folds is None) != (self.fold is None):

@@ -1,6 +1,7 @@
 """The multi-task loss, on logits (no sigmoid or softmax before a cross-entropy).
 
     total = w_mask * (soft Dice + BCE-with-logits)            every slice (tumor-free slices teach "no tumor")
+          + w_slice_dice * mean over tumor slices of each one's soft Dice loss (optional, default 0)
           + w_arm  * cross-entropy(arm logits, arm)            tumor slices of post-baseline scans
           + w_bio  * mean squared error of the biomarkers,     tumor slices of the histology scan
                       each scaled by its spread (viability 0.1, apoptosis 0.02)
@@ -9,6 +10,12 @@
 
 The biomarker heads output logits; the error is taken on sigmoid(logit), the fraction itself, so the
 loss is in the units the RMSE targets are stated in.
+
+The soft Dice of the first term is taken over the whole batch, so a slice counts by its tumor's area:
+a 40 mm^3 tumor on a coarse grid is a few dozen pixels beside a large one's thousands, and the network
+can miss it at almost no cost. The per-slice term (`slice_dice`) gives every tumor slice one equal
+share whatever its size, which is what a reader of small tumors needs; it is off by default so that
+earlier models retrain as they were.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class LossWeights:
     viability_scale: float = 0.1
     apoptosis_scale: float = 0.02
     anatomy: float = 0.5
+    slice_dice: float = 0.0  # weight of the mean per-slice soft Dice loss over tumor slices
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +50,16 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     return 1 - (2 * inter + smooth) / (p.sum() + target.sum() + smooth)
 
 
+def slice_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Mean over the slices that hold tumor of 1 - each slice's soft Dice (0 when none does)."""
+    tumor = target.flatten(1).amax(1) > 0
+    if not tumor.any():
+        return logits.sum() * 0
+    p, t = torch.sigmoid(logits[tumor]).flatten(1), target[tumor].flatten(1)
+    dice = (2 * (p * t).sum(1) + smooth) / (p.sum(1) + t.sum(1) + smooth)
+    return (1 - dice).mean()
+
+
 def multitask_loss(
     mask_logits, arm_logits, bio_logits, y, arm, bio, weights: LossWeights, anatomy_logits=None, anatomy=None
 ) -> tuple[torch.Tensor, dict]:
@@ -49,6 +67,8 @@ def multitask_loss(
     anatomy: (B,H,W) long class indices, 255 where unknown (with `anatomy_logits`, (B,K,H,W))."""
     mask_logits, arm_logits, bio_logits = mask_logits.float(), arm_logits.float(), bio_logits.float()
     seg = dice_loss(mask_logits, y) + F.binary_cross_entropy_with_logits(mask_logits, y)
+    if weights.slice_dice:
+        seg = seg + weights.slice_dice * slice_dice_loss(mask_logits, y)
     tumor = y.flatten(1).amax(1) > 0
     use_arm = tumor & (arm >= 0)
     arm_loss = F.cross_entropy(arm_logits[use_arm], arm[use_arm]) if use_arm.any() else arm_logits.sum() * 0
