@@ -3,7 +3,8 @@
 #   bash scripts/dev_cohorts.sh DIR [train|dev|lab|all]
 # A session's machine can be a fresh one, with nothing outside the repository kept; the simulator is
 # seeded, so these are the same files every time under one simulator version (byte-identical; tests/simulate;
-# simulator 2.1 redrew the varied world beyond the liver, 2.2 its tissue contrast and coils; docs/simulator.md).
+# simulator 2.1 redrew the varied world beyond the liver, 2.2 its tissue contrast and coils, 2.3 its limbs and
+# body sizes; docs/simulator.md).
 # What each is for:
 #   train_study_s101, train_varied_s100   the training cohorts (`train --study A --study B`)
 #   dev_study_s501, dev_varied_s500       development scans to choose between models (week 2 of each rat)

@@ -133,6 +133,10 @@ def test_cross_validation_report_end_to_end(cv_report):
     text = (out / "report.md").read_text()
     assert "| biomarker | RMSE | R² | Spearman | rats | arm alone | floor |" in text
     assert "One epoch on four rats: a test of the pipeline." in text
+    # --leaky: the paper's slice-level folds, in a table of their own that says what they overstate
+    leaky = metrics["leaky"]
+    assert leaky["tumor_slices"] > 0 and 0 <= leaky["dice_mean"] <= 1
+    assert "## The paper's protocol (LEAKY, for comparison only)" in text and "overstate" in text
     assert (
         "rat-grouped 2-fold cross-validation" in text
         and "LEAKY" in text

@@ -1,5 +1,6 @@
-"""The rat beyond the liver's slab (simulator 2.1): a `study` scan is the same with it, voxel for voxel, and a
-whole-trunk scan shows the thorax and a belly full of intestine where it once showed fat."""
+"""The rat beyond the liver's slab (simulator 2.1, limbs 2.3): a `study` scan is the same with it, voxel for
+voxel, and a whole-trunk scan shows the thorax, a belly full of intestine where it once showed fat, and the
+muscle of the hindquarters and shoulders."""
 
 import numpy as np
 import pytest
@@ -61,6 +62,17 @@ def test_a_whole_trunk_scan_shows_the_thorax_and_a_belly_full_of_intestine(coron
     fat = (tissue == LABEL["visceral_fat"]) & belly
     assert gut.sum() / (gut.sum() + fat.sum()) > 0.45  # intestine, not a cylinder of fat
     assert not (tissue == LABEL["liver"])[(z < -20) | (z > 20)].any()  # the liver stays where it was
+
+
+def test_the_hindquarters_and_shoulders_are_muscle_and_bone_not_fat(coronal_trunk):
+    """Simulator 2.3: beyond the pelvis and above the heart a real rat is its limbs' muscle; a 154 mm coronal
+    field of view reaches both."""
+    tissue, z = coronal_trunk.tissue, _body_z(coronal_trunk)
+    for region in ((z < -72) & (z > -95), (z > 46) & (z < 56)):
+        muscle = ((tissue == LABEL["muscle"]) & region).sum()
+        fat = (np.isin(tissue, [LABEL["visceral_fat"], LABEL["subcutaneous_fat"]]) & region).sum()
+        assert muscle > 2 * fat
+        assert (np.isin(tissue, [LABEL["cortical_bone"], LABEL["bone_marrow"]]) & region).any()  # femur, humerus
 
 
 def test_a_fifth_of_varied_labs_scan_the_whole_trunk_on_one_grid():

@@ -74,7 +74,9 @@ def test_the_same_seed_gives_the_same_rats_and_tumors_under_every_protocol(varie
             a, b = _truth(varied_study, rat, week), _truth(tiny_study, rat, week)
             assert a["tumor_diameter_mm_nominal"] == b["tumor_diameter_mm_nominal"]
             assert a["composition"] == b["composition"]
-            assert a["tumor_volume_mm3_mask"] == pytest.approx(b["tumor_volume_mm3_mask"], rel=0.35)
+            # the masks differ by each lab's partial volume only: a 48 mm^3 tumor in a larger rat's lab of
+            # 0.5 x 0.5 x 2.3 mm voxels keeps 62 % of it (rat04, week 0)
+            assert a["tumor_volume_mm3_mask"] == pytest.approx(b["tumor_volume_mm3_mask"], rel=0.45)
     participants = (varied_study / "participants.tsv").read_text()
     assert participants.splitlines()[0] == (tiny_study / "participants.tsv").read_text().splitlines()[0]
 

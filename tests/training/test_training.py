@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -24,7 +25,7 @@ from napari_hcc.training.augment import AugmentConfig, augment, histogram_shift
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.dataset import build_dataset
 from napari_hcc.training.losses import LossWeights, multitask_loss
-from napari_hcc.training.splits import rat_folds, validation_rats
+from napari_hcc.training.splits import leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.trainer import train
 
 
@@ -257,6 +258,14 @@ def test_the_slice_dice_term_makes_a_missed_small_tumor_cost_as_much_as_a_missed
     assert seg(small_missed, 1.0) - seg(found, 1.0) > 0.4  # one of two tumor slices wholly missed
     assert seg(large_missed, 1.0) - seg(found, 1.0) > 0.5  # the large one still costs more overall
     assert seg(found, 1.0) == pytest.approx(seg(found, 0.0), abs=1e-3)
+
+
+def test_the_papers_leaky_folds_partition_the_slices_whatever_rat_they_come_from():
+    ds = SimpleNamespace(y=np.zeros((103, 4, 4)))
+    folds = [leaky_holdout(ds, 4, i, seed=2) for i in range(4)]
+    assert sorted(np.concatenate(folds).tolist()) == list(range(103))  # every slice held out exactly once
+    assert all(25 <= len(f) <= 26 for f in folds)
+    assert not np.array_equal(folds[0], np.arange(len(folds[0])))  # shuffled, not the first quarter
 
 
 def test_rat_folds_partition_rats_and_balance_arms():

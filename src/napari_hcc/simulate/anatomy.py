@@ -134,9 +134,20 @@ def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
     }
 
 
+#: the range of a `varied` rat's body scale (`draw_body_scale`): bodies 37-70 mm wide, from a small adult
+#: to the real FIESTA rat of ../shared/realdata (about 70 mm wide and 48 mm deep, prone)
+BODY_SCALE_RANGE = (0.9, 1.7)
+
+
+def draw_body_scale(rng: np.random.Generator) -> float:
+    """A `varied` rat's size against the standard 250-300 g rat (every length times this; `study` rats are 1)."""
+    return float(np.round(rng.uniform(*BODY_SCALE_RANGE), 3))
+
+
 def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) -> Anatomy:
-    """The shapes of one session: `growth` scales the rat, `stomach_filling` the stomach."""
-    g = growth
+    """The shapes of one session: `growth` scales the rat (times its body scale, `p["scale"]`, where it was
+    drawn one), `stomach_filling` the stomach."""
+    g = growth * p.get("scale", 1.0)
     ba, bb, bw = p["body"]
     body = Blob("body", (0.0, 0.0, 0.0), (ba * g, bb * g, 1e6), 0.0, bw)
     mean_axis = 0.5 * (ba + bb) * g

@@ -16,10 +16,10 @@ from napari_hcc.io import bids
 from napari_hcc.io.atomic import save_nifti, write_text
 from napari_hcc.progress import ProgressFn, report
 from napari_hcc.simulate import physics
-from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy
+from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy, draw_body_scale
 from napari_hcc.simulate.biology import Rat, draw_cohort, tumor_state
 from napari_hcc.simulate.details import TUMOR_SITES, draw_details
-from napari_hcc.simulate.labs import draw_lab, with_drawn_artifacts
+from napari_hcc.simulate.labs import draw_lab, fit_to_animal, with_drawn_artifacts
 from napari_hcc.simulate.pathology import sample_histology
 from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol
 from napari_hcc.simulate.render import draw_pose, render_session
@@ -28,7 +28,7 @@ from napari_hcc.simulate.trunk import draw_trunk
 from napari_hcc.simulate.tumor import draw_tumor_shape
 from napari_hcc.vocabulary import ARMS
 
-SIMULATOR_VERSION = "2.2"
+SIMULATOR_VERSION = "2.3"
 VARIED = "varied"
 DAYS_BASELINE = 6  # baseline scan: six days after implantation, before treatment
 
@@ -56,10 +56,15 @@ def protocol_of_rat(protocol: Protocol | str, seed: int, rat: Rat, index: int) -
     """The lab that scans `rat`: a fixed protocol, a fixed one with its artifacts drawn per rat, or (`varied`)
     a lab drawn at random per rat. Draws depend only on (seed, rat index)."""
     if protocol == VARIED:
-        return draw_lab(np.random.default_rng([seed, 7, index]))
+        return fit_to_animal(draw_lab(np.random.default_rng([seed, 7, index])), body_scale(rat))
     if protocol.draw_artifacts:
         return with_drawn_artifacts(protocol, np.random.default_rng([seed, 7, index]))
     return protocol
+
+
+def body_scale(rat: Rat) -> float:
+    """A `varied` rat's body scale (`anatomy.draw_body_scale`), from a generator of its own."""
+    return draw_body_scale(np.random.default_rng([rat.seed, 8]))
 
 
 def _render_and_write(task: tuple) -> dict:
@@ -69,6 +74,8 @@ def _render_and_write(task: tuple) -> dict:
     anatomy_params = draw_anatomy(rng)
     anatomy_params["details"] = draw_details(np.random.default_rng([rat.seed, 5]), protocol.source == VARIED)
     anatomy_params["trunk"] = draw_trunk(np.random.default_rng([rat.seed, 6]), anatomy_params["size"])
+    if protocol.source == VARIED:
+        anatomy_params["scale"] = body_scale(rat)
     lobe = anatomy_params["details"].get("tumor_lobe", "lll")
     lobes = build_anatomy(anatomy_params).liver_lobes
     shape = draw_tumor_shape(rng, lobes[LOBES.index(lobe)], TUMOR_SITES[lobe])

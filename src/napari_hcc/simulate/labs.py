@@ -25,6 +25,10 @@ FIELD_WEIGHTS = (0.15, 0.2, 0.3, 0.25, 0.1)
 WHOLE_TRUNK_SHARE = 0.2
 #: how far the liver reaches either side of its centre along the body (mm); every whole-trunk slab covers it
 LIVER_HALF_SPAN_MM = 12.0
+#: how far a lab widens its field of view for a larger rat (`fit_to_animal`; the whole-trunk labs' widest, mm)
+MAX_FOV_MM = 160.0
+#: and how many slices it goes to (the whole-trunk stacks' most)
+MAX_SLICES = 64
 #: the share of T2w acquisitions that are balanced SSFP (FIESTA, TrueFISP): labs on clinical 3 T scanners
 BSSFP_SHARE = 0.2
 #: the spread (sd of the log) of a lab's factor on each tissue class's signal (`draw_tissue_gain`)
@@ -178,6 +182,30 @@ def whole_trunk(protocol: Protocol, rng: np.random.Generator) -> Protocol:
     grid = {"matrix": (matrix, matrix), "pixel_mm": (pixel, pixel), "slice_mm": thickness, "gap_mm": 0.0,
             "slices": slices, "slab_centre_mm": centre}  # fmt: skip
     return replace(protocol, sequences={r: replace(s, **grid) for r, s in protocol.sequences.items()})
+
+
+def fit_to_animal(protocol: Protocol, scale: float) -> Protocol:
+    """The lab's grids for a rat `scale` times the standard one, as an operator fits a prescription to the
+    animal: the field of view widens with the rat (the in-plane pixel grows, the matrix stays) up to
+    `MAX_FOV_MM`, the stack gains slices (the thickness stays) up to `MAX_SLICES`, and the slab's centre
+    moves with the anatomy, kept where the whole liver stays inside when the slab is longer than the liver.
+    A smaller rat keeps the lab's grids."""
+    if scale <= 1.0:
+        return protocol
+
+    def fit(seq: SequenceProtocol) -> SequenceProtocol:
+        widest = max(m * p for m, p in zip(seq.matrix, seq.pixel_mm))
+        wider = min(scale, max(1.0, MAX_FOV_MM / widest))
+        pixel = tuple(float(np.round(p * wider, 3)) for p in seq.pixel_mm)
+        slices = int(min(MAX_SLICES, max(seq.slices, np.round(seq.slices * scale))))
+        along_body = slices * (seq.slice_mm + seq.gap_mm) if seq.plane == "axial" else seq.matrix[1] * pixel[1]
+        room = along_body / 2.0 - LIVER_HALF_SPAN_MM * scale
+        centre = seq.slab_centre_mm * scale
+        if room > 0:
+            centre = float(np.clip(centre, -room, room))
+        return replace(seq, pixel_mm=pixel, slices=slices, slab_centre_mm=float(np.round(centre, 1)))
+
+    return replace(protocol, sequences={role: fit(seq) for role, seq in protocol.sequences.items()})
 
 
 def with_drawn_artifacts(protocol: Protocol, rng: np.random.Generator) -> Protocol:

@@ -172,7 +172,7 @@ def render_session(
     grids = {role: sequence_grid(seq, (0.0, 0.0, pose.slab_offset_mm + seq.slab_centre_mm))
              for role, seq in protocol.sequences.items()}  # fmt: skip
     # the rat (and a fiducial tube beside it) lies within this reach of its centre; beyond it is air
-    reach = 1.1 * max(anatomy_params["body"][:2]) * pose.growth + 5.0
+    reach = 1.1 * max(anatomy_params["body"][:2]) * pose.growth * anatomy_params.get("scale", 1.0) + 5.0
     within = (np.array([pose.shift_mm[0] - reach, pose.shift_mm[1] - reach, -np.inf]),
               np.array([pose.shift_mm[0] + reach, pose.shift_mm[1] + reach, np.inf]))  # fmt: skip
     quality = (QUICK_SUPERSAMPLE, QUICK_MAX_SCENE_VOXELS) if quick else (SUPERSAMPLE, MAX_SCENE_VOXELS)

@@ -6,6 +6,12 @@ liver a belly full of intestine (small-bowel loops running every way, the large 
 psoas muscles along the spine, the bladder and the pelvic bones. Without them such a scan showed a
 cylinder of fat beyond the liver, and a network never learnt what the rest of a rat looks like.
 
+Beyond those, the limbs' muscle (simulator 2.3): caudal of the pelvis the hindquarters (the thighs with
+their femurs, the gluteal muscles over the sacrum), cranial of the heart the shoulders, the chest's
+pectoral muscles and the neck. A
+160 mm coronal field of view reaches them, and there the real rat is a mass of muscle, not fat: a network
+that has never seen one calls it liver.
+
 Everything here lies outside the `study` lab's slab (z above +14 mm or below -12 mm of the liver centre),
 and is drawn from a generator of its own, so no earlier draw of a rat changed and a `study` scan is the
 same, voxel for voxel. Coordinates are the body frame of `anatomy` (x: the animal's right, y: ventral,
@@ -61,12 +67,33 @@ def draw_trunk(rng: np.random.Generator, size: float = 1.0) -> dict:
             (sc() * 6.0, sc() * 5.5, sc() * 7.0),
             float(np.deg2rad(-25 + jit(8))),
         ),
+        # drawn after everything above, so that adding them changed none of the earlier draws
+        "thighs": [_limb(rng, s, (10.0, -1.5, -80.0), (10.0, 12.5, 20.0), 15.0, size) for s in (-1, 1)],
+        "glutes": [_limb(rng, s, (6.0, -8.0, -70.0), (6.0, 5.0, 14.0), 0.0, size) for s in (-1, 1)],
+        "femur": (7.0 + jit(0.5), 13.0 + jit(0.8), sc(0.1) * 1.5),
+        "shoulders": [_limb(rng, s, (11.0, -2.0, 50.0), (8.0, 10.0, 12.0), -10.0, size) for s in (-1, 1)],
+        "neck": ((jit(0.5), -6.0 + jit(0.5), 58.0 + jit(2.0)), (sc() * 10.0, sc() * 7.0, sc() * 14.0), 0.0, ()),
+        "humerus": (9.0 + jit(0.5), 15.0 + jit(0.8), sc(0.1) * 1.2),
+        "pectorals": [_limb(rng, s, (6.0, 9.5, 48.0), (8.0, 5.0, 11.0), 0.0, size) for s in (-1, 1)],
     }
 
 
+def _limb(rng: np.random.Generator, side: int, centre, axes, degrees: float, size: float) -> tuple:
+    """A muscle mass on one side (`side` -1 left, +1 right): centre, semi-axes, angle and boundary wobble."""
+    c = (side * (centre[0] + rng.normal(0.0, 0.6)), centre[1] + rng.normal(0.0, 0.8), centre[2] + rng.normal(0.0, 2.0))
+    ax = tuple(float(size * a * np.exp(rng.normal(0.0, 0.06))) for a in axes)
+    return tuple(float(v) for v in c), ax, float(side * np.deg2rad(degrees + rng.normal(0.0, 6.0))), wobble(rng, 0.06)
+
+
 def abdomen_shapes(p: dict, g: float) -> list:
-    """The lower abdomen and pelvis, painted before the organs of the liver's slab (which cover them)."""
-    out: list = []
+    """The lower abdomen, pelvis and hindquarters, painted before the organs of the liver's slab (which cover
+    them); the thigh and gluteal muscle first, under the gut, bladder and bones."""
+    out: list = _muscles(p.get("thighs", []) + p.get("glutes", []), g)
+    if "femur" in p:
+        inner, outer, r = p["femur"]
+        for s in (-1, 1):  # from the hip caudally and ventrally, inside the thigh
+            p0, p1 = (s * inner * g, -5.0 * g, -66.0 * g), (s * outer * g, 1.0 * g, -90.0 * g)
+            out += [Tube("cortical_bone", p0, p1, r * g), Tube("bone_marrow", p0, p1, 0.6 * r * g)]
     for centre, radius, length, angle, lying, gas in p["loops"]:
         axes = (length, radius, 0.8 * radius) if lying else (radius, 0.8 * radius, length)
         loop = Blob("bowel_wall", _scaled(centre, g), _scaled(axes, g), angle)
@@ -92,11 +119,21 @@ def abdomen_shapes(p: dict, g: float) -> list:
 
 
 def thorax_shapes(p: dict, g: float) -> list:
-    """The lungs and heart above the diaphragm, painted after the liver."""
-    out: list = [Blob("lung", _scaled(c, g), _scaled(ax, g)) for c, ax in p["lungs"]]
+    """The shoulders and neck, then the lungs and heart above the diaphragm, painted after the liver."""
+    out: list = _muscles(p.get("shoulders", []) + p.get("pectorals", []) + ([p["neck"]] if "neck" in p else []), g)
+    if "humerus" in p:
+        inner, outer, r = p["humerus"]
+        for s in (-1, 1):  # from the shoulder joint cranially and ventrally, inside the shoulder muscle
+            p0, p1 = (s * inner * g, -4.0 * g, 44.0 * g), (s * outer * g, 3.0 * g, 60.0 * g)
+            out += [Tube("cortical_bone", p0, p1, r * g), Tube("bone_marrow", p0, p1, 0.6 * r * g)]
+    out += [Blob("lung", _scaled(c, g), _scaled(ax, g)) for c, ax in p["lungs"]]
     c, ax, ang = p["heart"]
     heart = Blob("myocardium", _scaled(c, g), _scaled(ax, g), ang)
     return out + [heart, heart.inner(1.6, "blood_vessel")]  # the chambers: blood, dark by flow on spin echo
+
+
+def _muscles(specs: list, g: float) -> list[Blob]:
+    return [Blob("muscle", _scaled(c, g), _scaled(ax, g), angle, wob) for c, ax, angle, wob in specs]
 
 
 def _scaled(values, g: float) -> tuple[float, float, float]:
