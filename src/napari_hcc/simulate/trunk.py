@@ -7,10 +7,9 @@ psoas muscles along the spine, the bladder and the pelvic bones. Without them su
 cylinder of fat beyond the liver, and a network never learnt what the rest of a rat looks like.
 
 Beyond those, the limbs' muscle (simulator 2.3): caudal of the pelvis the hindquarters (the thighs with
-their femurs, the gluteal muscles over the sacrum), cranial of the heart the shoulders, the chest's
-pectoral muscles and the neck. A
-160 mm coronal field of view reaches them, and there the real rat is a mass of muscle, not fat: a network
-that has never seen one calls it liver.
+their femurs, the gluteal muscles over the sacrum), cranial of the heart the shoulders with their humeri,
+the chest's pectoral muscles and the neck. A 160 mm coronal field of view reaches them, and there the real
+rat is a mass of muscle, not fat: a network that has never seen one calls it liver.
 
 Everything here lies outside the `study` lab's slab (z above +14 mm or below -12 mm of the liver centre),
 and is drawn from a generator of its own, so no earlier draw of a rat changed and a `study` scan is the
