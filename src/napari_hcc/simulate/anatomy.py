@@ -52,6 +52,7 @@ class Anatomy:
     shapes: list
     liver_lobes: list[Blob]
     left_lobe: Blob
+    body: Blob  # the outline of the whole body (its skin), scaled as the session's rat
 
 
 def draw_anatomy(rng: np.random.Generator, size: float = 1.0) -> dict:
@@ -209,7 +210,7 @@ def build_anatomy(p: dict, stomach_filling: float = 1.0, growth: float = 1.0) ->
     if details:
         shapes += vessel_branches(details, lobes, parents, g)
         shapes += fiducial_tube(details, (ba, bb), g)
-    return Anatomy(shapes=shapes, liver_lobes=lobes, left_lobe=lobes[0])
+    return Anatomy(shapes=shapes, liver_lobes=lobes, left_lobe=lobes[0], body=body)
 
 
 def vessel_branches(details: dict, lobes: list, hepatic_ends: list, g: float) -> list[Tube]:

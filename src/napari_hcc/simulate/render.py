@@ -171,15 +171,15 @@ def render_session(
     without it); `quick` paints a coarser scene (`grids.QUICK_SUPERSAMPLE`), as every lab but `study` does."""
     grids = {role: sequence_grid(seq, (0.0, 0.0, pose.slab_offset_mm + seq.slab_centre_mm))
              for role, seq in protocol.sequences.items()}  # fmt: skip
+    anatomy = build_anatomy(anatomy_params, pose.stomach_filling, pose.growth)
     # the rat (and a fiducial tube beside it) lies within this reach of its centre; beyond it is air
-    reach = 1.1 * max(anatomy_params["body"][:2]) * pose.growth * anatomy_params.get("scale", 1.0) + 5.0
+    reach = 1.1 * max(anatomy.body.axes[:2]) + 5.0
     within = (np.array([pose.shift_mm[0] - reach, pose.shift_mm[1] - reach, -np.inf]),
               np.array([pose.shift_mm[0] + reach, pose.shift_mm[1] + reach, np.inf]))  # fmt: skip
     quality = (QUICK_SUPERSAMPLE, QUICK_MAX_SCENE_VOXELS) if quick else (SUPERSAMPLE, MAX_SCENE_VOXELS)
     scene = scene_grid(list(grids.values()), within, *quality)
     coords = _body_coords(scene, pose)
     plane = [coords[0][:, :, 0].copy(), coords[1][:, :, 0].copy()]  # before the mass effect
-    anatomy = build_anatomy(anatomy_params, pose.stomach_filling, pose.growth)
     lobulation = float(np.clip((state.diameter_mm - 4.0) / 8.0, 0.3, 1.5))
     vox = apply_mass_effect(coords, shape, state.diameter_mm / 2.0, lobulation)
     labels = np.zeros(scene.shape, dtype=np.uint8)

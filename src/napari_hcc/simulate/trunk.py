@@ -87,12 +87,8 @@ def _limb(rng: np.random.Generator, side: int, centre, axes, degrees: float, siz
 def abdomen_shapes(p: dict, g: float) -> list:
     """The lower abdomen, pelvis and hindquarters, painted before the organs of the liver's slab (which cover
     them); the thigh and gluteal muscle first, under the gut, bladder and bones."""
-    out: list = _muscles(p.get("thighs", []) + p.get("glutes", []), g)
-    if "femur" in p:
-        inner, outer, r = p["femur"]
-        for s in (-1, 1):  # from the hip caudally and ventrally, inside the thigh
-            p0, p1 = (s * inner * g, -5.0 * g, -66.0 * g), (s * outer * g, 1.0 * g, -90.0 * g)
-            out += [Tube("cortical_bone", p0, p1, r * g), Tube("bone_marrow", p0, p1, 0.6 * r * g)]
+    out: list = _muscles(p["thighs"] + p["glutes"], g)
+    out += _paired_bones(p["femur"], (-5.0, -66.0), (1.0, -90.0), g)  # from the hip caudally and ventrally
     for centre, radius, length, angle, lying, gas in p["loops"]:
         axes = (length, radius, 0.8 * radius) if lying else (radius, 0.8 * radius, length)
         loop = Blob("bowel_wall", _scaled(centre, g), _scaled(axes, g), angle)
@@ -113,22 +109,33 @@ def abdomen_shapes(p: dict, g: float) -> list:
     x, z = p["pelvis"]
     for s in (-1, 1):  # the ilium on either side, running caudally and ventrally from the sacrum
         p0, p1 = (s * 3.0 * g, -9.5 * g, (z + 8.0) * g), (s * x * g, -3.0 * g, (z - 10.0) * g)
-        out += [Tube("cortical_bone", p0, p1, 1.4 * g), Tube("bone_marrow", p0, p1, 0.8 * g)]
+        out += _bone(p0, p1, 1.4 * g, 0.8 * g)
     return out
 
 
 def thorax_shapes(p: dict, g: float) -> list:
     """The shoulders and neck, then the lungs and heart above the diaphragm, painted after the liver."""
-    out: list = _muscles(p.get("shoulders", []) + p.get("pectorals", []) + ([p["neck"]] if "neck" in p else []), g)
-    if "humerus" in p:
-        inner, outer, r = p["humerus"]
-        for s in (-1, 1):  # from the shoulder joint cranially and ventrally, inside the shoulder muscle
-            p0, p1 = (s * inner * g, -4.0 * g, 44.0 * g), (s * outer * g, 3.0 * g, 60.0 * g)
-            out += [Tube("cortical_bone", p0, p1, r * g), Tube("bone_marrow", p0, p1, 0.6 * r * g)]
+    out: list = _muscles(p["shoulders"] + p["pectorals"] + [p["neck"]], g)
+    out += _paired_bones(p["humerus"], (-4.0, 44.0), (3.0, 60.0), g)  # from the shoulder cranially and ventrally
     out += [Blob("lung", _scaled(c, g), _scaled(ax, g)) for c, ax in p["lungs"]]
     c, ax, ang = p["heart"]
     heart = Blob("myocardium", _scaled(c, g), _scaled(ax, g), ang)
     return out + [heart, heart.inner(1.6, "blood_vessel")]  # the chambers: blood, dark by flow on spin echo
+
+
+def _bone(p0, p1, radius: float, marrow: float) -> list[Tube]:
+    """A bone from p0 to p1: its cortex, and the marrow inside."""
+    return [Tube("cortical_bone", p0, p1, radius), Tube("bone_marrow", p0, p1, marrow)]
+
+
+def _paired_bones(spec: tuple, start: tuple, end: tuple, g: float) -> list[Tube]:
+    """A long bone on either side; `spec` is (x at `start`, x at `end`, radius), `start` and `end` are (y, z)."""
+    inner, outer, r = spec
+    out: list = []
+    for s in (-1, 1):
+        p0, p1 = (s * inner * g, start[0] * g, start[1] * g), (s * outer * g, end[0] * g, end[1] * g)
+        out += _bone(p0, p1, r * g, 0.6 * r * g)
+    return out
 
 
 def _muscles(specs: list, g: float) -> list[Blob]:

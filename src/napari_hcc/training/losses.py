@@ -45,9 +45,7 @@ class LossWeights:
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """1 - soft Dice over the whole batch (stable when some slices are empty)."""
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum()
-    return 1 - (2 * inter + smooth) / (p.sum() + target.sum() + smooth)
+    return 1 - _soft_dice(torch.sigmoid(logits).flatten(), target.flatten(), smooth)
 
 
 def slice_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -55,9 +53,12 @@ def slice_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 
     tumor = target.flatten(1).amax(1) > 0
     if not tumor.any():
         return logits.sum() * 0
-    p, t = torch.sigmoid(logits[tumor]).flatten(1), target[tumor].flatten(1)
-    dice = (2 * (p * t).sum(1) + smooth) / (p.sum(1) + t.sum(1) + smooth)
-    return (1 - dice).mean()
+    return (1 - _soft_dice(torch.sigmoid(logits[tumor]).flatten(1), target[tumor].flatten(1), smooth)).mean()
+
+
+def _soft_dice(p: torch.Tensor, t: torch.Tensor, smooth: float) -> torch.Tensor:
+    """Soft Dice along the last axis: of the whole batch for flat inputs, of each slice for (B, pixels)."""
+    return (2 * (p * t).sum(-1) + smooth) / (p.sum(-1) + t.sum(-1) + smooth)
 
 
 def multitask_loss(
