@@ -242,8 +242,9 @@ def evaluate_leaky(
                 part = held[start : start + 32]
                 m, a, *_ = net(torch.from_numpy(ds.x[part].astype(np.float32)).to(dev))
                 prob = torch.sigmoid(m)[:, 0].cpu().numpy() >= 0.5
+                truth = ds.y[part]  # on the batch's grid, as ds.x[part] was
                 for j, s in enumerate(part):
-                    dices.append(dice(prob[j], ds.y[s]))
+                    dices.append(dice(prob[j], truth[j]))
                     scan = ds.scans[ds.scan_of_slice[s]]
                     if scan.arm_labelled:
                         ys.append(scan.arm_index)

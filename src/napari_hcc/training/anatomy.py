@@ -22,7 +22,7 @@ def wants_anatomy(asked: bool | None, card) -> bool:
 def check_anatomy(ds, base_has_head: bool, studies) -> None:
     """After the dataset is built: an InputError when a new head was asked for and no session has a
     tissue map to teach it."""
-    known = ds.anatomy is not None and bool((ds.anatomy != UNKNOWN).any())
+    known = ds.anatomy is not None and ds.anatomy.any(lambda a: a != UNKNOWN)
     if not known and not base_has_head:
         names = ", ".join(str(s) for s in studies)
         raise InputError(

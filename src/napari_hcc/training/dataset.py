@@ -7,8 +7,8 @@ the histology where it applies. The mask is a reviewer's latest correction under
 
 Sessions that lack a sequence are kept: for a model that reads subsets, the missing channel is zeros
 and `present` says which sequences are real (sequence dropout only ever drops real ones). Scans from
-labs of other grids are padded to one canvas (the largest padded slice of the set), centred, so all
-slices share one array; a scan sliced finer than `MIN_SLICE_MM` along the model's slice axis (an axial
+labs of other grids keep their own grid (a `SliceStore` per array: one array per scan, padded only
+when a batch mixes grids); a scan sliced finer than `MIN_SLICE_MM` along the model's slice axis (an axial
 reformat of a coronal acquisition has slices one in-plane pixel apart) keeps every k-th slice, so that
 one such scan does not outweigh ten axial ones with near-copies.
 
@@ -32,6 +32,7 @@ from napari_hcc.io.anatomy_labels import UNKNOWN, anatomy_map
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.labels import ScanItem, labelled_sessions, simulation_of
 from napari_hcc.progress import ProgressFn
+from napari_hcc.training.slice_store import SliceStore
 from napari_hcc.vocabulary import ANATOMY, SEQUENCE_ROLES, subset_name
 
 #: training keeps slices at least this far apart along the model's slice axis (mm)
@@ -40,19 +41,19 @@ MIN_SLICE_MM = 0.9
 
 @dataclass
 class SliceDataset:
-    x: np.ndarray  # (S, 3, H, W) float16, normalised
-    y: np.ndarray  # (S, H, W) uint8
+    x: SliceStore  # (S, 3, H, W) float16, normalised
+    y: SliceStore  # (S, H, W) uint8
     scan_of_slice: np.ndarray  # (S,) index into scans
     scans: list[ScanItem]
     fingerprint: str
     sources: list[str] = field(default_factory=list)
     simulations: list[dict] = field(default_factory=list)  # code/simulation.json of simulated studies
     present: np.ndarray | None = None  # (S, 3) bool: which of T1w, T2w, CE the slice's session has
-    anatomy: np.ndarray | None = None  # (S, H, W) uint8 ANATOMY indices, 255 unknown; None: not asked for
+    anatomy: SliceStore | None = None  # (S, H, W) uint8 ANATOMY indices, 255 unknown; None: not asked for
 
     @property
     def tumor_slices(self) -> np.ndarray:
-        return self.y.reshape(len(self.y), -1).any(1)
+        return self.y.per_slice(lambda y: y.reshape(len(y), -1).any(1)).astype(bool)
 
     def rats(self) -> list[str]:
         return sorted({s.rat for s in self.scans})
@@ -71,15 +72,15 @@ class SliceDataset:
         idx = np.concatenate(slices) if slices else np.zeros(0, int)
         scan_of = np.concatenate([np.full(len(a), k) for k, a in enumerate(slices)]) if slices else np.zeros(0, int)
         return SliceDataset(
-            self.x[idx],
-            self.y[idx],
+            self.x.select_parts(keep_scans),
+            self.y.select_parts(keep_scans),
             scan_of,
             new_scans,
             self.fingerprint,
             self.sources,
             self.simulations,
             self.sequences_present[idx],
-            self.anatomy[idx] if self.anatomy is not None else None,
+            self.anatomy.select_parts(keep_scans) if self.anatomy is not None else None,
         )
 
     @property
@@ -132,27 +133,17 @@ def build_dataset(
         for p in used:
             digests.append(f"{p.relative_to(item.study.parent)}:{sha256_file(p)}")
     fingerprint = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
-    canvas = (max(x.shape[-2] for x in xs), max(x.shape[-1] for x in xs))
     return SliceDataset(
-        np.concatenate([_on_canvas(x, canvas) for x in xs]),
-        np.concatenate([_on_canvas(y, canvas) for y in ys]),
+        SliceStore(xs),
+        SliceStore(ys),
         np.concatenate(owners),
         scans,
         fingerprint,
         [str(Path(s).resolve()) for s in studies],
         [sim for s in studies if (sim := simulation_of(s))],
         np.concatenate(present),
-        np.concatenate([_on_canvas(a, canvas) for a in organs]) if anatomy else None,
+        SliceStore(organs) if anatomy else None,
     )
-
-
-def _on_canvas(a: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
-    """(..., H, W) zero-padded, centred, to the canvas (H, W)."""
-    dh, dw = canvas[0] - a.shape[-2], canvas[1] - a.shape[-1]
-    if not dh and not dw:
-        return a
-    pad = [(0, 0)] * (a.ndim - 2) + [(dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2)]
-    return np.pad(a, pad)
 
 
 def slice_targets(ds, idx: np.ndarray):
