@@ -105,23 +105,26 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
         if update.unit == "batch" and update.detail["epoch"] == 2:
             stop.set()
 
-    # 64-pixel windows: the same code path at a quarter of the arithmetic (this test trains three times)
+    # 64-pixel windows: the same code path at a quarter of the arithmetic (this test trains three times);
+    # no graph: a trace per model is a minute of this test, and the weights are what it compares
+    def config(folder):
+        return TrainConfig([tiny_study], folder, epochs=2, batch_size=8, crop=64, version="r", export_graph=False)
+
     out = tmp_path / "resumed"
-    first = train(
-        TrainConfig([tiny_study], out, epochs=2, batch_size=8, crop=64, version="r"), progress=progress, cancel=stop
-    )
+    first = train(config(out), progress=progress, cancel=stop)
     assert first.cancelled and not (out / "model.safetensors").exists() and (out / "training" / "state.json").exists()
-    second = train(TrainConfig([tiny_study], out, epochs=2, batch_size=8, crop=64, version="r"))
+    second = train(config(out))
     assert not second.cancelled and len(second.history) == 2 and (out / "model.safetensors").exists()
+    assert not (out / "model.onnx").exists()  # asked for no graph: none is made
     straight = tmp_path / "straight"
-    train(TrainConfig([tiny_study], straight, epochs=2, batch_size=8, crop=64, version="r"))
+    train(config(straight))
     a, b = load_model(out).state, load_model(straight).state
     assert all(np.array_equal(a[k], b[k]) for k in a), "a resumed run must end where an uninterrupted one does"
 
 
 def test_folds_keep_held_out_rats_out_of_training(tiny_study, tmp_path):
     out = tmp_path / "fold1"
-    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, crop=64, folds=2, fold=1))
+    result = train(TrainConfig([tiny_study], out, epochs=1, batch_size=8, crop=64, folds=2, fold=1, export_graph=False))
     held = set(result.test_rats)
     assert len(held) == 2 and held.isdisjoint(result.train_rats) and held.isdisjoint(result.val_rats)
     assert set(load_model(out).card.training["held_out_rats"]) == held

@@ -186,13 +186,13 @@ def evaluate_cv(
         t = time.perf_counter()
         _train_once(
             TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, folds=k, fold=i,
-                        batch_size=batch_size, version=f"cv{k}-fold{i}"),
+                        batch_size=batch_size, version=f"cv{k}-fold{i}", export_graph=False),
             progress,
         )  # fmt: skip
         seconds.append(time.perf_counter() - t)
         held = [r for r in refs if fold_of.get(f"{study.name}/{r.subject}") == i]
         model = load_model(model_dir)
-        engine = Engine(model, device=device)
+        engine = Engine(model, device=device, backend="torch")  # a fold's model has no exported graph
         try:  # the response readout too is fitted without the fold's rats, on this fold's network's masks
             rows = feature_rows([study], engine=engine)
             model.readout = fit_readout([r for r in rows if fold_of.get(r.rat) != i], model.card.arms)
@@ -231,7 +231,7 @@ def evaluate_leaky(
         model_dir = Path(out) / "leaky" / f"fold{i}"
         _train_once(
             TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, batch_size=batch_size,
-                        leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}"),
+                        leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}", export_graph=False),
             progress,
         )  # fmt: skip
         net = build_network(load_model(model_dir)).to(dev).eval()

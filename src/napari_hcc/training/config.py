@@ -47,6 +47,9 @@ class TrainConfig:
     #: train the anatomy head (liver, kidney, gut, ... from the simulator's tissue maps; training/anatomy.py).
     #: None: as the model it starts from (a new model: no); False removes the head of a model that has one
     anatomy: bool | None = None
+    #: make the CPU backends' graph at the end (False: a transient model, e.g. an evaluation fold's,
+    #: that is scored with torch and never shipped; predict on it says it has no graph and runs torch)
+    export_graph: bool = True
     freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -301,8 +301,9 @@ class Trainer:
             # the CPU backends' graph: the graph of a model built alike, reweighted in seconds, else traced
             # (a minute; a new architecture, e.g. the first model with an anatomy head). A trace that fails
             # leaves the model without a graph: predict then says so and runs torch.
-            with contextlib.suppress(InputError):
-                export_like(self.out, self.cfg.init) or export_graph(self.out)
+            if self.cfg.export_graph:
+                with contextlib.suppress(InputError):
+                    export_like(self.out, self.cfg.init) or export_graph(self.out)
         if self.distributed:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
