@@ -106,7 +106,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
             stop.set()
 
     # 64-pixel windows: the same code path at a quarter of the arithmetic (this test trains three times);
-    # no graph: a trace per model is a minute of this test, and the weights are what it compares
+    # no graph: the weights are what it compares
     def config(folder):
         return TrainConfig([tiny_study], folder, epochs=2, batch_size=8, crop=64, version="r", export_graph=False)
 
