@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(T2w alone, T1w+T2w, ...) and report the Dice of each",
     )
     ev.add_argument("--epochs", type=int, default=40, help="training epochs per fold (with --cv)")
+    ev.add_argument("--batch-size", type=int, default=16, help="training batch per fold (with --cv; default 16)")
+    ev.add_argument(
+        "--crop",
+        type=int,
+        default=128,
+        help="training window per fold in pixels, a multiple of 32 (with --cv; default 128)",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of rats for the 95%% intervals")
     ev.add_argument("--device", default="auto")

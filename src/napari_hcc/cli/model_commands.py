@@ -100,6 +100,11 @@ def fit_readout(args) -> int:
     return 0
 
 
+def _fold_training(args) -> dict:
+    """How each fold model of --cv and --leaky is trained."""
+    return {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "crop": args.crop}
+
+
 def evaluate(args) -> int:
     if (args.model is None) == (args.cv is None):
         raise UsageError(
@@ -111,12 +116,12 @@ def evaluate(args) -> int:
         results, extra = protocols.evaluate_model(args.study, model, device=args.device, subsets=args.subsets)
     else:
         results, extra = protocols.evaluate_cv(
-            args.study, args.cv, args.out, device=args.device, epochs=args.epochs, seed=args.seed, progress=training
+            args.study, args.cv, args.out, device=args.device, progress=training, **_fold_training(args)
         )
     leaky = None
     if args.leaky and args.cv:
         leaky = protocols.evaluate_leaky(
-            args.study, args.cv, args.out, args.device, args.epochs, args.seed, progress=training
+            args.study, args.cv, args.out, args.device, progress=training, **_fold_training(args)
         )
     summary = summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
     if "subsets" in extra:

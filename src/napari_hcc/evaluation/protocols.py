@@ -169,6 +169,7 @@ def evaluate_cv(
     epochs: int = 40,
     seed: int = 0,
     batch_size: int = 16,
+    crop: int = 128,
     progress: ProgressFn | None = None,
 ) -> tuple[list[ScanResult], dict]:
 
@@ -186,7 +187,7 @@ def evaluate_cv(
         t = time.perf_counter()
         _train_once(
             TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, folds=k, fold=i,
-                        batch_size=batch_size, version=f"cv{k}-fold{i}", export_graph=False),
+                        batch_size=batch_size, crop=crop, version=f"cv{k}-fold{i}", export_graph=False),
             progress,
         )  # fmt: skip
         seconds.append(time.perf_counter() - t)
@@ -203,6 +204,8 @@ def evaluate_cv(
         "protocol": f"rat-grouped {k}-fold cross-validation",
         "study": str(study.resolve()),
         "epochs": epochs,
+        "batch_size": batch_size,
+        "crop": crop,
         "seed": seed,
         "train_seconds": [round(s, 1) for s in seconds],
         "folds": folds,
@@ -219,6 +222,7 @@ def evaluate_leaky(
     epochs: int = 40,
     seed: int = 0,
     batch_size: int = 16,
+    crop: int = 128,
     progress: ProgressFn | None = None,
 ) -> dict:
     """The paper's protocol: K-fold over slices, ignoring which rat a slice came from (leaky)."""
@@ -230,7 +234,7 @@ def evaluate_leaky(
     for i in range(k):
         model_dir = Path(out) / "leaky" / f"fold{i}"
         _train_once(
-            TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, batch_size=batch_size,
+            TrainConfig([study], model_dir, epochs=epochs, seed=seed, device=device, batch_size=batch_size, crop=crop,
                         leaky_folds=k, leaky_fold=i, version=f"leaky{k}-fold{i}", export_graph=False),
             progress,
         )  # fmt: skip

@@ -198,6 +198,7 @@ def write_report(
     if "epochs" in info:
         lines.append(
             f"- Training per fold: at most {info['epochs']} epoch(s), early stopping on validation rats, seed {info.get('seed')}"
+            + (f", batches of {info['batch_size']} windows of {info['crop']} pixels" if "crop" in info else "")
         )
     lines += [
         f"- {s['scans']} scans of {s['rats']} rats; no rat is scored by a model that trained on it.",
