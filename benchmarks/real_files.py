@@ -22,8 +22,8 @@ from scipy import ndimage
 
 from napari_hcc.importing.importer import import_study
 from napari_hcc.inference.engine import Engine
+from napari_hcc.inference.measure import volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.io.orientation import spacing
 from napari_hcc.io.study import find_scans
 from napari_hcc.model.loading import load_model
 
@@ -51,13 +51,12 @@ def main() -> None:
         for ref in find_scans(study):
             scan = ref.load()
             prob, liver = engine.maps(scan)
-            voxel = float(np.prod(spacing(scan.affine)))
-            liver_cm3 = None if liver is None else round(float((liver >= 0.5).sum()) * voxel / 1000, 1)
+            liver_cm3 = None if liver is None else round(volume_mm3(liver >= 0.5, scan.affine) / 1000, 1)
             print(f"{name} {scan.shape}: the head's liver {liver_cm3} cm^3")
             for share in args.shares:
                 mask = PostProcess.from_card(model.card, min_liver_share=share).apply(prob, scan.affine, liver)
                 _, pieces = ndimage.label(mask)
-                volume = float(mask.sum()) * voxel
+                volume = volume_mm3(mask, scan.affine)
                 print(f"  gate {share}: tumor {volume:.0f} mm^3 in {pieces} pieces")
                 rows.append([name, share, round(volume), pieces, liver_cm3])
                 if args.pictures and share == 0:

@@ -16,6 +16,7 @@ import argparse
 import copy
 from pathlib import Path
 
+import torch
 from safetensors.numpy import load_file
 
 from napari_hcc.model.checkpoint import build_network, save_model
@@ -35,7 +36,7 @@ def main() -> None:
     tensors = load_file(str(args.state / "state.safetensors"))
     weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
     net = build_network(like)
-    missing, unexpected = net.load_state_dict({k: _tensor(v) for k, v in weights.items()}, strict=False)
+    missing, unexpected = net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()}, strict=False)
     if missing or unexpected:
         raise SystemExit(
             f"{args.state} does not hold this network's weights (missing {missing[:3]}, extra {unexpected[:3]})."
@@ -46,12 +47,6 @@ def main() -> None:
     save_model(net, card, args.out, readout=like.readout, subset_readouts=like.subset_readouts)
     entry = export_like(args.out, args.like)
     print(f"model {args.out} ({args.version}); graph: {'yes' if entry else 'none (run napari-hcc export)'}")
-
-
-def _tensor(array):
-    import torch
-
-    return torch.from_numpy(array.copy())
 
 
 if __name__ == "__main__":
