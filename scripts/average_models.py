@@ -13,14 +13,13 @@ them would give). Card, readout and graph come from the first model, the graph g
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from napari_hcc.model.checkpoint import build_network, save_model
-from napari_hcc.model.export import export_like
+from napari_hcc.model.checkpoint import build_network
+from napari_hcc.model.export import save_like
 from napari_hcc.model.loading import load_model
 
 
@@ -43,11 +42,7 @@ def main() -> None:
     }
     net = build_network(first)
     net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in mean.items()})
-    card = copy.deepcopy(first.card)
-    card.version, card.created = args.version, None
-    card.description = f"{card.description}; the mean of the weights of {', '.join(args.model)}"
-    save_model(net, card, args.out, readout=first.readout, subset_readouts=first.subset_readouts)
-    entry = export_like(args.out, args.model[0])
+    entry = save_like(net, args.model[0], args.out, args.version, f"the mean of the weights of {', '.join(args.model)}")
     print(f"model {args.out} ({args.version}), the mean of {len(models)}; graph: {'yes' if entry else 'none'}")
 
 

@@ -13,14 +13,13 @@ the same run, and a graph made by setting these weights into that model's graph 
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import torch
 from safetensors.numpy import load_file
 
-from napari_hcc.model.checkpoint import build_network, save_model
-from napari_hcc.model.export import export_like
+from napari_hcc.model.checkpoint import build_network
+from napari_hcc.model.export import save_like
 from napari_hcc.model.loading import load_model
 
 
@@ -41,11 +40,7 @@ def main() -> None:
         raise SystemExit(
             f"{args.state} does not hold this network's weights (missing {missing[:3]}, extra {unexpected[:3]})."
         )
-    card = copy.deepcopy(like.card)
-    card.version, card.created = args.version, None
-    card.description = f"{card.description}; weights of the run's state in {args.state}"
-    save_model(net, card, args.out, readout=like.readout, subset_readouts=like.subset_readouts)
-    entry = export_like(args.out, args.like)
+    entry = save_like(net, args.like, args.out, args.version, f"weights of the run's state in {args.state}")
     print(f"model {args.out} ({args.version}); graph: {'yes' if entry else 'none (run napari-hcc export)'}")
 
 

@@ -13,6 +13,7 @@ from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.slices import model_labels, model_mask, model_slices
 from napari_hcc.io import bids
 from napari_hcc.io.anatomy_labels import anatomy_map
+from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.orientation import spacing
 from napari_hcc.io.study import bids_session
 from napari_hcc.io.volume import load_volume
@@ -57,6 +58,12 @@ def test_a_run_with_anatomy_learns_the_organs_and_its_graph_carries_them(tiny_st
     # a new architecture has no graph to reweight: the run traced its own, with the fourth output
     entry = model.card.exported["onnx"]
     assert entry["outputs"][-1] == "anatomy_logits" and graph_for(model.card, out / "model.safetensors").path
+    assert "dynamo" in entry["exporter"] and "set into" not in entry["exporter"]  # traced, not reweighted
+    assert (
+        entry["sha256"] == sha256_file(out / "model.onnx") and entry["weights_sha256"] == model.card.weights["sha256"]
+    )
+    # fp16 weights stay fp16 in the graph: it is no bigger than the checkpoint and a fifth more at most
+    assert (out / "model.onnx").stat().st_size < 1.2 * (out / "model.safetensors").stat().st_size
     scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
     gate = PostProcess.from_card(model.card, min_liver_share=0.5)
     by_graph = Engine(model, device="cpu").predict(scan, postprocess=gate)

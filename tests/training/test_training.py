@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from napari_hcc.cli import main
 from napari_hcc.errors import InputError
@@ -98,21 +99,30 @@ def test_fine_tuning_makes_a_new_model_and_leaves_the_old_one(trained, tiny_stud
     assert card.training["init"] == str(out) and "fine-tuned" in card.description
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
+def test_an_interrupted_run_resumes_where_it_stopped_and_publishes_the_mean_of_its_epochs(tiny_study, tmp_path):
     stop = threading.Event()
 
     def progress(update):
         if update.unit == "batch" and update.detail["epoch"] == 2:
             stop.set()
 
-    # 64-pixel windows: the same code path at a quarter of the arithmetic (this test trains three times);
-    # no graph: the weights are what it compares
+    # 64-pixel windows and no validation rats: the same code paths at a fraction of the arithmetic (this
+    # test trains three times); no graph: the weights are what it compares. --average-from 1: the model
+    # is the mean of both epochs' weights, and the mean, like the weights, survives the interruption.
     def config(folder):
-        return TrainConfig([tiny_study], folder, epochs=2, batch_size=8, crop=64, version="r", export_graph=False)
+        return TrainConfig(
+            [tiny_study], folder, epochs=2, batch_size=8, crop=64, version="r", export_graph=False,
+            val_fraction=0.0, average_from=1,
+        )  # fmt: skip
+
+    def state_weights(folder):
+        tensors = load_file(str(folder / "training" / "state.safetensors"))
+        return {k.removeprefix("model/"): v.float().numpy() for k, v in tensors.items() if k.startswith("model/")}
 
     out = tmp_path / "resumed"
     first = train(config(out), progress=progress, cancel=stop)
     assert first.cancelled and not (out / "model.safetensors").exists() and (out / "training" / "state.json").exists()
+    epoch1 = state_weights(out)
     second = train(config(out))
     assert not second.cancelled and len(second.history) == 2 and (out / "model.safetensors").exists()
     assert not (out / "model.onnx").exists()  # asked for no graph: none is made
@@ -120,6 +130,16 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_study, tmp_path):
     train(config(straight))
     a, b = load_model(out).state, load_model(straight).state
     assert all(np.array_equal(a[k], b[k]) for k in a), "a resumed run must end where an uninterrupted one does"
+
+    card = load_model(out).card
+    assert second.averaged_epochs == [1, 2] and card.training["averaged_epochs"] == [1, 2]
+    epoch2 = state_weights(out)
+    conv = "net.decoder.blocks.x_0_0.conv1.0.weight"
+    assert not np.allclose(epoch1[conv], epoch2[conv], atol=1e-3)  # the epochs differ, so the mean is a test
+    for k, v in a.items():
+        if v.dtype.kind == "f" and k in epoch1:  # the file is fp16: the mean to fp16 precision
+            np.testing.assert_allclose(v, (epoch1[k] + epoch2[k]) / 2, rtol=2e-3, atol=2e-3, err_msg=k)
+    assert not np.array_equal(a[conv], load_model(out / "training" / "best").state[conv])  # the pick is kept apart
 
 
 def test_folds_keep_held_out_rats_out_of_training(tiny_study, tmp_path):
@@ -176,6 +196,8 @@ def test_two_processes_train_together_with_ddp(tiny_study, tmp_path):
             "1",
             "--batch-size",
             "4",
+            "--crop",
+            "64",
             "--quiet",
         ],
         capture_output=True,

@@ -21,8 +21,17 @@ STUDY_COMMANDS = ("simulate", "check", "import")
 MODEL_COMMANDS = ("info", "train", "fit-readout", "evaluate", "export")
 
 
+def _check(args) -> None:
+    """What is wrong with the options alone, said before a command imports anything heavy (seconds)."""
+    if args.command == "evaluate" and (args.model is None) == (args.cv is None):
+        raise UsageError(
+            "give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation)."
+        )
+
+
 def _run(args) -> int:
     """Import the command's module (the lazy boundary of the CLI) and run the command."""
+    _check(args)
     if args.command in STUDY_COMMANDS:
         from napari_hcc.cli import study_commands  # noqa: PLC0415 - lazy: numpy and nibabel, only when a command needs them
 
@@ -257,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the measured adaptation setting, docs/training.md)",
     )
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
+    tr.add_argument(
+        "--average-from",
+        type=int,
+        default=None,
+        metavar="N",
+        help="publish the mean of the weights of epochs N to the last (stochastic weight averaging), steadier on "
+        "scans unlike the training set than any one epoch; the epoch validation picks stays in OUT/training/best",
+    )
     tr.add_argument(
         "--anatomy",
         action=argparse.BooleanOptionalAction,

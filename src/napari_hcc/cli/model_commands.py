@@ -71,6 +71,7 @@ def train(args) -> int:
         min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
         anatomy=args.anatomy,
+        average_from=args.average_from,
         augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast)),
         loss=LossWeights(slice_dice=args.slice_dice),
     )
@@ -83,6 +84,19 @@ def train(args) -> int:
             f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s ({result.slices_per_second:.1f} slices/s); "
             f"best epoch {result.best_epoch}{' (early stop)' if result.stopped_early else ''}; model in {result.model_dir}"
         )
+        if result.averaged_epochs:
+            first, last = result.averaged_epochs[0], result.averaged_epochs[-1]
+            dice = result.mean_validation.get("val_dice")
+            picked = next((r.get("val_dice") for r in result.history if r["epoch"] == result.best_epoch), None)
+            print(
+                f"the model is the mean of the weights of epochs {first}-{last}"
+                + (
+                    f" (validation Dice {dice:.3f}; best single epoch {picked:.3f})"
+                    if dice is not None and picked
+                    else ""
+                )
+                + f"; the best epoch alone is in {result.model_dir / 'training' / 'best'}"
+            )
     return 0
 
 
@@ -106,10 +120,6 @@ def _fold_training(args) -> dict:
 
 
 def evaluate(args) -> int:
-    if (args.model is None) == (args.cv is None):
-        raise UsageError(
-            "give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation)."
-        )
     training = None if args.quiet else TrainingProgress()
     if args.model is not None:
         model = None if args.model == "default" else args.model

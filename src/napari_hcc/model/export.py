@@ -13,6 +13,7 @@ to be stale (`model/graph.py`). Nothing is pickled; ONNX is a protobuf of operat
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from napari_hcc.errors import InputError
 from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
 from napari_hcc.model.card import DEFAULT_ARCHITECTURE
 from napari_hcc.model.catalog import CARD_FILE, WEIGHTS_FILE, default_model_folder
-from napari_hcc.model.checkpoint import build_network
+from napari_hcc.model.checkpoint import build_network, save_model
 from napari_hcc.model.graph import GRAPH_FILE, GRAPH_INPUT, graph_for, graph_outputs
 from napari_hcc.model.loading import LoadedModel, load_model
 
@@ -64,6 +65,19 @@ def export_like(model_dir: str | Path, *templates: str | Path | None) -> dict | 
         if source is not None:
             return _write_graph(Path(model_dir), model, source, template_exporter)
     return None
+
+
+def save_like(net, like: str | Path, out: str | Path, version: str, how: str) -> dict | None:
+    """Save `net` as a new model in `out` made like the model `like` (its card, readouts and graph, given
+    these weights), with `version` and `how` the weights were made added to the description; the graph's
+    card entry, or None when no graph fits."""
+
+    source = load_model(like)
+    card = copy.deepcopy(source.card)
+    card.version, card.created = version, None
+    card.description = f"{card.description}; {how}"
+    save_model(net, card, out, readout=source.readout, subset_readouts=source.subset_readouts)
+    return export_like(out, like)
 
 
 def _write_graph(folder: Path, model: LoadedModel, source: Path | None, template_exporter: str, progress=None) -> dict:

@@ -50,6 +50,9 @@ class TrainConfig:
     #: make the CPU backends' graph at the end (False: a transient model, e.g. an evaluation fold's,
     #: that is scored with torch and never shipped; predict on it says it has no graph and runs torch)
     export_graph: bool = True
+    #: publish the mean of the weights of epochs N..last (training/averaging.py) instead of the epoch that
+    #: validation picks (kept in OUT/training/best); None: the pick
+    average_from: int | None = None
     freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -67,6 +70,8 @@ class TrainConfig:
             raise InputError(f"--slice-dice must be 0 or more (got {self.loss.slice_dice}).")
         if self.crop is not None and (self.crop < 32 or self.crop % 32):
             raise InputError(f"--crop must be a multiple of 32 pixels (got {self.crop}).")
+        if self.average_from is not None and not 1 <= self.average_from <= self.epochs:
+            raise InputError(f"--average-from must be an epoch from 1 to {self.epochs} (got {self.average_from}).")
         if (self.folds is None) != (self.fold is None):
             raise InputError("give --folds K and --fold I together.")
         if self.folds is not None and not 0 <= self.fold < self.folds:
@@ -88,3 +93,5 @@ class TrainResult:
     train_rats: list[str]
     val_rats: list[str]
     test_rats: list[str]
+    averaged_epochs: list[int] = field(default_factory=list)  # the published mean's epochs (none: the pick)
+    mean_validation: dict = field(default_factory=dict)  # the mean's validation figures

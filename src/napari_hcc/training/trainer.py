@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -39,7 +38,7 @@ from napari_hcc.errors import InputError
 from napari_hcc.inference.slices import reads_subsets
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.checkpoint import build_network, save_model
-from napari_hcc.model.devices import autocast, choose_precision, resolve_device
+from napari_hcc.model.devices import autocast, choose_precision
 from napari_hcc.model.export import export_graph, export_like
 from napari_hcc.model.loading import load_model
 from napari_hcc.model.network import HCCNet, add_anatomy_head, drop_anatomy_head, load_encoder_weights
@@ -51,36 +50,16 @@ from napari_hcc.training.anatomy import (
     wants_anatomy,
 )
 from napari_hcc.training.augment import augment
+from napari_hcc.training.averaging import WeightMean
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
+from napari_hcc.training.distributed import device_for, dist_env, lr_at
 from napari_hcc.training.losses import multitask_loss
 from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequences
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
 from napari_hcc.training.validation import selection_score, validate
 from napari_hcc.vocabulary import ANATOMY
-
-
-def _dist_env() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _device_for(spec: str, world: int, local_rank: int):
-    device = resolve_device(spec)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if world > 1 and device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    return device
-
-
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up, then cosine decay to 1 % of the base rate."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
 class Trainer:
@@ -90,10 +69,10 @@ class Trainer:
         cfg.check()
         self.cfg = copy.copy(cfg)  # epochs may grow to reach min_steps
         self.cancel = cancel
-        self.rank, self.world, local_rank = _dist_env()
+        self.rank, self.world, local_rank = dist_env()
         self.distributed = self.world > 1
         self.main = self.rank == 0
-        self.device = _device_for(cfg.device, self.world, local_rank)
+        self.device = device_for(cfg.device, self.world, local_rank)
         self.out = Path(cfg.out)
         self.state_dir = self.out / STATE_DIR
         self.history: list[dict] = []
@@ -155,6 +134,7 @@ class Trainer:
         self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
         if (self.state_dir / "state.json").exists():
             self._resume()
+        self.mean = WeightMean.load(self.state_dir)  # empty unless a run with --average-from resumes
         self.model = torch.nn.parallel.DistributedDataParallel(self.net) if self.distributed else self.net
 
     def train_epoch(self, epoch: int) -> Generator[Progress, None, dict | None]:
@@ -241,13 +221,7 @@ class Trainer:
         stop_now = torch.zeros(1)
         if self.main:
             if self.val_scans:
-                row.update(validate(self.net, self.ds, self.val_scans, self.device, self.precision, cfg.loss))
-                if reads_subsets(self.card):  # the subset a T2w-only lab reads, on the same rats
-                    t2w = validate(
-                        self.net, self.ds, self.val_scans, self.device, self.precision, cfg.loss, only=("T2w",)
-                    )
-                    row["val_dice_t2w"] = t2w["val_dice"]
-                row["val_score"] = selection_score(row, readout=self.base is not None and self.base.readout is not None)
+                row.update(self._validation(self.net))
                 improved = -row["val_score"] < self.best_neg_score
             else:
                 improved = True  # no validation rats (tiny cohort): the last epoch is kept
@@ -257,25 +231,13 @@ class Trainer:
                     epoch + 1,
                     0,
                 )
-                card = final_card(
-                    self.card,
-                    cfg,
-                    self.ds,
-                    self.train_rats,
-                    self.val_rats,
-                    self.test_rats,
-                    row,
-                    self.precision,
-                    self.device,
-                )
-                readout = self.base.readout if self.base is not None else None
-                subsets = self.base.subset_readouts if self.base is not None else None
-                save_model(
-                    self.net, card, self.state_dir / "best", overwrite=True, readout=readout, subset_readouts=subsets
-                )
+                self._save_checkpoint(self.net, row, self.state_dir / "best")
             else:
                 self.since_best += 1
             self.history.append(row)
+            if cfg.average_from is not None and epoch + 1 >= cfg.average_from:
+                self.mean.add(self.net, epoch + 1)
+                self.mean.save(self.state_dir)  # before the state: a resume never loses an epoch of the mean
             meta = {
                 "epoch": epoch,
                 "best_neg_score": self.best_neg_score,
@@ -295,9 +257,18 @@ class Trainer:
         """Publish the best checkpoint (unless cancelled) and tear the process group down."""
         seconds = time.perf_counter() - self.started
         rate = self.seen / self.train_seconds if self.train_seconds > 0 else 0.0
+        mean_row: dict = {}
         if self.main and not self.cancelled:
             write_history(self.state_dir / "history.csv", self.history)
-            publish(self.state_dir / "best", self.out, rate, seconds, last_epoch + 1, self.stopped_early)
+            chosen = self.state_dir / "best"
+            if self.mean.count:  # --average-from: the mean of the last epochs' weights, validated like an epoch
+                mean_net = self.mean.network(self.net)
+                mean_row = {"epoch": self.mean.epochs[-1]}
+                if self.val_scans:
+                    mean_row.update(self._validation(mean_net))
+                chosen = self.state_dir / "mean"
+                self._save_checkpoint(mean_net, mean_row, chosen, averaged=self.mean.epochs)
+            publish(chosen, self.out, rate, seconds, last_epoch + 1, self.stopped_early)
             # the CPU backends' graph: the graph of a model built alike, reweighted in seconds, else traced
             # (a minute; a new architecture, e.g. the first model with an anatomy head). A trace that fails
             # leaves the model without a graph: predict then says so and runs torch.
@@ -320,6 +291,8 @@ class Trainer:
             self.train_rats,
             self.val_rats,
             self.test_rats,
+            list(self.mean.epochs),
+            {k: v for k, v in mean_row.items() if k.startswith("val_")},
         )
 
     # -- the run -----------------------------------------------------------------------------------
@@ -350,6 +323,29 @@ class Trainer:
         self.net.train()
         if self.cfg.freeze_encoder:
             self.net.net.encoder.eval()
+
+    def _validation(self, net) -> dict:
+        """The validation figures of `net` on the validation rats (and with T2w alone, for a model that
+        reads subsets), and the score that picks the best epoch."""
+        cfg = self.cfg
+        row = validate(net, self.ds, self.val_scans, self.device, self.precision, cfg.loss)
+        if reads_subsets(self.card):  # the subset a T2w-only lab reads, on the same rats
+            t2w = validate(net, self.ds, self.val_scans, self.device, self.precision, cfg.loss, only=("T2w",))
+            row["val_dice_t2w"] = t2w["val_dice"]
+        row["val_score"] = selection_score(row, readout=self.base is not None and self.base.readout is not None)
+        return row
+
+    def _save_checkpoint(self, net, row: dict, folder: Path, averaged: list[int] | None = None) -> None:
+        """`net` as a model in `folder`, its card describing this run and the validation `row`."""
+        cfg = self.cfg
+        card = final_card(
+            self.card, cfg, self.ds, self.train_rats, self.val_rats, self.test_rats, row, self.precision, self.device
+        )
+        if averaged:
+            card.training.update({"best_epoch": self.best_epoch, "averaged_epochs": list(averaged)})
+        readout = self.base.readout if self.base is not None else None
+        subsets = self.base.subset_readouts if self.base is not None else None
+        save_model(net, card, folder, overwrite=True, readout=readout, subset_readouts=subsets)
 
     def _split_rats(self) -> None:
         """Held-out rats (an evaluation fold), validation rats and training rats; or, for the paper's
