@@ -22,7 +22,7 @@ from napari_hcc.io.study import bids_session
 from napari_hcc.model.card import ModelCard
 from napari_hcc.model.graph import graph_for
 from napari_hcc.model.loading import load_model
-from napari_hcc.training.augment import AugmentConfig, augment, histogram_shift
+from napari_hcc.training.augment import AugmentConfig, augment, histogram_shift, surface_coil
 from napari_hcc.training.config import TrainConfig
 from napari_hcc.training.dataset import build_dataset
 from napari_hcc.training.losses import LossWeights, multitask_loss
@@ -235,6 +235,24 @@ def test_augmentation_moves_image_and_mask_together_and_is_seeded():
     assert not torch.equal(ya, y)
     xi, _ = augment(x, y, torch.Generator().manual_seed(2), AugmentConfig())
     assert torch.isfinite(xi).all() and not torch.allclose(xi, x)
+
+
+def test_a_surface_coil_fades_one_side_of_each_sequence_drawn_apart():
+    x = torch.ones(64, 3, 64, 80)
+    cfg = AugmentConfig(p_coil=0.5)
+    out = surface_coil(x, torch.Generator().manual_seed(0), cfg)
+    assert torch.equal(out, surface_coil(x, torch.Generator().manual_seed(0), cfg))
+    touched = (out < 1).flatten(2).any(-1)  # (slice, sequence)
+    assert 0.35 < touched.float().mean() < 0.65 and (out <= 1).all()
+    assert (out.amax((-2, -1))[touched] == 1).all()  # the side at the coil keeps its level
+    far = out.amin((-2, -1))[touched]
+    assert far.min() < 0.05 and far.max() > 0.2  # the loop's radius sets how deep it sees
+    assert (touched.any(1) & ~touched.all(1)).any()  # one slice's sequences are drawn apart
+    assert out.diff(dim=-1).abs().max() < 0.2 and out.diff(dim=-2).abs().max() < 0.2  # smooth
+    y = torch.zeros(2, 1, 64, 80)
+    plain, _ = augment(x[:2], y, torch.Generator().manual_seed(3), AugmentConfig())
+    again, _ = augment(x[:2], y, torch.Generator().manual_seed(3), AugmentConfig(p_coil=0.0))
+    assert torch.equal(plain, again)  # off by default, and off draws nothing: earlier runs repeat exactly
 
 
 def test_contrast_randomisation_keeps_order_and_range_but_changes_tissue_contrast():

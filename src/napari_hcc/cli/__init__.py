@@ -267,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
     tr.add_argument(
+        "--surface-coil",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of slices and sequences shown through a surface coil's fall-off from one side, drawn per "
+        "sequence (augmentation; default 0)",
+    )
+    tr.add_argument(
         "--average-from",
         type=int,
         default=None,

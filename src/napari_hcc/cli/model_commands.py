@@ -72,7 +72,7 @@ def train(args) -> int:
         freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
         anatomy=args.anatomy,
         average_from=args.average_from,
-        augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast)),
+        augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast), p_coil=args.surface_coil),
         loss=LossWeights(slice_dice=args.slice_dice),
     )
     progress = None if args.quiet else TrainingProgress()

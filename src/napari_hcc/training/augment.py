@@ -48,6 +48,8 @@ class AugmentConfig:
     ghost: float = 0.25
     p_coarse: float = 0.15  # per slice: resolution 2-3x coarser along one axis
     p_misregister: float = 0.15  # per slice: one sequence shifted by 1-2 pixels
+    #: per slice and sequence: a surface coil's fall-off across the slice (`surface_coil`); 0 draws nothing
+    p_coil: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +94,34 @@ def augment(
     positive = x.clamp(min=0)
     jittered = (positive**gamma) * gain * field + offset + (x - positive) + noise
     x = on * jittered + (1 - on) * x
-    return acquisition_artifacts(histogram_shift(x, gen, cfg), gen, cfg), y
+    x = acquisition_artifacts(histogram_shift(x, gen, cfg), gen, cfg)
+    return (surface_coil(x, gen, cfg) if cfg.p_coil > 0 else x), y
+
+
+def surface_coil(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """A receive loop on one side of the slice, for a `p_coil` share of slices and sequences, each drawn
+    apart: the loop's on-axis fall-off 1 / (1 + (d / r)^2)^(3/2) with the depth d from the slice's edge in a
+    random direction, r from 0.3 to 0.9 of the slice's extent in that direction (the simulator's coil model,
+    `simulate/artifacts.surface_coil`, in any direction). The field is 1 at the coil, so the side nearest it
+    keeps its level as the percentile normalisation of a surface-coil scan gives it, and the far side fades
+    (to 2-35 % at the opposite edge). Drawn apart per sequence because a failure seen on development scans
+    was exactly that: liver twice as bright on the CE alone near the coil, read as an enhancing tumor."""
+    b, c, h, w = x.shape
+    on = torch.rand(b, c, generator=gen) < cfg.p_coil
+    angle = torch.rand(b, c, generator=gen) * 2 * math.pi
+    radius = 0.3 + 0.6 * torch.rand(b, c, generator=gen)
+    if not on.any():
+        return x
+    rows = torch.linspace(0.0, 1.0, h).view(1, 1, h, 1) * (h / max(h, w))
+    cols = torch.linspace(0.0, 1.0, w).view(1, 1, 1, w) * (w / max(h, w))
+    cos, sin = torch.cos(angle)[..., None, None], torch.sin(angle)[..., None, None]
+    along = cos * cols + sin * rows  # position along the coil's axis
+    low = along.amin(dim=(-2, -1), keepdim=True)
+    extent = along.amax(dim=(-2, -1), keepdim=True) - low
+    depth = (along - low) / extent
+    field = (1 + (depth / radius[..., None, None]) ** 2) ** -1.5
+    field = torch.where(on[..., None, None], field, torch.ones_like(field))
+    return x * field.to(device=x.device, dtype=x.dtype)
 
 
 def histogram_shift(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
