@@ -12,6 +12,8 @@ import pytest
 from napari_hcc.errors import InputError
 from napari_hcc.evaluation.protocols import evaluate_model
 from napari_hcc.metrics import arm_metrics, auroc, bootstrap_ci, dice, hd95_mm, iou, macro_auroc, regression_metrics
+from napari_hcc.simulate.cohort import simulate_study
+from napari_hcc.simulate.protocol import STUDY_PROTOCOL
 
 
 def test_overlap_and_surface_distance_have_known_values():
@@ -59,7 +61,15 @@ def test_regression_and_bootstrap():
 
 
 @pytest.fixture(scope="module")
-def cv_report(tiny_study, tmp_path_factory):
+def cv_study(tmp_path_factory):
+    """tiny_study's rats and weeks on 8 slices of 2 mm instead of 15 of 1.2 mm: the CV run below trains,
+    fits and scores every scan several times, and its checks are about the protocol, not the grid."""
+    protocol = STUDY_PROTOCOL.with_sequences(slices=8, slice_mm=2.0)
+    return simulate_study(tmp_path_factory.mktemp("cv_study"), 1, (0, 2), seed=11, protocol=protocol, workers=2)
+
+
+@pytest.fixture(scope="module")
+def cv_report(cv_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     notes = out.parent / "notes.md"
     notes.write_text("## Reading these numbers\n\nOne epoch on four rats: a test of the pipeline.\n")
@@ -70,7 +80,7 @@ def cv_report(tiny_study, tmp_path_factory):
             "napari_hcc",
             "evaluate",
             "--study",
-            str(tiny_study),
+            str(cv_study),
             "--out",
             str(out),
             "--cv",
@@ -168,19 +178,19 @@ def test_truth_composition_is_the_share_that_histology_estimates(tmp_path):
     assert viable == pytest.approx(0.5) and apoptotic == pytest.approx(0.1 / 0.6)  # TUNEL: apoptotic among cells
 
 
-def test_a_model_is_not_scored_on_rats_it_trained_on(cv_report, tiny_study, tmp_path):
+def test_a_model_is_not_scored_on_rats_it_trained_on(cv_report, cv_study, tmp_path):
     out, r = cv_report  # its fold models: trained here already, so this test trains none of its own
     assert r.returncode == 0, r.stderr[-2000:]
     leaky = out / "leaky" / "fold0"  # the paper's protocol learned from slices of every rat: none is held out
     with pytest.raises(InputError, match="was trained on 4 rats of"):
-        evaluate_model(tiny_study, leaky, device="cpu")
+        evaluate_model(cv_study, leaky, device="cpu")
     fold = out / "cv" / "fold0"
     held = set(json.loads((fold / "model.json").read_text())["training"]["held_out_rats"])
-    results, extra = evaluate_model(tiny_study, fold, device="cpu")
+    results, extra = evaluate_model(cv_study, fold, device="cpu")
     assert len(held) == 2 and {r.rat for r in results} == held
     # a copy of the study elsewhere (or the same seed simulated again) holds the same rats
     copy = tmp_path / "copy"
-    shutil.copytree(tiny_study, copy)
+    shutil.copytree(cv_study, copy)
     with pytest.raises(InputError, match="trained on the simulated cohort of seed 11"):
         evaluate_model(copy, leaky, device="cpu")
 

@@ -214,6 +214,8 @@ def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path, capsys):
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--folds", "2"], "give --folds K and --fold I together"),
         (["--tumor-free-share", "-0.5"], "--tumor-free-share must be 0 or more"),
+        (["--epochs", "2", "--average-from", "3"], "--average-from must be an epoch from 1 to 2 (got 3)"),
+        (["--surface-coil", "1.5"], "--surface-coil must be between 0 and 1 (got 1.5)"),
     ):
         assert main(["train", "--study", str(tiny_study), "--out", str(tmp_path / "x"), *args]) == 2
         err = capsys.readouterr().err

@@ -64,6 +64,8 @@ class TrainConfig:
             raise InputError(f"--batch-size must be at least 2 for training (got {self.batch_size}).")
         if self.sequence_dropout is not None and not 0.0 <= self.sequence_dropout <= 1.0:
             raise InputError(f"--sequence-dropout must be between 0 and 1 (got {self.sequence_dropout}).")
+        if not 0.0 <= self.augment.p_coil <= 1.0:
+            raise InputError(f"--surface-coil must be between 0 and 1 (got {self.augment.p_coil}).")
         if self.tumor_free_share < 0:
             raise InputError(f"--tumor-free-share must be 0 or more (got {self.tumor_free_share}).")
         if self.loss.slice_dice < 0:

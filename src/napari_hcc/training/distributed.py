@@ -1,9 +1,7 @@
-"""What a training process needs to know about its place in a run: its rank among `torchrun`'s processes,
-its device and threads, and the learning rate at each optimiser step."""
+"""A training process's place in a run: its rank among `torchrun`'s processes, its device and threads."""
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -25,11 +23,3 @@ def device_for(spec: str, world: int, local_rank: int):
     if world > 1 and device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     return device
-
-
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up, then cosine decay to 1 % of the base rate."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))

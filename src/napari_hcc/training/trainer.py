@@ -53,8 +53,9 @@ from napari_hcc.training.augment import augment
 from napari_hcc.training.averaging import WeightMean
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
-from napari_hcc.training.distributed import device_for, dist_env, lr_at
+from napari_hcc.training.distributed import device_for, dist_env
 from napari_hcc.training.losses import multitask_loss
+from napari_hcc.training.schedule import lr_at
 from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequences
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
