@@ -12,6 +12,8 @@
   and DistributedDataParallel averages the gradients (gloo on CPU, NCCL on GPU); rank 0 validates,
   saves and reports progress.
 * A new model never overwrites an existing one; `--init MODEL` fine-tunes from a model's weights.
+* `--average-from N` publishes the mean of the weights of epochs N..last (`training/averaging.py`),
+  validated like an epoch; the epoch validation picked stays in `OUT/training/best`.
 
 The loop is a `Trainer` with hook methods in the manner of nnU-Net's `nnUNetTrainer`: `on_train_start`
 (data, splits, network, optimizer, resumed state), `train_epoch` and `train_step`, `on_epoch_end`
