@@ -104,8 +104,8 @@ def surface_coil(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig) -> t
     random direction, r from 0.3 to 0.9 of the slice's extent in that direction (the simulator's coil model,
     `simulate/artifacts.surface_coil`, in any direction). The field is 1 at the coil, so the side nearest it
     keeps its level as the percentile normalisation of a surface-coil scan gives it, and the far side fades
-    (to 2-35 % at the opposite edge). Drawn apart per sequence because a failure seen on development scans
-    was exactly that: liver twice as bright on the CE alone near the coil, read as an enhancing tumor."""
+    (to 2-35 % at the opposite edge). Drawn apart per sequence, so that a region bright on one sequence
+    alone is not learnt as tumor (docs/training.md says what it was made for and what it did)."""
     b, c, h, w = x.shape
     on = torch.rand(b, c, generator=gen) < cfg.p_coil
     angle = torch.rand(b, c, generator=gen) * 2 * math.pi
