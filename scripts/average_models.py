@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from napari_hcc.model.checkpoint import build_network
 from napari_hcc.model.export import save_like
 from napari_hcc.model.loading import load_model
+from napari_hcc.training.averaging import WeightMean
 
 
 def main() -> None:
@@ -36,12 +34,10 @@ def main() -> None:
     first = models[0]
     if any(set(m.state) != set(first.state) for m in models[1:]):
         raise SystemExit("the models are not built alike: their tensors differ.")
-    mean = {
-        k: np.mean([m.state[k] for m in models], axis=0).astype(v.dtype) if v.dtype.kind == "f" else v
-        for k, v in first.state.items()
-    }
-    net = build_network(first)
-    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in mean.items()})
+    mean = WeightMean()  # the running mean `train --average-from` keeps
+    for i, model in enumerate(models, start=1):
+        mean.add(build_network(model), i)
+    net = mean.network(build_network(first))
     entry = save_like(net, args.model[0], args.out, args.version, f"the mean of the weights of {', '.join(args.model)}")
     print(f"model {args.out} ({args.version}), the mean of {len(models)}; graph: {'yes' if entry else 'none'}")
 

@@ -92,7 +92,7 @@ def train(args) -> int:
                 f"the model is the mean of the weights of epochs {first}-{last}"
                 + (
                     f" (validation Dice {dice:.3f}; best single epoch {picked:.3f})"
-                    if dice is not None and picked
+                    if dice is not None and picked is not None
                     else ""
                 )
                 + f"; the best epoch alone is in {result.model_dir / 'training' / 'best'}"

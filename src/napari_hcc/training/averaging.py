@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from napari_hcc.io.atomic import atomic_path
 
@@ -48,8 +48,10 @@ class WeightMean:
         self.epochs.append(epoch)
         for k, v in net.state_dict().items():
             v = v.detach().to("cpu")
-            if not v.is_floating_point() or k not in self.mean:
-                self.mean[k] = v.float().clone() if v.is_floating_point() else v.clone()
+            if not v.is_floating_point():  # BatchNorm's batch counter: the last epoch's
+                self.mean[k] = v.clone()
+            elif k not in self.mean:
+                self.mean[k] = v.float().clone()
             else:
                 self.mean[k] += (v.float() - self.mean[k]) / self.count
 
@@ -74,5 +76,5 @@ class WeightMean:
         if path.exists():
             with safe_open(str(path), "pt") as f:
                 mean.epochs = json.loads(f.metadata()["epochs"])
-            mean.mean = load_file(str(path))
+                mean.mean = {k: f.get_tensor(k) for k in f.keys()}
         return mean
