@@ -1,55 +1,39 @@
-"""The adaptation curve: how a model improves on a lab it was not trained for, after a radiologist has
-corrected 1, 2, 4 or 8 of the lab's scans, and how long each fine-tuning takes.
+"""The adaptation curve under several fine-tuning settings, to choose the adaptation setting
+(`training/adaptation.py`); `napari-hcc evaluate --adapt` reports the curve of the product's setting.
 
     python benchmarks/adaptation_curve.py --model MODEL --lab STUDY --out DIR [--counts 0 1 2 4 8]
-        [--setting NAME:lr=3e-4,steps=60,freeze=0 ...]
+        [--setting NAME:lr=1e-3,steps=40,freeze=1,contrast=0 ...]   (default: the adaptation setting)
 
 STUDY is a simulated study of one lab (e.g. `napari-hcc simulate --protocol benchmarks/labs/heldout_dev.json`).
-Its rats are shuffled once (seed 0): the last quarter are the test rats, every session of them scored;
-the corrected scans come from the other rats, one week-2 session per rat (the truth stands in for the
-radiologist's correction, saved through the same `save_correction` as the review widget). Each count
-fine-tunes the model with `train --init MODEL --corrections-only` (TrainConfig) under each setting and
-scores the new model on the test rats. Writes DIR/adaptation.csv and DIR/adaptation.md.
+The test rats, the corrected scans and the fine-tuning are `evaluation/adaptation_curve.py`'s; each
+setting fine-tunes from the same scans. Writes DIR/adaptation.csv and DIR/adaptation.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from napari_hcc.inference.engine import Engine
-from napari_hcc.io.study import find_scans
-from napari_hcc.io.volume import load_volume
-from napari_hcc.metrics import dice
-from napari_hcc.model.loading import load_model
-from napari_hcc.review.trainingset import save_correction
-from napari_hcc.training.config import TrainConfig
-from napari_hcc.training.trainer import train
+from napari_hcc.evaluation.adaptation_curve import PRODUCT_SETTING, adaptation_curve
+from napari_hcc.training.augment import AugmentConfig
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
+    """NAME:lr=..,steps=..,freeze=0|1,epochs=..,contrast=..; what is not given is the adaptation setting's."""
     name, _, spec = text.partition(":")
     values = dict(item.split("=") for item in spec.split(",") if item)
+    base = PRODUCT_SETTING
     return name, {
-        "lr": float(values.get("lr", 3e-4)),
-        "min_steps": int(values.get("steps", 60)),
-        "freeze_encoder": values.get("freeze", "0") == "1",
-        "epochs": int(values.get("epochs", 1)),
+        "lr": float(values.get("lr", base["lr"])),
+        "min_steps": int(values.get("steps", base["min_steps"])),
+        "freeze_encoder": values.get("freeze", "1" if base["freeze_encoder"] else "0") == "1",
+        "epochs": int(values.get("epochs", base["epochs"])),
+        "augment": AugmentConfig(p_contrast=float(values.get("contrast", base["augment"].p_contrast))),
     }
-
-
-def test_dice(model, refs) -> float:
-    engine = Engine(model, device="cpu")
-    scores = [dice(engine.segment(ref.load()), load_volume(ref.mask, "mask").data > 0) for ref in refs]
-    return float(np.mean(scores))
 
 
 def main() -> None:
@@ -57,61 +41,21 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--lab", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--counts", type=int, nargs="+", default=[0, 1, 2, 4, 8])
+    ap.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--setting", action="append", default=None, help="NAME:lr=..,steps=..,freeze=0|1,epochs=..")
     args = ap.parse_args()
-    settings = dict(parse_setting(s) for s in (args.setting or ["default:lr=3e-4,steps=60,freeze=0"]))
+    settings = dict(parse_setting(s) for s in (args.setting or ["adaptation:"]))
     torch.set_num_threads(max(1, torch.get_num_threads()))
-
-    refs = [r for r in find_scans(args.lab, with_truth=True) if r.subject and r.session]
-    rats = sorted({r.subject for r in refs})
-    order = [rats[i] for i in np.random.default_rng(0).permutation(len(rats))]
-    n_test = max(1, len(rats) // 4)
-    test_rats, pool = set(order[-n_test:]), order[:-n_test]
-    test = [r for r in refs if r.subject in test_rats]
-    candidates = [next(r for r in refs if r.subject == rat and r.session.endswith("2")) for rat in pool]
-    base = load_model(args.model)
-    rows = [{"setting": "base", "corrected_scans": 0, "dice": test_dice(base, test), "seconds": 0.0, "epochs": 0}]
-    print(f"base: Dice {rows[0]['dice']:.3f} on {len(test)} scans of {len(test_rats)} test rats", flush=True)
-    for name, setting in settings.items():
-        for n in [c for c in args.counts if c > 0]:
-            if n > len(candidates):
-                continue
-            with tempfile.TemporaryDirectory(dir=args.out.parent if args.out.parent.exists() else None) as tmp:
-                study = Path(tmp) / args.lab.name
-                shutil.copytree(args.lab, study, ignore=shutil.ignore_patterns("derivatives"))
-                shutil.copytree(args.lab / "derivatives" / "truth", study / "derivatives" / "truth")
-                for ref in candidates[:n]:
-                    truth = load_volume(ref.mask, "mask").data
-                    save_correction(study, ref.subject, ref.session, truth, note="adaptation benchmark")
-                cfg = TrainConfig(
-                    studies=[study],
-                    out=Path(tmp) / "model",
-                    init=args.model,
-                    corrections_only=True,
-                    val_fraction=0.0,
-                    exclude_rats=[f"{study.name}/{r}" for r in sorted(test_rats)],
-                    device="cpu",
-                    warmup_epochs=0.5,
-                    version=f"adapt-{name}-{n}",
-                    **setting,
-                )
-                t = time.perf_counter()
-                result = train(cfg)
-                seconds = time.perf_counter() - t
-                score = test_dice(load_model(Path(tmp) / "model"), test)
-            rows.append({"setting": name, "corrected_scans": n, "dice": score, "seconds": seconds,
-                         "epochs": result.epochs_run})  # fmt: skip
-            print(f"{name} n={n}: Dice {score:.3f}, {seconds:.0f} s, {result.epochs_run} epochs", flush=True)
-
     args.out.mkdir(parents=True, exist_ok=True)
+    curve = adaptation_curve(args.lab, args.model, args.counts, settings, scratch=args.out)
+    rows = curve["points"]
     with open(args.out / "adaptation.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     lines = [
-        f"Model `{base.model_id}` on `{args.lab.name}`: {len(test)} test scans of {len(test_rats)} rats; "
-        f"corrected scans from {len(pool)} other rats (one week-2 session each).",
+        f"Model `{curve['model']}` on `{args.lab.name}`: {curve['test_scans']} test scans of "
+        f"{len(curve['test_rats'])} rats; corrected scans {', '.join(curve['corrected_from'])}.",
         "",
         "| setting | corrected scans | mean Dice | fine-tuning (s) | epochs |",
         "|---|---|---|---|---|",

@@ -2,7 +2,7 @@
 weight averaging's `torch.optim.swa_utils.update_bn` does after averaging weights.
 
 `train --average-from` averages BatchNorm's statistics with the weights. This measures the alternative:
-the batches are made as the trainer makes them (half tumor slices, windows holding the tumor, the
+the batches are made by the trainer's own `training.batches.make_batch` (half tumor slices, windows holding the tumor, the
 augmentation, sequence dropout). Measured on the twelfth run's mean (docs/model.md): worse with the
 anatomy gate on every figure and no better without it, so the trainer keeps averaged statistics.
 
@@ -22,10 +22,9 @@ from torch.optim.swa_utils import update_bn
 from napari_hcc.model.checkpoint import build_network
 from napari_hcc.model.export import save_like
 from napari_hcc.model.loading import load_model
-from napari_hcc.training.anatomy import stack_targets
-from napari_hcc.training.augment import AugmentConfig, augment
+from napari_hcc.training.augment import AugmentConfig
+from napari_hcc.training.batches import make_batch
 from napari_hcc.training.dataset import build_dataset
-from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequences
 
 
 def main() -> None:
@@ -49,12 +48,18 @@ def main() -> None:
     batches = []
     for _ in range(args.batches):
         part = np.sort(np.concatenate([rng.choice(tumor, half, replace=False), rng.choice(every, half, replace=False)]))
-        corners = crop_windows(ds.y[part], args.crop, rng)
-        xs, ys = crop(ds.x[part], corners, args.crop), crop(ds.y[part], corners, args.crop)
-        x, _ = augment(torch.from_numpy(xs.astype(np.float32)), stack_targets(ys, None), gen, AugmentConfig())
-        keep = kept_sequences(ds.sequences_present[part], rng, args.sequence_dropout)
-        x = x * torch.from_numpy(keep.astype(np.float32))[:, :, None, None]
-        batches.append(x.contiguous(memory_format=torch.channels_last))
+        batch = make_batch(
+            ds,
+            part,
+            crop_px=args.crop,
+            draws=rng,
+            gen=gen,
+            device=torch.device("cpu"),
+            augment_cfg=AugmentConfig(),
+            sequence_dropout=args.sequence_dropout,
+            zero_missing=True,
+        )
+        batches.append(batch.x.contiguous(memory_format=torch.channels_last))
     with torch.no_grad():
         update_bn(batches, net)
     net.eval()

@@ -1,11 +1,13 @@
-"""Screenshot of napari-hcc for the docs: `xvfb-run -a python scripts/screenshot.py OUT.png [STUDY [SUBJECT/SESSION]]`.
+"""Screenshot of napari-hcc for the docs:
+`xvfb-run -a python scripts/screenshot.py OUT.png [STUDY [SUBJECT/SESSION]] [--read T2w]`.
 
 Opens napari as `napari-hcc view` does (the sample study, or STUDY: a BIDS study, a DICOM folder or a
 ParaVision study; HCC Review and Study browser docked, the model run on the scan), waits for the result,
-and saves the whole window.
+and saves the whole window. `--read T2w` (or `T1w,T2w`, ...) then sets the other sequences' pickers to
+"none", hides their layers and runs the model again, as a lab without those sequences would.
 """
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -47,11 +49,23 @@ def save(viewer, out: str) -> None:
     print(f"wrote {out}")
 
 
-def main(out: str, path: str | None = None, scan: str | None = None) -> None:
+def read_only(viewer, review, roles: set[str]) -> None:
+    """Leave the pickers of the other sequences at "none", hide their layers and run the model again."""
+    for role, box in review.picker.boxes.items():
+        if role not in roles and box.currentIndex() > 0:
+            viewer.layers[box.currentText()].visible = False
+            box.setCurrentIndex(0)
+    review.run()
+
+
+def main(out: str, path: str | None = None, scan: str | None = None, read: str | None = None) -> None:
     viewer, review = open_viewer(path, show=True, session=tuple(scan.split("/")) if scan else None)
     dock_review(viewer)
     app = QApplication.instance()
     deadline = wait_for_prediction(review, 120)
+    if read:
+        read_only(viewer, review, set(read.split(",")))
+        deadline = wait_for_prediction(review, 120)
     plots = (review.panel.slice_plot, review.panel.week_plot)
     while any(p.pending or p.image is None for p in plots) and time.time() < deadline:  # drawn in the background
         app.processEvents()
@@ -63,4 +77,10 @@ def main(out: str, path: str | None = None, scan: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/images/napari-hcc.png", *sys.argv[2:4])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", default="docs/images/napari-hcc.png")
+    ap.add_argument("study", nargs="?")
+    ap.add_argument("scan", nargs="?", help="SUBJECT/SESSION")
+    ap.add_argument("--read", help="the sequences to read, e.g. T2w or T1w,T2w (the others set to none)")
+    args = ap.parse_args()
+    main(args.out, args.study, args.scan, args.read)

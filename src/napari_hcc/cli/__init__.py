@@ -27,6 +27,10 @@ def _check(args) -> None:
         raise UsageError(
             "give either --model MODEL (a study the model never saw) or --cv K (rat-grouped cross-validation)."
         )
+    if args.command == "evaluate" and args.adapt and args.model is None:
+        raise UsageError("--adapt needs --model MODEL: the curve fine-tunes that model on the lab's corrected scans.")
+    if args.command == "evaluate" and args.adapt and min(args.adapt) < 1:
+        raise UsageError(f"--adapt takes counts of corrected scans, 1 or more (got {min(args.adapt)}).")
 
 
 def _run(args) -> int:
@@ -329,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --model: also segment each session from every smaller readable subset of its sequences "
         "(T2w alone, T1w+T2w, ...) and report the Dice of each",
+    )
+    ev.add_argument(
+        "--adapt",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="with --model, on one lab's study: also the adaptation curve, the model fine-tuned on N corrected "
+        "scans of the lab (e.g. 1 2 4 8; the truth stands in for the outline) and scored on rats that gave none",
     )
     ev.add_argument("--epochs", type=int, default=40, help="training epochs per fold (with --cv)")
     ev.add_argument("--batch-size", type=int, default=16, help="training batch per fold (with --cv; default 16)")

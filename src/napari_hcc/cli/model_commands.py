@@ -7,6 +7,7 @@ import os
 from napari_hcc.cli.common import TrainingProgress, progress_bar, say
 from napari_hcc.errors import UsageError
 from napari_hcc.evaluation import protocols
+from napari_hcc.evaluation.adaptation_curve import adaptation_curve
 from napari_hcc.evaluation.scoring import summarize
 from napari_hcc.model.catalog import default_model_folder, list_models, user_models_folder
 from napari_hcc.model.devices import available_devices
@@ -136,6 +137,11 @@ def evaluate(args) -> int:
     summary = summarize(results, extra["size"], bootstrap=args.bootstrap, seed=args.seed)
     if "subsets" in extra:
         summary["segmentation"]["by_subset"] = extra["subsets"]
+    if args.adapt:
+        with progress_bar("adaptation curve", "fine-tuning", args.quiet) as progress:
+            summary["adaptation"] = adaptation_curve(
+                args.study, model, args.adapt, device=args.device, scratch=args.out.parent, progress=progress
+            )
     extra["info"]["bootstrap"] = args.bootstrap
     notes = None
     if args.notes is not None:

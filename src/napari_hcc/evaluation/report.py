@@ -184,6 +184,24 @@ def _acquisition_lines(seg: dict) -> list[str]:
     return lines
 
 
+def _adaptation_lines(curve: dict) -> list[str]:
+    """The adaptation curve (`evaluate --adapt`, `evaluation/adaptation_curve.py`) as a section."""
+    pts = curve["points"]
+    lines = [
+        "",
+        "### Adaptation to this lab",
+        "",
+        f"The model fine-tuned on 0 to {max(p['corrected_scans'] for p in pts)} corrected scans of this lab "
+        f"(`train --init --corrections-only`, the truth standing in for the radiologist's outline), scored on "
+        f"{curve['test_scans']} scans of {len(curve['test_rats'])} test rats that gave no correction.",
+        "",
+        "| setting | corrected scans | mean Dice, test rats | fine-tuning (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {p['setting']} | {p['corrected_scans']} | {p['dice']:.3f} | {p['seconds']:.0f} |" for p in pts]
+    return lines
+
+
 def write_report(
     out: Path, results, summary: dict, info: dict, leaky: dict | None = None, notes: str | None = None
 ) -> Path:
@@ -234,6 +252,8 @@ def write_report(
         if arm in seg["by_arm_week"]:
             lines.append(f"| {arm} | " + " | ".join(_f(seg["by_arm_week"][arm].get(w)) for w in weeks) + " |")
     lines += _acquisition_lines(seg)
+    if s.get("adaptation"):
+        lines += _adaptation_lines(s["adaptation"])
     if "arms" in s:
         a = s["arms"]
         lines += [

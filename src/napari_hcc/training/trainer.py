@@ -45,20 +45,14 @@ from napari_hcc.model.export import export_graph, export_like
 from napari_hcc.model.loading import load_model
 from napari_hcc.model.network import HCCNet, add_anatomy_head, drop_anatomy_head, load_encoder_weights
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain, is_cancelled
-from napari_hcc.training.anatomy import (
-    check_anatomy,
-    split_targets,
-    stack_targets,
-    wants_anatomy,
-)
-from napari_hcc.training.augment import augment
+from napari_hcc.training.anatomy import check_anatomy, wants_anatomy
 from napari_hcc.training.averaging import WeightMean
+from napari_hcc.training.batches import make_batch
 from napari_hcc.training.config import TrainConfig, TrainResult
 from napari_hcc.training.dataset import build_dataset, slice_targets
 from napari_hcc.training.distributed import device_for, dist_env
 from napari_hcc.training.losses import multitask_loss
 from napari_hcc.training.schedule import lr_at
-from napari_hcc.training.sequence_dropout import crop, crop_windows, kept_sequences
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
 from napari_hcc.training.validation import selection_score, validate
@@ -183,20 +177,18 @@ class Trainer:
         """One optimiser step on the slices `part`: crop, augment, drop sequences, forward, multi-task loss,
         backward, clip."""
         cfg, device, ds = self.cfg, self.device, self.ds
-        xs, ys = ds.x[part], ds.y[part]
-        organs = ds.anatomy[part] if ds.anatomy is not None else None
-        if cfg.crop:
-            corners = crop_windows(ys, cfg.crop, self.draws)
-            xs, ys = crop(xs, corners, cfg.crop), crop(ys, corners, cfg.crop)
-            organs = crop(organs, corners, cfg.crop) if organs is not None else None
-        x = torch.from_numpy(xs.astype(np.float32)).to(device)
-        x, y = augment(x, stack_targets(ys, organs).to(device), gen, cfg.augment)
-        y, organ_t = split_targets(y, organs is not None)
-        keep = ds.sequences_present[part]
-        if self.sequence_dropout > 0:
-            keep = kept_sequences(keep, self.draws, self.sequence_dropout)
-        if reads_subsets(self.card):  # after the intensity jitter: a missing sequence is exactly zeros
-            x = x * torch.from_numpy(keep.astype(np.float32))[:, :, None, None].to(device)
+        batch = make_batch(
+            ds,
+            part,
+            crop_px=cfg.crop,
+            draws=self.draws,
+            gen=gen,
+            device=device,
+            augment_cfg=cfg.augment,
+            sequence_dropout=self.sequence_dropout,
+            zero_missing=reads_subsets(self.card),
+        )
+        x, y, organ_t = batch.x, batch.mask, batch.organs
         arm, bio = slice_targets(ds, part)
         for g in self.optimizer.param_groups:
             g["lr"] = lr_at(global_step, self.total_steps, self.warmup, cfg.lr)
