@@ -32,6 +32,7 @@ def parse_setting(text: str) -> tuple[str, dict]:
         "min_steps": int(values.get("steps", base["min_steps"])),
         "freeze_encoder": values.get("freeze", "1" if base["freeze_encoder"] else "0") == "1",
         "epochs": int(values.get("epochs", base["epochs"])),
+        "warmup_epochs": base["warmup_epochs"],
         "augment": AugmentConfig(p_contrast=float(values.get("contrast", base["augment"].p_contrast))),
     }
 

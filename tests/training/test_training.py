@@ -216,6 +216,7 @@ def test_train_cli_errors_are_one_sentence(tiny_study, tmp_path, capsys):
         (["--tumor-free-share", "-0.5"], "--tumor-free-share must be 0 or more"),
         (["--epochs", "2", "--average-from", "3"], "--average-from must be an epoch from 1 to 2 (got 3)"),
         (["--surface-coil", "1.5"], "--surface-coil must be between 0 and 1 (got 1.5)"),
+        (["--epochs", "1", "--warmup-epochs", "2"], "--warmup-epochs must be between 0 and 1 (got 2.0)"),
     ):
         assert main(["train", "--study", str(tiny_study), "--out", str(tmp_path / "x"), *args]) == 2
         err = capsys.readouterr().err
@@ -353,3 +354,21 @@ def test_a_t2w_lab_without_arms_or_histology_fine_tunes_the_segmentation(trained
     assert "val_dice" not in card.metrics  # nothing held out to validate on: the last epoch is the model
     history = (new / "training" / "history.csv").read_text().splitlines()
     assert len(history) - 1 == ADAPTATION["epochs"]  # the scan's slices go round again inside the epoch
+
+
+def test_train_command_adapts_with_the_same_setting_as_the_review_widget(tmp_path):
+    """`train --init M --corrections-only` fills in what is not given from the adaptation setting that the
+    widget's "Improve the model" uses (a one-epoch run whose warm-up is all its steps would end at its peak
+    rate); a full run keeps a one-epoch warm-up."""
+    from napari_hcc.cli import build_parser
+    from napari_hcc.cli.model_commands import train_config
+    from napari_hcc.training.adaptation import ADAPTATION
+
+    base = ["train", "--study", str(tmp_path), "--out", str(tmp_path / "m")]
+    adapt = train_config(build_parser().parse_args([*base, "--init", "default", "--corrections-only"]))
+    for key in ("epochs", "lr", "warmup_epochs", "min_steps", "freeze_encoder", "val_fraction"):
+        assert getattr(adapt, key) == ADAPTATION[key], key
+    assert adapt.augment.p_contrast == ADAPTATION["p_contrast"]
+    full = train_config(build_parser().parse_args([*base, "--warmup-epochs", "0.25"]))
+    assert (full.epochs, full.warmup_epochs, full.freeze_encoder) == (40, 0.25, False)
+    assert train_config(build_parser().parse_args(base)).warmup_epochs == 1.0

@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="peak learning rate (AdamW, cosine schedule; default 1e-3, or the adaptation setting)",
     )
+    tr.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=None,
+        help="epochs of linear warm-up before the cosine decay (default 1, or the adaptation setting's 0.5); "
+        "a one-epoch run needs less than 1, or it ends at its peak rate",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     tr.add_argument("--precision", default="auto", choices=PRECISIONS)

@@ -46,15 +46,18 @@ def info(args) -> int:
     return 0
 
 
-def train(args) -> int:
+def train_config(args) -> TrainConfig:
+    """`train`'s options as a TrainConfig; with --init and --corrections-only, what is not given is the
+    adaptation setting, the same as the review widget's "Improve the model" uses."""
     adapting = args.corrections_only and args.init is not None  # a few corrected scans of one lab
     tuning = ADAPTATION if adapting else {}
-    cfg = TrainConfig(
+    return TrainConfig(
         studies=args.study,
         out=args.out,
         epochs=args.epochs if args.epochs is not None else tuning.get("epochs", 40),
         batch_size=args.batch_size,
         lr=args.lr if args.lr is not None else tuning.get("lr", 1e-3),
+        warmup_epochs=args.warmup_epochs if args.warmup_epochs is not None else tuning.get("warmup_epochs", 1.0),
         seed=args.seed,
         device=args.device,
         precision=args.precision,
@@ -76,6 +79,10 @@ def train(args) -> int:
         augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast), p_coil=args.surface_coil),
         loss=LossWeights(slice_dice=args.slice_dice),
     )
+
+
+def train(args) -> int:
+    cfg = train_config(args)
     progress = None if args.quiet else TrainingProgress()
     result = train_model(cfg, progress=progress)
     if progress is not None:

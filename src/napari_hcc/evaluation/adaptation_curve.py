@@ -39,6 +39,7 @@ PRODUCT_SETTING = {
     "min_steps": ADAPTATION["min_steps"],
     "freeze_encoder": ADAPTATION["freeze_encoder"],
     "epochs": ADAPTATION["epochs"],
+    "warmup_epochs": ADAPTATION["warmup_epochs"],
     "augment": AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
 }
 
@@ -98,7 +99,6 @@ def _fine_tune(study: Path, model, split: LabSplit, n: int, name: str, setting: 
             val_fraction=0.0,
             exclude_rats=[f"{copy.name}/{r}" for r in split.test_rats],
             device=device,
-            warmup_epochs=0.5,
             version=f"adapt-{name}-{n}",
             **setting,
         )

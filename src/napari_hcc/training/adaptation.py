@@ -13,6 +13,7 @@ means learning this lab's contrast, and the curve was measured without it.
 ADAPTATION = {
     "epochs": 1,
     "lr": 1e-3,
+    "warmup_epochs": 0.5,  # the rate rises over the first half of the steps, then decays
     "min_steps": 40,
     "freeze_encoder": True,
     "val_fraction": 0.0,

@@ -66,6 +66,8 @@ class TrainConfig:
             raise InputError(f"--sequence-dropout must be between 0 and 1 (got {self.sequence_dropout}).")
         if not 0.0 <= self.augment.p_coil <= 1.0:
             raise InputError(f"--surface-coil must be between 0 and 1 (got {self.augment.p_coil}).")
+        if not 0.0 <= self.warmup_epochs <= self.epochs:
+            raise InputError(f"--warmup-epochs must be between 0 and {self.epochs} (got {self.warmup_epochs}).")
         if self.tumor_free_share < 0:
             raise InputError(f"--tumor-free-share must be 0 or more (got {self.tumor_free_share}).")
         if self.loss.slice_dice < 0:

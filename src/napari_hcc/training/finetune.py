@@ -160,7 +160,7 @@ def fine_tune_steps(
         out=out,
         epochs=epochs,
         lr=lr,
-        warmup_epochs=0.5,
+        warmup_epochs=ADAPTATION["warmup_epochs"],
         seed=seed,
         device=device,
         init=base_spec,
