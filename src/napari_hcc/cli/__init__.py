@@ -213,11 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="peak learning rate (AdamW, cosine schedule; default 1e-3, or the adaptation setting)",
     )
     tr.add_argument(
-        "--warmup-epochs",
-        type=float,
-        default=None,
-        help="epochs of linear warm-up before the cosine decay (default 1, or the adaptation setting's 0.5); "
-        "a one-epoch run needs less than 1, or it ends at its peak rate",
+        "--warmup-epochs", type=float, help="warm-up epochs before the cosine decay (default 1; adapting 0.5)"
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
