@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from napari_hcc.cli.common import TrainingProgress, progress_bar, say
 from napari_hcc.errors import UsageError
@@ -13,9 +14,8 @@ from napari_hcc.model.catalog import default_model_folder, list_models, user_mod
 from napari_hcc.model.devices import available_devices
 from napari_hcc.model.export import export_graph
 from napari_hcc.readout.build import add_readout
-from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.augment import AugmentConfig
-from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.losses import LossWeights
 from napari_hcc.training.trainer import train as train_model
 
@@ -50,14 +50,18 @@ def train_config(args) -> TrainConfig:
     """`train`'s options as a TrainConfig; with --init and --corrections-only, what is not given is the
     adaptation setting, the same as the review widget's "Improve the model" uses."""
     adapting = args.corrections_only and args.init is not None  # a few corrected scans of one lab
-    tuning = ADAPTATION if adapting else {}
+    base = TrainConfig([], Path(), **(adaptation_kwargs() if adapting else {}))  # what is not given
+
+    def given(value, default):
+        return default if value is None else value
+
     return TrainConfig(
         studies=args.study,
         out=args.out,
-        epochs=args.epochs if args.epochs is not None else tuning.get("epochs", 40),
+        epochs=given(args.epochs, base.epochs),
         batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else tuning.get("lr", 1e-3),
-        warmup_epochs=args.warmup_epochs if args.warmup_epochs is not None else tuning.get("warmup_epochs", 1.0),
+        lr=given(args.lr, base.lr),
+        warmup_epochs=given(args.warmup_epochs, base.warmup_epochs),
         seed=args.seed,
         device=args.device,
         precision=args.precision,
@@ -71,12 +75,12 @@ def train_config(args) -> TrainConfig:
         sequence_dropout=args.sequence_dropout,
         crop=args.crop,
         tumor_free_share=args.tumor_free_share,
-        val_fraction=args.val_fraction if args.val_fraction is not None else tuning.get("val_fraction", 0.2),
-        min_steps=args.min_steps if args.min_steps is not None else tuning.get("min_steps", 0),
-        freeze_encoder=args.freeze_encoder or tuning.get("freeze_encoder", False),
+        val_fraction=given(args.val_fraction, base.val_fraction),
+        min_steps=given(args.min_steps, base.min_steps),
+        freeze_encoder=args.freeze_encoder or base.freeze_encoder,
         anatomy=args.anatomy,
         average_from=args.average_from,
-        augment=AugmentConfig(p_contrast=tuning.get("p_contrast", AugmentConfig.p_contrast), p_coil=args.surface_coil),
+        augment=AugmentConfig(p_contrast=base.augment.p_contrast, p_coil=args.surface_coil),
         loss=LossWeights(slice_dice=args.slice_dice),
     )
 

@@ -28,20 +28,11 @@ from napari_hcc.metrics import dice
 from napari_hcc.model.loading import load_model
 from napari_hcc.progress import ProgressFn
 from napari_hcc.review.trainingset import save_correction
-from napari_hcc.training.adaptation import ADAPTATION
-from napari_hcc.training.augment import AugmentConfig
-from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.trainer import train
 
 #: the setting `train --init --corrections-only` and the review widget use
-PRODUCT_SETTING = {
-    "lr": ADAPTATION["lr"],
-    "min_steps": ADAPTATION["min_steps"],
-    "freeze_encoder": ADAPTATION["freeze_encoder"],
-    "epochs": ADAPTATION["epochs"],
-    "warmup_epochs": ADAPTATION["warmup_epochs"],
-    "augment": AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
-}
+PRODUCT_SETTING = adaptation_kwargs()
 
 
 @dataclass
@@ -96,11 +87,10 @@ def _fine_tune(study: Path, model, split: LabSplit, n: int, name: str, setting: 
             out=Path(tmp) / "model",
             init="default" if model is None else str(model),
             corrections_only=True,
-            val_fraction=0.0,
             exclude_rats=[f"{copy.name}/{r}" for r in split.test_rats],
             device=device,
             version=f"adapt-{name}-{n}",
-            **setting,
+            **{"val_fraction": 0.0, **setting},
         )
         start = time.perf_counter()
         result = train(cfg)

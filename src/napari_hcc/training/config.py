@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napari_hcc.errors import InputError
 from napari_hcc.model.catalog import WEIGHTS_FILE
+from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.losses import LossWeights
 from napari_hcc.vocabulary import Precision
@@ -99,3 +100,17 @@ class TrainResult:
     test_rats: list[str]
     averaged_epochs: list[int] = field(default_factory=list)  # the published mean's epochs (none: the pick)
     mean_validation: dict = field(default_factory=dict)  # the mean's validation figures
+
+
+def adaptation_kwargs() -> dict:
+    """The adaptation setting (training/adaptation.py) as TrainConfig keywords: what `train --init
+    --corrections-only`, the review widget's "Improve the model" and `evaluate --adapt` all fine-tune with."""
+    return {
+        "epochs": ADAPTATION["epochs"],
+        "lr": ADAPTATION["lr"],
+        "warmup_epochs": ADAPTATION["warmup_epochs"],
+        "min_steps": ADAPTATION["min_steps"],
+        "freeze_encoder": ADAPTATION["freeze_encoder"],
+        "val_fraction": ADAPTATION["val_fraction"],
+        "augment": AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
+    }

@@ -34,8 +34,7 @@ from napari_hcc.model.catalog import WEIGHTS_FILE, default_model_folder, user_mo
 from napari_hcc.model.loading import load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.adaptation import ADAPTATION
-from napari_hcc.training.augment import AugmentConfig
-from napari_hcc.training.config import TrainConfig
+from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.trainer import Trainer
 
 
@@ -158,9 +157,7 @@ def fine_tune_steps(
     cfg = TrainConfig(
         studies=[root],
         out=out,
-        epochs=epochs,
-        lr=lr,
-        warmup_epochs=ADAPTATION["warmup_epochs"],
+        **{**adaptation_kwargs(), "epochs": epochs, "lr": lr},
         seed=seed,
         device=device,
         init=base_spec,
@@ -168,10 +165,6 @@ def fine_tune_steps(
         exclude_rats=held,
         patience=max(3, epochs),
         version=version,
-        min_steps=ADAPTATION["min_steps"],
-        freeze_encoder=ADAPTATION["freeze_encoder"],
-        val_fraction=ADAPTATION["val_fraction"],
-        augment=AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
     )
     started = time.perf_counter()
     result = FineTuneResult(
