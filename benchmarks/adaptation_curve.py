@@ -18,21 +18,22 @@ from pathlib import Path
 
 import torch
 
-from napari_hcc.evaluation.adaptation_curve import PRODUCT_SETTING, adaptation_curve
+from napari_hcc.evaluation.adaptation_curve import adaptation_curve
 from napari_hcc.training.augment import AugmentConfig
+from napari_hcc.training.config import adaptation_kwargs
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
     """NAME:lr=..,steps=..,freeze=0|1,epochs=..,contrast=..; what is not given is the adaptation setting's."""
     name, _, spec = text.partition(":")
     values = dict(item.split("=") for item in spec.split(",") if item)
-    base = PRODUCT_SETTING
+    base = adaptation_kwargs()
     return name, {
+        **base,
         "lr": float(values.get("lr", base["lr"])),
         "min_steps": int(values.get("steps", base["min_steps"])),
         "freeze_encoder": values.get("freeze", "1" if base["freeze_encoder"] else "0") == "1",
         "epochs": int(values.get("epochs", base["epochs"])),
-        "warmup_epochs": base["warmup_epochs"],
         "augment": AugmentConfig(p_contrast=float(values.get("contrast", base["augment"].p_contrast))),
     }
 

@@ -31,9 +31,6 @@ from napari_hcc.review.trainingset import save_correction
 from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.trainer import train
 
-#: the setting `train --init --corrections-only` and the review widget use
-PRODUCT_SETTING = adaptation_kwargs()
-
 
 @dataclass
 class CurvePoint:
@@ -111,7 +108,7 @@ def adaptation_curve(
     then each setting (default: the product's) after each count of corrected scans that the lab holds."""
     study = Path(study)
     split = split_lab(study)
-    settings = settings or {"adaptation": PRODUCT_SETTING}
+    settings = settings or {"adaptation": adaptation_kwargs()}  # the product's setting
     counts = sorted({c for c in counts if 0 < c <= len(split.candidates)})
     base = load_model(model)
     points = [CurvePoint("none", 0, mean_dice(base, split.test, device), 0.0, 0)]
