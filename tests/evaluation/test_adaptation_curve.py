@@ -39,6 +39,7 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
     assert all(p["seconds"] > 0 and p["epochs"] == 1 for p in points[1:])
     assert curve["test_scans"] == 2 and curve["test_rats"] == split.test_rats
     assert curve["corrected_from"] == [f"{r.subject}/{r.session}" for r in split.candidates[:2]]
+    assert curve["beyond_lab"] == [9] and curve["most_corrections"] == 3  # 9 asked, the lab holds 3
     assert (sorted(corrections.rglob("*")) if corrections.exists() else []) == before  # the study is not written
     assert not list(tmp_path.glob("napari-hcc-adapt-*"))  # nor is anything left behind
 
@@ -48,6 +49,7 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
     report = write_results(tmp_path / "report", results, summary, extra["info"]).read_text()
     assert "### Adaptation to this lab" in report
     assert f"| fast | 2 | {points[2]['dice']:.3f} |" in report and f"| none | 0 | {points[0]['dice']:.3f} |" in report
+    assert "No point for 9 corrected scans: this lab has 3 rats besides the test rats" in report
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert [p["corrected_scans"] for p in saved["summary"]["adaptation"]["points"]] == [0, 1, 2]
 

@@ -9,6 +9,7 @@ from napari_hcc.cli.common import TrainingProgress, progress_bar, say
 from napari_hcc.errors import UsageError
 from napari_hcc.evaluation import protocols
 from napari_hcc.evaluation.adaptation_curve import adaptation_curve
+from napari_hcc.evaluation.report import beyond_lab_sentence
 from napari_hcc.evaluation.scoring import summarize
 from napari_hcc.model.catalog import default_model_folder, list_models, user_models_folder
 from napari_hcc.model.devices import available_devices
@@ -153,6 +154,8 @@ def evaluate(args) -> int:
             summary["adaptation"] = adaptation_curve(
                 args.study, model, args.adapt, device=args.device, scratch=args.out.parent, progress=progress
             )
+        if summary["adaptation"]["beyond_lab"]:
+            say(beyond_lab_sentence(summary["adaptation"]))
     extra["info"]["bootstrap"] = args.bootstrap
     notes = None
     if args.notes is not None:

@@ -104,12 +104,16 @@ def adaptation_curve(
     scratch: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> dict:
-    """{"test_rats", "test_scans", "corrected_from", "points": [CurvePoint as dict]}: the unadapted model,
-    then each setting (default: the product's) after each count of corrected scans that the lab holds."""
+    """{"test_rats", "test_scans", "corrected_from", "points": [CurvePoint as dict], "beyond_lab"}: the
+    unadapted model, then each setting (default: the product's) after each count of corrected scans that
+    the lab holds. Counts above the lab's other rats (one corrected scan each) make no point; they are
+    listed in "beyond_lab", with the most the lab holds in "most_corrections", for the report to say so."""
     study = Path(study)
     split = split_lab(study)
     settings = settings or {"adaptation": adaptation_kwargs()}  # the product's setting
-    counts = sorted({c for c in counts if 0 < c <= len(split.candidates)})
+    most = len(split.candidates)
+    beyond = sorted({c for c in counts if c > most})
+    counts = sorted({c for c in counts if 0 < c <= most})
     base = load_model(model)
     points = [CurvePoint("none", 0, mean_dice(base, split.test, device), 0.0, 0)]
     todo = len(settings) * len(counts)
@@ -126,4 +130,6 @@ def adaptation_curve(
         "test_scans": len(split.test),
         "corrected_from": [f"{r.subject}/{r.session}" for r in split.candidates[: max(counts, default=0)]],
         "points": [asdict(p) for p in points],
+        "most_corrections": most,
+        "beyond_lab": beyond,
     }

@@ -199,7 +199,18 @@ def _adaptation_lines(curve: dict) -> list[str]:
         "|---|---|---|---|",
     ]
     lines += [f"| {p['setting']} | {p['corrected_scans']} | {p['dice']:.3f} | {p['seconds']:.0f} |" for p in pts]
+    if curve.get("beyond_lab"):
+        lines += ["", beyond_lab_sentence(curve)]
     return lines
+
+
+def beyond_lab_sentence(curve: dict) -> str:
+    """Why the curve has no point for some of the counts asked for (the lab has too few other rats)."""
+    asked = ", ".join(str(c) for c in curve["beyond_lab"])
+    return (
+        f"No point for {asked} corrected scans: this lab has {curve['most_corrections']} rats besides the test "
+        f"rats, one corrected scan each."
+    )
 
 
 def write_report(
