@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from napari_hcc.evaluation.adaptation_curve import adaptation_curve
+from napari_hcc.evaluation.report import beyond_lab_sentence
 from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.config import adaptation_kwargs
 
@@ -69,6 +70,8 @@ def main() -> None:
     timed = [r["seconds"] for r in rows if r["corrected_scans"] == 1]
     if timed:
         lines += ["", f"One corrected scan: median fine-tuning {statistics.median(timed):.0f} s on this machine."]
+    if curve["beyond_lab"]:
+        lines += ["", beyond_lab_sentence(curve)]
     (args.out / "adaptation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
