@@ -161,12 +161,13 @@ def test_a_machine_without_openvino_takes_onnxruntime_and_without_either_torch(m
 def test_predict_on_the_exported_graph_imports_no_torch(tmp_path):
     """The whole `napari-hcc predict` of a follow-up scan (the scan, its rat's baseline for the
     readout, the files written) in a fresh process, as a user runs it: torch, timm and
-    segmentation-models-pytorch are never imported, and the masks are the ones torch gives."""
+    segmentation-models-pytorch are never imported, nor what a NIfTI scan does not need and the start
+    paid for (pydicom through nibabel, scipy.spatial), and the masks are the ones torch gives."""
     session = sample_study() / "sub-rat01" / "ses-wk2"
     code = (
         "import sys; from napari_hcc.cli import main; "
         f"code = main(['predict', '-i', {str(session)!r}, '-o', {str(tmp_path / 'graph')!r}, '--device', 'cpu', '--quiet']); "
-        "print(code, sorted(m for m in ('torch', 'timm', 'segmentation_models_pytorch') if m in sys.modules))"
+        "print(code, sorted(m for m in ('torch', 'timm', 'segmentation_models_pytorch', 'pydicom', 'scipy.spatial') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stderr

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.io.json_files import read_sidecar
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import axcodes
 from napari_hcc.io.scan import ScanRef, without_sequences
 from napari_hcc.metrics import dice

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.io import bids
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.vocabulary import COMPONENTS
 
 

@@ -19,7 +19,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc import __version__
@@ -32,6 +31,7 @@ from napari_hcc.io.atomic import write_text
 from napari_hcc.io.bruker import is_bruker_study, open_bruker_study
 from napari_hcc.io.dicom import is_dicom_folder, open_dicom_folder
 from napari_hcc.io.json_files import read_sidecar
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.volume import NIFTI_SUFFIXES, load_volume
 from napari_hcc.progress import ProgressFn, report
 

@@ -15,12 +15,12 @@ import json
 import re
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc import __version__
 from napari_hcc.io.atomic import save_nifti, write_text
 from napari_hcc.io.masks import mask_image
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.scan import Scan
 
 CSV_NAME = "predictions.csv"

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import nibabel as nib
+from napari_hcc.io.nibabel_without_pydicom import nib
 
 
 def _fsync_dir(directory: Path) -> None:

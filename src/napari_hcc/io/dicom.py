@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dcm2niix
-import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.acquisition import Acquisition
+from napari_hcc.io.nibabel_without_pydicom import nib
 
 #: MR, Enhanced MR, Legacy Converted Enhanced MR
 _MR_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.4"}

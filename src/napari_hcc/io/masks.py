@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io.atomic import save_nifti
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import affine_from_napari, from_display
 
 

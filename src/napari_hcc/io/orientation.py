@@ -9,7 +9,10 @@ source voxel grid exactly.
 from __future__ import annotations
 
 import numpy as np
-from nibabel import orientations as ornt
+
+from napari_hcc.io.nibabel_without_pydicom import nib
+
+ornt = nib.orientations
 
 DISPLAY_AXES = ("S", "P", "L")
 #: DICOM / ITK patient coordinates (LPS) <-> NIfTI RAS+: x and y change sign (its own inverse)

@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from nibabel.processing import resample_from_to
 
 from napari_hcc.errors import InputError
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import axcodes, spacing
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -117,5 +116,7 @@ def resample_to(vol: Volume, shape, affine, order: int) -> np.ndarray:
     """Resample `vol` onto the grid (shape, affine) in world coordinates (nibabel + scipy)."""
 
     img = nib.Nifti1Image(vol.data, vol.affine)
-    out = resample_from_to(img, (tuple(shape), np.asarray(affine)), order=order, mode="constant", cval=0.0)
+    out = nib.processing.resample_from_to(
+        img, (tuple(shape), np.asarray(affine)), order=order, mode="constant", cval=0.0
+    )
     return np.asarray(out.dataobj, dtype=np.float32)

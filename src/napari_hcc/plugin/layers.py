@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.errors import InputError
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import affine_from_napari, from_display, split_scale, to_display
 from napari_hcc.io.scan import Scan, stand_in_note, stand_ins_for
 from napari_hcc.io.volume import describe_grid, same_grid

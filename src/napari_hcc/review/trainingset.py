@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from filelock import FileLock, Timeout
 
@@ -34,6 +33,7 @@ from napari_hcc.io import bids
 from napari_hcc.io.atomic import atomic_path, sha256_file, write_text
 from napari_hcc.io.dicom_seg import source_dicom_files, write_dicom_seg
 from napari_hcc.io.masks import mask_image
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.volume import load_volume, same_grid
 from napari_hcc.metrics import dice
 

@@ -9,11 +9,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.io import bids
 from napari_hcc.io.atomic import save_nifti, write_text
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.progress import ProgressFn, report
 from napari_hcc.simulate import physics
 from napari_hcc.simulate.anatomy import TISSUES, build_anatomy, draw_anatomy, draw_body_scale

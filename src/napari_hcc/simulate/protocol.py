@@ -19,13 +19,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from napari_hcc.errors import InputError
 from napari_hcc.io import bids
 from napari_hcc.io.acquisition import plane_of
 from napari_hcc.io.json_files import check_roles, read_json_file, read_sidecar
+from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.simulate.artifacts import COIL_SIDES
 from napari_hcc.vocabulary import SEQUENCE_ROLES
 
