@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import sys
 
-if "nibabel" in sys.modules or "pydicom" in sys.modules:
-    import nibabel as nib
-    import nibabel.processing
-else:
+_hide_pydicom = "nibabel" not in sys.modules and "pydicom" not in sys.modules
+if _hide_pydicom:
     sys.modules["pydicom"] = None  # type: ignore[assignment]  # `import pydicom` raises ImportError
-    try:
-        import nibabel as nib
-        import nibabel.processing  # noqa: F401 - loaded for nib.processing
-    finally:
+try:
+    import nibabel as nib
+    import nibabel.processing  # noqa: F401 - loaded for nib.processing
+finally:
+    if _hide_pydicom:
         del sys.modules["pydicom"]
 
 __all__ = ["nib"]
