@@ -15,6 +15,8 @@ import pytest
 from napari_hcc.cli import main
 from napari_hcc.errors import Cancelled, InputError
 from napari_hcc.inference.engine import Engine
+from napari_hcc.inference.graph_runner import GraphRunner
+from napari_hcc.inference.slices import model_slices
 from napari_hcc.io.atomic import sha256_file
 from napari_hcc.io.study import find_scans
 from napari_hcc.io.user_paths import sample_study
@@ -70,6 +72,20 @@ def test_tta_progress_and_cancel_work_on_the_graph_as_on_torch():
     cancel.set()
     with pytest.raises(Cancelled):
         graph.predict(scan, cancel=cancel)
+
+
+def test_a_short_batch_padded_to_the_compiled_length_gives_the_same_slices():
+    scan = next(iter(find_scans(sample_study()))).load()
+    engine = Engine(default_model(), device="cpu", precision="fp32", backend="openvino")
+    slices, _ = model_slices(scan.channels(), scan.affine, engine.card, scan.stand_ins)
+    fresh = GraphRunner(engine.runner.path, "openvino", "fp32", liver=engine.runner.liver)
+    alone = fresh.passes(slices[:3], [(), (-1,)])  # the first batch: nothing to pad to
+    padded_runner = GraphRunner(engine.runner.path, "openvino", "fp32", liver=engine.runner.liver)
+    padded_runner.passes(slices[:5], [()])  # a batch of five sets the length ...
+    padded = padded_runner.passes(slices[:3], [(), (-1,)])  # ... so three are run with two blank slices
+    assert [a.shape for a in padded] == [a.shape for a in alone] and padded[0].shape[:2] == (2, 3)
+    for got, expected in zip(padded, alone, strict=True):
+        assert np.abs(got - expected).max() <= 1e-4
 
 
 def test_auto_runs_the_graph_on_a_cpu_and_says_why_when_it_cannot(model_copy):

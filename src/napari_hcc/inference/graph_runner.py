@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hcc.errors import InputError
-from napari_hcc.io.user_paths import user_cache_folder
+from napari_hcc.inference.early_compile import openvino_config, openvino_core, take
 from napari_hcc.model.compute import CPU, cpu_threads, describe_cpu
 from napari_hcc.model.graph import ANATOMY_OUTPUT, GRAPH_INPUT, GRAPH_OUTPUTS
 
@@ -51,6 +51,7 @@ class GraphRunner:
         self.path = Path(path)
         self.threads = int(threads or cpu_threads())
         self.liver = liver  # the anatomy channel that is liver, for a graph with the anatomy output
+        self._longest, self._slice_shape = 0, None  # the longest batch so far, and its slice shape
         self._run = self._openvino(self.threads) if kind == "openvino" else self._onnxruntime(self.threads)
 
     def describe(self) -> str:
@@ -66,9 +67,11 @@ class GraphRunner:
         """A batch through every TTA flip (each undone on the mask): [tumor probabilities (F, N, H, W),
         arm probabilities (F, N, arms), biomarkers (F, N, 2)], as the torch engine gives them."""
 
+        n = len(batch)
+        batch = self._padded(batch)
         masks, arms, bios, livers = [], [], [], []
         for flip in flips:
-            m, a, b, *organs = self(np.flip(batch, flip) if flip else batch)
+            m, a, b, *organs = (out[:n] for out in self(np.flip(batch, flip) if flip else batch))
             masks.append(_sigmoid(np.flip(m, flip)[:, 0] if flip else m[:, 0]))
             arms.append(_softmax(a))
             bios.append(_sigmoid(b))
@@ -77,26 +80,30 @@ class GraphRunner:
                 livers.append(np.flip(liver, flip) if flip else liver)
         return [np.stack(v) for v in (masks, arms, bios, livers) if v]
 
-    def _openvino(self, threads: int | None):
-        import openvino as ov  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
+    def _padded(self, batch: np.ndarray) -> np.ndarray:
+        """Under OpenVINO, a batch shorter than the largest one run so far, padded with blank slices to
+        its length. OpenVINO prepares its kernels for each new input shape on first use (about 0.1 s on
+        2 cores), more than the blank slices cost (about 9 ms each), and the last batch of a scan is
+        usually short; the slices are independent, so the padding changes no output."""
 
-        core = ov.Core()
-        cache = user_cache_folder() / "openvino"
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            core.set_property({"CACHE_DIR": str(cache)})
-        except (OSError, RuntimeError):
-            pass  # no cache: every start compiles the graph again, which is slower but correct
-        config = {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
-        }
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        try:
-            compiled = core.compile_model(str(self.path), "CPU", config)
-        except RuntimeError as exc:
-            raise InputError(f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]}).") from None
+        if self.kind != "openvino":
+            return batch
+        if len(batch) >= self._longest or batch.shape[1:] != self._slice_shape:
+            self._longest, self._slice_shape = len(batch), batch.shape[1:]
+            return batch
+        blank = np.zeros((self._longest - len(batch), *batch.shape[1:]), dtype=batch.dtype)
+        return np.concatenate([batch, blank])
+
+    def _openvino(self, threads: int | None):
+        config = openvino_config(self.precision, threads)
+        compiled = take(self.path, config)  # compiled while `predict` imported the rest, if it guessed right
+        if compiled is None:
+            try:
+                compiled = openvino_core().compile_model(str(self.path), "CPU", config)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]})."
+                ) from None
         request = compiled.create_infer_request()
         names = [set(port.get_names()) for port in compiled.outputs]
         wanted = [*GRAPH_OUTPUTS, *([ANATOMY_OUTPUT] if any(ANATOMY_OUTPUT in n for n in names) else [])]

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napari_hcc.io.atomic import sha256_file
-
-GRAPH_FILE = "model.onnx"
+from napari_hcc.model.catalog import GRAPH_FILE
 
 GRAPH_INPUT = "slices"
 
