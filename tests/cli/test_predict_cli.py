@@ -3,6 +3,7 @@ exit codes and one-sentence errors."""
 
 import csv
 import json
+import locale
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from helpers import write_volume
 from napari_hcc.cli import main
+from napari_hcc.io.user_paths import sample_study
 
 REQUIRED = [
     "subject",
@@ -261,3 +263,14 @@ def test_info_lists_models_and_devices(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "models:" in out and "default: hcc-unetpp-effb0@" in out and "devices:" in out and "cpu (" in out
+
+
+def test_predict_leaves_the_process_text_encoding_alone(tmp_path, capsys):
+    """A predict that runs, and one stopped on bad options, leave the locale's encoding as it was (a start
+    that compiled the graph in a thread once left it at ASCII, docs/benchmarks.md)."""
+    before = (locale.setlocale(locale.LC_CTYPE), locale.getpreferredencoding(False))
+    session = str(sample_study() / "sub-rat01" / "ses-wk2")
+    assert main(["predict", "-i", session, "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["predict", "-i", session, "-o", str(tmp_path / "gate"), "--quiet", "--liver-gate", "0.1"]) == 2
+    capsys.readouterr()
+    assert (locale.setlocale(locale.LC_CTYPE), locale.getpreferredencoding(False)) == before

@@ -1,10 +1,11 @@
 """The `napari-hcc` command line: thin, calling the same core functions as the napari widgets.
 
-The parser and `main`; the commands are in `study_commands.py` (simulate, check, import: no torch),
-`predict_command.py`, `model_commands.py` (info, export, train, fit-readout, evaluate) and the GUI
-(`view`), each imported only when one of its commands runs: `--help` imports neither numpy's heavy
-users nor torch nor napari; `predict` on a CPU with the exported graph imports no torch (tested) and
-starts compiling the graph before its own imports (`inference/early_compile.py`)."""
+This module holds the parser and `main`; the commands live in `study_commands.py` (simulate, check,
+import: no torch), `predict_command.py` (predict: torch only when torch runs the network),
+`model_commands.py` (info, export, train, fit-readout, evaluate) and, for `view`, the GUI. Each group
+is imported only when one of its commands runs, so `napari-hcc --help` imports neither numpy's heavy
+users nor torch nor napari, and `predict` on a CPU with the exported graph imports no torch (tested).
+"""
 
 from __future__ import annotations
 
@@ -40,9 +41,6 @@ def _run(args) -> int:
 
         return study_commands.__dict__[args.command.replace("import", "import_")](args)
     if args.command == "predict":
-        from napari_hcc.inference import early_compile  # noqa: PLC0415 - lazy: light; starts OpenVINO before the imports below
-
-        early_compile.start(args.model, args.backend, args.device, args.precision)
         from napari_hcc.cli import predict_command  # noqa: PLC0415 - lazy: what reading a scan needs, torch only if it runs the network
 
         return predict_command.predict(args)

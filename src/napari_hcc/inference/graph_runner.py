@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hcc.errors import InputError
-from napari_hcc.inference.early_compile import openvino_config, openvino_core, take
+from napari_hcc.io.user_paths import user_cache_folder
 from napari_hcc.model.compute import CPU, cpu_threads, describe_cpu
 from napari_hcc.model.graph import ANATOMY_OUTPUT, GRAPH_INPUT, GRAPH_OUTPUTS
 
@@ -95,15 +95,25 @@ class GraphRunner:
         return np.concatenate([batch, blank])
 
     def _openvino(self, threads: int | None):
-        config = openvino_config(self.precision, threads)
-        compiled = take(self.path, config)  # compiled while `predict` imported the rest, if it guessed right
-        if compiled is None:
-            try:
-                compiled = openvino_core().compile_model(str(self.path), "CPU", config)
-            except RuntimeError as exc:
-                raise InputError(
-                    f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]})."
-                ) from None
+        import openvino as ov  # noqa: PLC0415 - lazy: only the backend in use is imported, and only if installed
+
+        core = ov.Core()
+        cache = user_cache_folder() / "openvino"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(cache)})
+        except (OSError, RuntimeError):
+            pass  # no cache: every start compiles the graph again, which is slower but correct
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = core.compile_model(str(self.path), "CPU", config)
+        except RuntimeError as exc:
+            raise InputError(f"OpenVINO could not compile {self.path} ({str(exc).splitlines()[0][:120]}).") from None
         request = compiled.create_infer_request()
         names = [set(port.get_names()) for port in compiled.outputs]
         wanted = [*GRAPH_OUTPUTS, *([ANATOMY_OUTPUT] if any(ANATOMY_OUTPUT in n for n in names) else [])]

@@ -16,9 +16,6 @@ WEIGHTS_FILE = "model.safetensors"
 
 CARD_FILE = "model.json"
 
-#: the exported graph beside the weights (model/graph.py), for the CPU backends
-GRAPH_FILE = "model.onnx"
-
 
 #: where the shipped default model lives inside the package
 PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "models"

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from napari_hcc.io.atomic import sha256_file
-from napari_hcc.model.catalog import GRAPH_FILE
+
+GRAPH_FILE = "model.onnx"
 
 GRAPH_INPUT = "slices"
 
