@@ -31,7 +31,9 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
         "batch_size": 4,
         "export_graph": False,
     }
-    curve = adaptation_curve(tiny_study, None, [2, 1, 9], {"fast": fast}, scratch=tmp_path)
+    updates = []  # as the command line's progress bar takes them (a crash there once ended `evaluate --adapt`)
+    curve = adaptation_curve(tiny_study, None, [2, 1, 9], {"fast": fast}, scratch=tmp_path, progress=updates.append)
+    assert [(u.done, u.total, u.unit) for u in updates] == [(1, 2, "fine-tuning"), (2, 2, "fine-tuning")]
     points = curve["points"]
     assert [(p["setting"], p["corrected_scans"]) for p in points] == [("none", 0), ("fast", 1), ("fast", 2)]
     assert points[0]["dice"] == pytest.approx(mean_dice(load_model(None), split.test))

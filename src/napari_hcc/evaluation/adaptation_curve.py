@@ -26,7 +26,7 @@ from napari_hcc.io.study import find_scans
 from napari_hcc.io.volume import load_volume
 from napari_hcc.metrics import dice
 from napari_hcc.model.loading import load_model
-from napari_hcc.progress import ProgressFn
+from napari_hcc.progress import Progress, ProgressFn
 from napari_hcc.review.trainingset import save_correction
 from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.trainer import train
@@ -122,7 +122,7 @@ def adaptation_curve(
             score, seconds, epochs = _fine_tune(study, model, split, n, name, setting, device, scratch)
             points.append(CurvePoint(name, n, score, round(seconds, 1), epochs))
             if progress is not None:
-                progress(i * len(counts) + j + 1, todo, "fine-tuning")
+                progress(Progress(i * len(counts) + j + 1, todo, "fine-tuning"))
     return {
         "study": str(study.resolve()),
         "model": base.model_id,
