@@ -15,6 +15,8 @@ import pytest
 from helpers import write_volume
 from napari_hcc.cli import main
 from napari_hcc.io.user_paths import sample_study
+from napari_hcc.model.checkpoint import build_network, save_model, untrained_model
+from napari_hcc.model.loading import default_model
 
 REQUIRED = [
     "subject",
@@ -120,19 +122,45 @@ def test_three_files_name_the_output_after_the_t1w(tiny_study, tmp_path, capsys)
     assert nib.load(tmp_path / table[0]["mask"]).shape == (160, 160, 15)
 
 
-def test_a_t2w_alone_is_predicted_with_stand_ins_and_no_response(tiny_study, tmp_path, capsys):
-    """A lab with T2w only: `predict --t2w F` runs, says which sequences stood in, and reads no arm."""
+@pytest.fixture(scope="module")
+def older_model(tmp_path_factory):
+    """A model folder with an older card: no sequence dropout (stand-ins for missing sequences), no anatomy
+    head, so no liver gate (the untrained network, saved as a user's model would be)."""
+    base = untrained_model()
+    folder = tmp_path_factory.mktemp("older") / "model"
+    save_model(build_network(base), base.card, folder)
+    return folder
+
+
+def test_a_t2w_alone_is_read_as_the_subset_it_is(tiny_study, tmp_path, capsys):
+    """A lab with T2w only: `predict --t2w F` runs with the shipped model, which reads the T2w alone (no
+    stand-in), says so, and reads the response only where the card says the T2w can carry it."""
     t2w = tiny_study / "sub-rat03" / "ses-wk2" / "anat" / "sub-rat03_ses-wk2_T2w.nii.gz"
-    assert main(["predict", "--t2w", str(t2w), "-o", str(tmp_path), "--quiet"]) == 0, capsys.readouterr().err
+    assert main(["predict", "--t2w", str(t2w), "-o", str(tmp_path)]) == 0
+    said = capsys.readouterr().err
+    assert "read T2w (the session has no T1w or CE: the model reads that subset" in said and "stand" not in said
+    table = rows(tmp_path)
+    assert len(table) == 1 and table[0]["sequences"] == "T2w"
+    reads = default_model().card.readout["subsets"]["T2w"]["reads_response"]
+    assert (table[0]["p_control"] != "") == reads and (table[0]["viability"] != "") == reads
+    mask = tmp_path / table[0]["mask"]
+    assert nib.load(mask).shape == (160, 160, 15)  # on the T2w's grid, the file the user gave
+    assert main(["predict", "--ce", str(t2w), "-o", str(tmp_path / "ce"), "--quiet"]) == 2
+    assert "a --ce alone cannot be read" in capsys.readouterr().err
+
+
+def test_an_older_model_reads_a_t2w_alone_with_stand_ins_and_no_response(tiny_study, older_model, tmp_path, capsys):
+    """A model trained without sequence dropout gets named stand-ins for what is missing, and no arm."""
+    t2w = tiny_study / "sub-rat03" / "ses-wk2" / "anat" / "sub-rat03_ses-wk2_T2w.nii.gz"
+    args = ["predict", "--t2w", str(t2w), "-o", str(tmp_path), "--model", str(older_model), "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
     table = rows(tmp_path)
     assert len(table) == 1 and table[0]["p_control"] == "" and table[0]["viability"] == ""
     assert table[0]["sequences"] == "T2w"
     mask = tmp_path / table[0]["mask"]
     notes = json.loads(mask.with_name(mask.name.replace(".nii.gz", ".json")).read_text())["notes"]
     assert any("T1w (read from the T2w)" in n and "CE (read from the T2w)" in n for n in notes)
-    assert nib.load(mask).shape == (160, 160, 15)  # on the T2w's grid, the file the user gave
-    assert main(["predict", "--ce", str(t2w), "-o", str(tmp_path / "ce"), "--quiet"]) == 2
-    assert "a --ce alone cannot be read" in capsys.readouterr().err
+    assert nib.load(mask).shape == (160, 160, 15)
 
 
 def test_one_broken_session_is_reported_and_the_rest_continue(tiny_study, tmp_path, capsys):
@@ -237,7 +265,7 @@ def test_bad_scan_files_end_in_one_sentence(tiny_study, tmp_path, capsys, kind):
         ),
     ],
 )
-def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path, capsys, what, message):
+def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, older_model, tmp_path, capsys, what, message):
     args = ["predict", "-i", str(tiny_study / "sub-rat01" / "ses-wk0"), "-o", str(tmp_path / "out"), "--quiet"]
     if what == "garbage":
         (tmp_path / "m.safetensors").write_bytes(b"garbage" * 20)
@@ -251,7 +279,7 @@ def test_bad_model_device_or_arguments_end_in_one_sentence(tiny_study, tmp_path,
     elif what == "missing model":
         args += ["--model", str(tmp_path / "nope")]
     elif what == "gate without anatomy":
-        args += ["--liver-gate", "0.25"]
+        args += ["--liver-gate", "0.25", "--model", str(older_model)]
     else:
         args = ["predict", "-o", str(tmp_path / "out")]
     code = main(args)
@@ -271,6 +299,6 @@ def test_predict_leaves_the_process_text_encoding_alone(tmp_path, capsys):
     before = (locale.setlocale(locale.LC_CTYPE), locale.getpreferredencoding(False))
     session = str(sample_study() / "sub-rat01" / "ses-wk2")
     assert main(["predict", "-i", session, "-o", str(tmp_path / "out"), "--quiet"]) == 0
-    assert main(["predict", "-i", session, "-o", str(tmp_path / "gate"), "--quiet", "--liver-gate", "0.1"]) == 2
+    assert main(["predict", "-i", session, "-o", str(tmp_path / "gate"), "--quiet", "--liver-gate", "1.5"]) == 2
     capsys.readouterr()
     assert (locale.setlocale(locale.LC_CTYPE), locale.getpreferredencoding(False)) == before

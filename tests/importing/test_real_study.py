@@ -12,6 +12,7 @@ import pytest
 from napari_hcc.cli import main
 from napari_hcc.importing.importer import import_study
 from napari_hcc.io.dicom_seg import write_dicom_seg
+from napari_hcc.model.loading import default_model
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,9 @@ def test_predict_runs_on_the_imported_real_study_and_writes_its_seg(mouse_study,
     out = tmp_path / "pred"
     assert main(["predict", "-i", str(mouse_study), "-o", str(out), "--dicom-seg"]) == 0
     said = capsys.readouterr().err
-    assert "this session has no CE or T1w" in said and "CE (read from the T2w), T1w (read from the T2w)" in said
-    assert "response (arm, viability, apoptosis) cannot be read" in said
+    assert "read T2w (the session has no T1w or CE: the model reads that subset" in said and "stand" not in said
+    reads = default_model().card.readout["subsets"]["T2w"]["reads_response"]
+    assert ("is not read from T2w" in said) != reads
     (mask_path,) = out.glob("sub-MS370/ses-20150325/anat/*_desc-tumor_mask.nii.gz")
     (seg_path,) = out.glob("sub-MS370/ses-20150325/anat/*_desc-tumor_seg.dcm")
     mask = nib.load(mask_path)
@@ -73,4 +75,5 @@ def test_predict_runs_on_the_imported_real_study_and_writes_its_seg(mouse_study,
     row = (out / "predictions.csv").read_text().splitlines()[1].split(",")
     header = (out / "predictions.csv").read_text().splitlines()[0].split(",")
     values = dict(zip(header, row))
-    assert values["p_control"] == "" and values["predicted_arm"] == ""  # not read: no number that looks trustworthy
+    # read only where the card's T2w readout can carry it: otherwise no number that looks trustworthy
+    assert (values["p_control"] != "") == reads and (values["predicted_arm"] != "") == reads

@@ -1,5 +1,6 @@
 """The model shipped in the package: it is the default, it is trained, and it finds the tumors of the
-sample study (simulated with seed 2026; the model trained on seed 0 and never saw these rats)."""
+sample study (simulated with seed 2026; the model trained and its readout was fitted on other seeds, so it
+never saw these rats)."""
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ def test_default_model_is_the_shipped_trained_fp16_model():
     model = default_model()
     assert model.card.trained and model.path is not None and model.path.parent == default_model_folder()
     assert model.card.weights["dtype"] == "float16"
-    assert model.card.training["simulations"][0]["seed"] == 0
+    seeds = {sim["seed"] for sim in model.card.training["simulations"] + model.card.readout["simulations"]}
+    assert seeds and 2026 not in seeds  # the sample study's seed
     assert (default_model_folder() / "model.safetensors").stat().st_size < 20 * 2**20
 
 
