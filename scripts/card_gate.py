@@ -17,8 +17,7 @@ import copy
 from pathlib import Path
 
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.model.checkpoint import build_network, save_model
-from napari_hcc.model.export import export_like
+from napari_hcc.model.export import save_with_card
 from napari_hcc.model.loading import load_model
 
 
@@ -39,8 +38,7 @@ def main() -> None:
     PostProcess.from_card(card)  # the share is checked there (0-1)
     card.metrics = {**card.metrics, "liver_gate_chosen_on": args.chosen_on}
     card.version, card.created = args.version or card.version, None
-    save_model(build_network(source), card, args.out, readout=source.readout, subset_readouts=source.subset_readouts)
-    entry = export_like(args.out, args.model)
+    entry = save_with_card(source, card, args.out)
     print(f"model {args.out}: anatomy gate {args.share}; graph: {'yes' if entry else 'none'}")
 
 

@@ -16,8 +16,7 @@ import copy
 import json
 from pathlib import Path
 
-from napari_hcc.model.checkpoint import build_network, save_model
-from napari_hcc.model.export import export_like
+from napari_hcc.model.export import save_with_card
 from napari_hcc.model.loading import load_model
 
 
@@ -51,8 +50,7 @@ def main() -> None:
         "subsets_measured_on": {"study": report["info"]["study"], "report": str(args.report), "model": evaluated},
     }
     card.version, card.created = args.version or card.version, None
-    save_model(build_network(source), card, args.out, readout=source.readout, subset_readouts=source.subset_readouts)
-    entry = export_like(args.out, args.model)
+    entry = save_with_card(source, card, args.out)
     print(f"model {args.out}: Dice per subset from {args.report}; graph: {'yes' if entry else 'none'}")
     for name, row in card.metrics["subsets"].items():
         print(

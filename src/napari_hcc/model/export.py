@@ -67,6 +67,15 @@ def export_like(model_dir: str | Path, *templates: str | Path | None) -> dict | 
     return None
 
 
+def save_with_card(source: LoadedModel, card, out: str | Path) -> dict | None:
+    """Save `source`'s network and readouts unchanged under a changed `card` as a new model in `out` (the
+    scripts that write a measured figure or a chosen setting into a card), its graph given these weights;
+    the graph's card entry, or None when no graph fits."""
+
+    save_model(build_network(source), card, out, readout=source.readout, subset_readouts=source.subset_readouts)
+    return export_like(out, source.path.parent if source.path is not None else None)
+
+
 def save_like(net, like: str | Path, out: str | Path, version: str, how: str) -> dict | None:
     """Save `net` as a new model in `out` made like the model `like` (its card, readouts and graph, given
     these weights), with `version` and `how` the weights were made added to the description; the graph's
