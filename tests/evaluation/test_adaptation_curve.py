@@ -68,3 +68,12 @@ def test_adapt_options_are_checked_before_anything_runs(tiny_study, tmp_path, op
         timeout=60,
     )
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_each_draw_takes_other_corrected_scans_going_round_the_list():
+    from napari_hcc.evaluation.adaptation_curve import drawn
+
+    rats = ["a", "b", "c", "d", "e"]
+    assert drawn(rats, 1, 0) == ["a"] and drawn(rats, 1, 2) == ["c"]
+    assert drawn(rats, 2, 0) == ["a", "b"] and drawn(rats, 2, 1) == ["c", "d"] and drawn(rats, 2, 2) == ["e", "a"]
+    assert drawn(rats, 4, 1) == ["e", "a", "b", "c"]  # never the same scan twice within a draw

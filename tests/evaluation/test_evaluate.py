@@ -314,3 +314,18 @@ def test_evaluate_reports_dice_per_sequence_subset_and_per_acquisition(tiny_stud
     assert "| sequences the session has | T1w+T2w | " in report
     header = (tmp_path / "report" / "per_scan.csv").read_text().splitlines()[0]
     assert header.endswith("sequences,plane,field_t,t1w_sequence,t2w_sequence")
+
+
+def test_a_target_with_nothing_read_is_not_applicable_rather_than_missed():
+    """A lab without CE reads no histology: its RMSE is NaN, and the report says n/a, not **no**."""
+    from napari_hcc.evaluation.report import _met
+    from napari_hcc.evaluation.scoring import _targets
+
+    summary = {
+        "segmentation": {"dice_mean": 0.61},
+        "histology": {"viability": {"rmse": float("nan")}, "apoptosis": {"rmse": float("nan")}},
+    }
+    rows = {t["metric"]: t for t in _targets(summary)}
+    assert rows["mean Dice"]["met"] is False and _met(rows["mean Dice"]) == "**no**"
+    assert rows["viability RMSE"]["met"] is None
+    assert _met(rows["viability RMSE"]) == "n/a (nothing read to score)"

@@ -314,9 +314,9 @@ def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbo
     assert f"{result.mean_before:.3f} before → {result.mean_after:.3f} after" in panel.status.text()
     assert json.loads((result.model_dir / "finetune.json").read_text())["dice_after"] == result.dice_after
     card = json.loads((result.model_dir / "model.json").read_text())
-    assert (
-        card["training"]["freeze_encoder"] and card["training"]["augment"]["p_contrast"] == 0.0
-    )  # the adaptation setting
+    trained = card["training"]  # the adaptation setting
+    assert trained["freeze_encoder"] and trained["freeze_norm"] and trained["augment"]["p_contrast"] == 0.0
+    assert trained["sequence_dropout"] == 0.0 and trained["lr"] == 1e-4
     assert sha(shipped) == before  # the shipped model is never overwritten
     click(qtbot, panel.use_button)
     assert widget.state.model_spec == str(result.model_dir)

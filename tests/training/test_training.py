@@ -354,6 +354,14 @@ def test_a_t2w_lab_without_arms_or_histology_fine_tunes_the_segmentation(trained
     assert "val_dice" not in card.metrics  # nothing held out to validate on: the last epoch is the model
     history = (new / "training" / "history.csv").read_text().splitlines()
     assert len(history) - 1 == ADAPTATION["epochs"]  # the scan's slices go round again inside the epoch
+    # one scan moves the network only a little: the encoder and every BatchNorm statistic stay as they were,
+    # the decoder learns, and the lab's sessions are shown with the sequences they have
+    assert t["freeze_encoder"] and t["freeze_norm"] and t["sequence_dropout"] == 0.0
+    old_w, new_w = load_file(out / "model.safetensors"), load_file(new / "model.safetensors")
+    stats = [k for k in old_w if k.endswith(("running_mean", "running_var"))]
+    assert len(stats) > 50 and all(torch.equal(old_w[k], new_w[k]) for k in stats)
+    assert all(torch.equal(old_w[k], new_w[k]) for k in old_w if ".encoder." in k)
+    assert any(not torch.equal(old_w[k], new_w[k]) for k in old_w if ".decoder." in k and k.endswith("weight"))
 
 
 def test_train_command_adapts_with_the_same_setting_as_the_review_widget(tmp_path):
@@ -366,9 +374,11 @@ def test_train_command_adapts_with_the_same_setting_as_the_review_widget(tmp_pat
 
     base = ["train", "--study", str(tmp_path), "--out", str(tmp_path / "m")]
     adapt = train_config(build_parser().parse_args([*base, "--init", "default", "--corrections-only"]))
-    for key in ("epochs", "lr", "warmup_epochs", "min_steps", "freeze_encoder", "val_fraction"):
+    keys = ("epochs", "lr", "warmup_epochs", "min_steps", "freeze_encoder", "freeze_norm", "sequence_dropout")
+    for key in (*keys, "val_fraction"):
         assert getattr(adapt, key) == ADAPTATION[key], key
     assert adapt.augment.p_contrast == ADAPTATION["p_contrast"]
     full = train_config(build_parser().parse_args([*base, "--warmup-epochs", "0.25"]))
-    assert (full.epochs, full.warmup_epochs, full.freeze_encoder) == (40, 0.25, False)
+    assert (full.epochs, full.warmup_epochs, full.freeze_encoder, full.freeze_norm) == (40, 0.25, False, False)
+    assert full.sequence_dropout is None  # the trainer's own default (0.5 for a model that reads subsets)
     assert train_config(build_parser().parse_args(base)).warmup_epochs == 1.0

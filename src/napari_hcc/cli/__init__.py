@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="chance that a slice is shown with fewer sequences than its session has, so that the model reads "
-        "any subset with a T1w or a T2w (default 0.5 for a new model or one that reads subsets)",
+        "any subset with a T1w or a T2w (default 0.5 for a new model or one that reads subsets; 0 adapting)",
     )
     tr.add_argument(
         "--tumor-free-share",
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the measured adaptation setting, docs/training.md)",
     )
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
+    tr.add_argument("--freeze-norm", action="store_true", help="keep every BatchNorm statistic (fine-tuning)")
     tr.add_argument(
         "--surface-coil",
         type=float,

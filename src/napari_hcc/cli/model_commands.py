@@ -73,12 +73,13 @@ def train_config(args) -> TrainConfig:
         fold=args.fold,
         patience=args.patience,
         version=args.version or "",
-        sequence_dropout=args.sequence_dropout,
+        sequence_dropout=given(args.sequence_dropout, base.sequence_dropout),
         crop=args.crop,
         tumor_free_share=args.tumor_free_share,
         val_fraction=given(args.val_fraction, base.val_fraction),
         min_steps=given(args.min_steps, base.min_steps),
         freeze_encoder=args.freeze_encoder or base.freeze_encoder,
+        freeze_norm=args.freeze_norm or base.freeze_norm,
         anatomy=args.anatomy,
         average_from=args.average_from,
         augment=AugmentConfig(p_contrast=base.augment.p_contrast, p_coil=args.surface_coil),
@@ -165,6 +166,7 @@ def evaluate(args) -> int:
             raise UsageError(f"notes file {args.notes} could not be read ({type(exc).__name__}).") from None
     report = protocols.write_results(args.out, results, summary, extra["info"], leaky, notes)
     for t in summary["targets"]:
-        print(f"{t['metric']}: {t['value']:.3f} (target {t['target']}: {'met' if t['met'] else 'NOT met'})")
+        verdict = "nothing read to score" if t["met"] is None else "met" if t["met"] else "NOT met"
+        print(f"{t['metric']}: {t['value']:.3f} (target {t['target']}: {verdict})")
     print(f"report: {report}")
     return 0

@@ -8,6 +8,10 @@ session), the study's truth standing in for the radiologist's outline, saved thr
 --corrections-only` does (the adaptation setting, `training/adaptation.py`, unless a setting says
 otherwise) in a scratch copy of the study, never in the study itself, and scores the new model on the
 test rats. The fine-tuned models are not kept.
+
+With `draws` above 1 (`benchmarks/adaptation_curve.py --draws`, to choose the setting), each count is
+fine-tuned again from other corrected scans: draw d of count n takes the n candidates after the first
+d * n (going round the list), so a point does not hang on one rat's scan.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class CurvePoint:
     dice: float
     seconds: float
     epochs: int
+    draw: int = 0
 
 
 @dataclass
@@ -70,13 +75,18 @@ def mean_dice(model, refs, device: str = "cpu") -> float:
     return float(np.mean([dice(engine.segment(ref.load()), load_volume(ref.mask, "mask").data > 0) for ref in refs]))
 
 
-def _fine_tune(study: Path, model, split: LabSplit, n: int, name: str, setting: dict, device: str, scratch: Path):
-    """Fine-tune on the first n candidates' truth in a copy of the study; (score, seconds, epochs)."""
+def drawn(candidates: list, n: int, draw: int) -> list:
+    """The n corrected scans of draw `draw`: the candidates after the first draw * n, going round."""
+    return [candidates[(draw * n + k) % len(candidates)] for k in range(n)]
+
+
+def _fine_tune(study: Path, model, split: LabSplit, refs: list, name: str, setting: dict, device: str, scratch: Path):
+    """Fine-tune on these candidates' truth in a copy of the study; (score on the test rats, seconds, epochs)."""
     with tempfile.TemporaryDirectory(dir=scratch, prefix="napari-hcc-adapt-") as tmp:
         copy = Path(tmp) / study.name
         shutil.copytree(study, copy, ignore=shutil.ignore_patterns("derivatives"))
         shutil.copytree(study / "derivatives" / "truth", copy / "derivatives" / "truth")
-        for ref in split.candidates[:n]:
+        for ref in refs:
             truth = load_volume(ref.mask, "mask").data
             save_correction(copy, ref.subject, ref.session, truth, note="adaptation curve")
         cfg = TrainConfig(
@@ -86,7 +96,7 @@ def _fine_tune(study: Path, model, split: LabSplit, n: int, name: str, setting: 
             corrections_only=True,
             exclude_rats=[f"{copy.name}/{r}" for r in split.test_rats],
             device=device,
-            version=f"adapt-{name}-{n}",
+            version=f"adapt-{name}-{len(refs)}",
             **{"val_fraction": 0.0, **setting},
         )
         start = time.perf_counter()
@@ -103,10 +113,11 @@ def adaptation_curve(
     device: str = "cpu",
     scratch: Path | None = None,
     progress: ProgressFn | None = None,
+    draws: int = 1,
 ) -> dict:
     """{"test_rats", "test_scans", "corrected_from", "points": [CurvePoint as dict], "beyond_lab"}: the
     unadapted model, then each setting (default: the product's) after each count of corrected scans that
-    the lab holds. Counts above the lab's other rats (one corrected scan each) make no point; they are
+    the lab holds, `draws` times (see the module). Counts above the lab's other rats (one corrected scan each) make no point; they are
     listed in "beyond_lab", with the most the lab holds in "most_corrections", for the report to say so."""
     study = Path(study)
     split = split_lab(study)
@@ -116,13 +127,13 @@ def adaptation_curve(
     counts = sorted({c for c in counts if 0 < c <= most})
     base = load_model(model)
     points = [CurvePoint("none", 0, mean_dice(base, split.test, device), 0.0, 0)]
-    todo = len(settings) * len(counts)
-    for i, (name, setting) in enumerate(settings.items()):
-        for j, n in enumerate(counts):
-            score, seconds, epochs = _fine_tune(study, model, split, n, name, setting, device, scratch)
-            points.append(CurvePoint(name, n, score, round(seconds, 1), epochs))
-            if progress is not None:
-                progress(Progress(i * len(counts) + j + 1, todo, "fine-tuning"))
+    jobs = [(name, n, d) for name in settings for n in counts for d in range(max(1, draws))]
+    for done, (name, n, d) in enumerate(jobs, 1):
+        refs = drawn(split.candidates, n, d)
+        score, seconds, epochs = _fine_tune(study, model, split, refs, name, settings[name], device, scratch)
+        points.append(CurvePoint(name, n, score, round(seconds, 1), epochs, d))
+        if progress is not None:
+            progress(Progress(done, len(jobs), "fine-tuning", asdict(points[-1])))
     return {
         "study": str(study.resolve()),
         "model": base.model_id,

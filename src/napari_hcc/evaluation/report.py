@@ -131,6 +131,8 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
 
 
 def _met(target: dict) -> str:
+    if target["met"] is None:
+        return "n/a (nothing read to score)"
     if target["met"]:
         return "yes"
     floor, op, bound = target.get("floor"), target["op"], target["bound"]
@@ -234,8 +236,8 @@ def write_report(
         "- Arm metrics use post-baseline scans only: at week 0 no treatment has been given, so no image can tell the arms apart.",
         *(
             [
-                f"- {s['arms_not_read']} post-baseline scan(s) had no arm reading (a sequence missing, read from a stand-in "
-                "that cannot carry the response): left out of the arm metrics."
+                f"- {s['arms_not_read']} post-baseline scan(s) had no arm reading (the sequences read cannot carry the "
+                "response, and the model says so instead of giving a number): left out of the arm metrics."
             ]  # fmt: skip
             if s.get("arms_not_read")
             else []

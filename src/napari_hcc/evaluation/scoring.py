@@ -275,7 +275,8 @@ def _targets(s: dict) -> list[dict]:
         )
     out = []
     for name, value, op, target in rows:
-        met = bool(np.isfinite(value) and (value >= target if op == ">=" else value <= target))
+        # None: nothing to score (e.g. no histology read on a lab without CE), which is not a miss
+        met = bool(value >= target if op == ">=" else value <= target) if np.isfinite(value) else None
         out.append(
             {
                 "metric": name,

@@ -55,6 +55,9 @@ class TrainConfig:
     #: validation picks (kept in OUT/training/best); None: the pick
     average_from: int | None = None
     freeze_encoder: bool = False  # train only the decoder and heads (the encoder's BatchNorm statistics too)
+    #: every BatchNorm layer keeps its running statistics (decoder and heads too); a few scans' batches
+    #: would otherwise replace the statistics the network was trained with
+    freeze_norm: bool = False
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -111,6 +114,8 @@ def adaptation_kwargs() -> dict:
         "warmup_epochs": ADAPTATION["warmup_epochs"],
         "min_steps": ADAPTATION["min_steps"],
         "freeze_encoder": ADAPTATION["freeze_encoder"],
+        "freeze_norm": ADAPTATION["freeze_norm"],
+        "sequence_dropout": ADAPTATION["sequence_dropout"],
         "val_fraction": ADAPTATION["val_fraction"],
         "augment": AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
     }

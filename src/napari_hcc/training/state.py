@@ -92,6 +92,7 @@ def final_card(
         "crop": cfg.crop,
         "min_steps": cfg.min_steps,
         "freeze_encoder": cfg.freeze_encoder,
+        "freeze_norm": cfg.freeze_norm,
     }
     new.metrics = {k: round(v, 5) for k, v in row.items() if k.startswith("val_")}
     if "val_liver_dice" in row:  # this run measured its anatomy head: the gate is on if the head is good

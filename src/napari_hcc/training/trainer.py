@@ -314,10 +314,15 @@ class Trainer:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _train_mode(self) -> None:
-        """Training mode, except a frozen encoder, whose BatchNorm keeps its running statistics."""
+        """Training mode, except a frozen encoder, whose BatchNorm keeps its running statistics, and,
+        with `freeze_norm`, every BatchNorm layer."""
         self.net.train()
         if self.cfg.freeze_encoder:
             self.net.net.encoder.eval()
+        if self.cfg.freeze_norm:
+            for module in self.net.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def _validation(self, net) -> dict:
         """The validation figures of `net` on the validation rats (and with T2w alone, for a model that
