@@ -211,3 +211,14 @@ def test_a_template_graph_with_a_weight_the_model_lacks_is_refused():
         _reweight(default_model_folder() / "model.onnx", state)
     # the graph's own folded constants are not weights: a complete model is given the graph
     assert _reweight(default_model_folder() / "model.onnx", default_model().state) is not None
+
+
+def test_the_liver_probability_alone_is_the_softmax_of_its_class():
+    from scipy.special import softmax
+
+    from napari_hcc.inference.graph_runner import _class_probability
+
+    logits = (np.random.default_rng(0).normal(size=(3, 7, 6, 6)) * 8).astype(np.float32)
+    logits[0, 3, 0, 0] = 1000.0  # a class far above the liver: its exp overflows, the liver's share is 0
+    np.testing.assert_allclose(_class_probability(logits, 1), softmax(logits, axis=1)[:, 1], atol=1e-6)
+    assert _class_probability(logits, 1).dtype == np.float32 and _class_probability(logits, 1)[0, 0, 0] == 0.0

@@ -34,6 +34,7 @@ def test_shipped_model_segments_the_sample_study():
         pred = engine.predict(scan)
         scores.append(dice(pred.mask, scan.mask))
         assert pred.response.arm_probabilities.sum() == pytest.approx(1.0) and pred.response.source == "readout"
+        assert not any("unlike the rats" in n for n in pred.notes)  # its own world is not flagged (liver_extent)
         if pred.week:  # after treatment: the arm can be read, beside the rat's baseline scan
             arms.append((ref.arm, pred.response.predicted_arm))
             assert pred.response.sessions == ["wk0"] and 0 < pred.response.apoptosis < 0.3

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from napari_hcc.gui.offthread_plot import PlotView
 from napari_hcc.inference.prediction import BASELINE_NOTE
+from napari_hcc.inference.subsets import MISSING_SEQUENCE
 
 ARM_NAMES = {"Control": "Control", "Sorafenib": "Sorafenib", "NK": "NK cells", "Combination": "Combination"}
 
@@ -156,7 +157,7 @@ class ResponsePanel(QWidget):
             return
         r = self.prediction.response.response_probability
         if not np.isfinite(r):
-            self.response_label.setText("not read: this scan lacks the sequences the response is read from")
+            self.response_label.setText(f"not read: {self.prediction.response.unread_because or MISSING_SEQUENCE}")
             return
         verdict = "responder" if r >= self.threshold.value() else "non-responder"
         if self.prediction.before_treatment:
@@ -217,7 +218,7 @@ def model_line(card, prediction) -> str:
     source = "the tumor-feature readout" if prediction.response.source == "readout" else "the network's heads"
     reading = f"arms and histology from {source}"
     if not prediction.response.predicted_arm:
-        reading = "arms and histology not read: a sequence they need is missing"
+        reading = f"arms and histology not read: {prediction.response.unread_because or MISSING_SEQUENCE}"
     return f"Model {card.name} {card.version} ({run.model_id}) on {run.device} ({run.backend}), {run.precision}: {seconds}; {reading}"
 
 
@@ -229,7 +230,7 @@ def reading_line(label: str, prediction) -> str:
     elif prediction.response.pending:
         reading = "reading the response beside the rat's earlier sessions…"
     elif not prediction.response.predicted_arm:
-        reading = "response not read (a sequence is missing)"
+        reading = f"response not read ({prediction.response.unread_because or MISSING_SEQUENCE})"
     else:
         reading = f"{prediction.response.predicted_arm} most likely"
     notes = "; ".join(n.rstrip(".") for n in prediction.notes + prediction.run.events if n != BASELINE_NOTE)

@@ -28,11 +28,12 @@ from napari_hcc.errors import InputError
 from napari_hcc.inference.aggregate import aggregate_scan, mask_uncertainty
 from napari_hcc.inference.backend_choice import choose_backend
 from napari_hcc.inference.graph_runner import GraphRunner
+from napari_hcc.inference.liver_extent import UNLIKE_WORLD, liver_cm3, unlike_world_note
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable
 from napari_hcc.inference.slices import model_slices, reads_subsets
-from napari_hcc.inference.subsets import scan_notes, subset_readout, unread_response_note
+from napari_hcc.inference.subsets import MISSING_SEQUENCE, scan_notes, subset_readout, unread_response_note
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
@@ -62,6 +63,8 @@ class Engine:
 
         self.model = model
         self.card = model.card
+        #: the largest liver in the model's training sessions, cm^3 (None: not recorded; liver_extent.py)
+        self.largest_liver = self.card.postprocess.get("largest_liver_cm3")
         if batch_size is not None and batch_size < 1:
             raise InputError(f"the batch size must be at least 1 (got {batch_size}).")
         #: tumor features of sessions segmented plainly (no TTA, the card's post-processing), by file
@@ -231,7 +234,8 @@ class Engine:
         prob_disp = geometry.display_probability(masks)  # (N, rows, cols)
         spread_disp = geometry.to_display_grid(masks.std(0)) if tta else None
         probability = geometry.to_source(prob_disp)
-        mask, off_liver = post.apply_counted(probability, scan.affine, _on_source(livers, geometry))
+        liver = _on_source(livers, geometry)
+        mask, off_liver = post.apply_counted(probability, scan.affine, liver)
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
@@ -247,12 +251,13 @@ class Engine:
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )
         response = self._response(scan, mask, agg, week, tta, post)
-        if scan.stand_ins and self._readout_for(scan) is None:  # a subset that cannot carry the response
-            if reads_subsets(self.card):
+        unlike = None if liver is None else unlike_world_note(liver_cm3(liver, scan.affine), self.largest_liver)
+        if unlike:
+            notes.append(unlike)
+        if unlike or (scan.stand_ins and self._readout_for(scan) is None):  # nothing to read the response from
+            if reads_subsets(self.card) and not unlike:
                 notes.append(unread_response_note(self.model, scan.stand_ins))
-            unread = np.full(len(response.arms), np.nan)
-            response = replace(response, arm_probabilities=unread, viability=float("nan"),
-                               apoptosis=float("nan"), arm_uncertainty=unread, pending=False)  # fmt: skip
+            response = response.unread(UNLIKE_WORLD if unlike else MISSING_SEQUENCE)
         pixel_mm2 = geometry.display_spacing[1] * geometry.display_spacing[2]
         slice_unc, unc, method = mask_uncertainty(prob_disp, spread_disp)
         slices = SliceTable(

@@ -11,7 +11,7 @@ The JSON summary (`Prediction.summary`, the sidecar beside each mask) keeps one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -44,6 +44,14 @@ class Response:
     pending: bool = False
     #: the readout's tumor features of this scan (FEATURE_NAMES), kept for `complete_response`
     tumor_features: np.ndarray | None = field(default=None, repr=False)
+    #: why the arm and histology were not read, in a few words ("" when they were)
+    unread_because: str = ""
+
+    def unread(self, because: str) -> Response:
+        """This response with no arm or histology read (NaN), and why."""
+        nothing = np.full(len(self.arms), np.nan)
+        return replace(self, arm_probabilities=nothing, viability=float("nan"), apoptosis=float("nan"),
+                       arm_uncertainty=nothing, pending=False, unread_because=because)  # fmt: skip
 
     @property
     def response_probability(self) -> float:

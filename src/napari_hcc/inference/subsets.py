@@ -41,6 +41,10 @@ def subset_readout(model, stand_ins):
     return readout if readout is not None and readout.info.get("reads_response") else None
 
 
+#: why the response is not read, as the panel says it (Response.unread_because)
+MISSING_SEQUENCE = "a sequence it is read from is missing"
+
+
 def unread_response_note(model, stand_ins) -> str:
     """Why the response of a scan with this subset is not read."""
     read = held_subset(stand_ins)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hcc.io import bids
+from napari_hcc.io.orientation import spacing
 from napari_hcc.io.volume import load_volume
 from napari_hcc.vocabulary import ANATOMY
 
@@ -50,6 +51,18 @@ def anatomy_map(study: Path, subject: str, session: str, tumor: np.ndarray) -> n
     out[(out == tumor_class) & ~tumor] = UNKNOWN
     out[tumor] = tumor_class
     return out
+
+
+def liver_cm3(study: Path, subject: str, session: str) -> float | None:
+    """The liver's volume in a simulated session's tissue map, cm^3; None without a tissue map."""
+    path = bids.truth_tissue_path(study, subject, session)
+    names = _names(path)
+    if names is None:
+        return None
+    tissue = load_volume(path, "tissue map")
+    liver = [index for index, name in names.items() if TISSUE_CLASS.get(name) == "liver"]
+    voxel_mm3 = float(np.prod(spacing(tissue.affine)))
+    return float(np.isin(tissue.data, liver).sum() * voxel_mm3 / 1000.0)
 
 
 def _names(path: Path) -> dict[int, str] | None:
