@@ -58,7 +58,7 @@ def test_a_session_without_ce_or_t1w_is_read_with_a_stand_in(tiny_study, tmp_pat
     scan = ref.load()
     assert scan.stand_ins == {"CE": "T1w"}
     np.testing.assert_array_equal(scan.ce, scan.t1w)
-    assert "has no CE" in scan.notes[-1] and "cannot be read" in scan.notes[-1]
+    assert "has no CE" in scan.notes[-1] and "the model reads the sequences it has" in scan.notes[-1]
     t1w.unlink()
     scan = find_scans(t2w.parent.parent)[0].load()
     assert scan.stand_ins == {"CE": "T2w", "T1w": "T2w"}

@@ -2,12 +2,12 @@
 that subset (from the model card's `metrics["subsets"]`, written from an `evaluate` report).
 
 A model trained with sequence dropout reads the subset itself (the missing channels are zeros); an
-older model reads stand-ins and says so in the scan's own note (`io.scan.stand_in_note`)."""
+older model reads stand-ins and says so (`io.scan.stand_in_note`, in place of the scan's `missing_note`)."""
 
 from __future__ import annotations
 
 from napari_hcc.inference.slices import reads_subsets
-from napari_hcc.io.scan import stand_in_note
+from napari_hcc.io.scan import missing_note, stand_in_note
 from napari_hcc.vocabulary import SEQUENCE_ROLES, held_subset, subset_name
 
 FULL = subset_name(SEQUENCE_ROLES)
@@ -60,8 +60,10 @@ def unread_response_note(model, stand_ins) -> str:
 
 
 def scan_notes(card, scan) -> list[str]:
-    """The scan's notes, with the stand-in note replaced by the subset note for a model that reads subsets."""
-    if not scan.stand_ins or not reads_subsets(card):
+    """The scan's notes, the note of a missing sequence replaced by what this model makes of it: the subset
+    note for a model that reads subsets, the stand-in note for an older one."""
+    if not scan.stand_ins:
         return list(scan.notes)
-    own = stand_in_note(scan.stand_ins)
-    return [n for n in scan.notes if n != own] + [subset_note(card, scan.stand_ins)]
+    own = missing_note(scan.stand_ins)
+    says = subset_note(card, scan.stand_ins) if reads_subsets(card) else stand_in_note(scan.stand_ins)
+    return [n for n in scan.notes if n != own] + [says]

@@ -181,7 +181,7 @@ def load_scan(
         stand_ins,
     )
     if stand_ins:
-        scan.notes.append(stand_in_note(stand_ins))
+        scan.notes.append(missing_note(stand_ins))
     return scan
 
 
@@ -210,8 +210,17 @@ def without_sequences(scan: Scan, keep) -> Scan:
         raise ValueError(f"a scan needs a T1w or a T2w; {sorted(keep)} has neither.")
     images = {"T1w": scan.t1w, "T2w": scan.t2w, "CE": scan.ce}
     data = {role: images[merged[role]] if role in merged else images[role] for role in images}
-    notes = [n for n in scan.notes if n != stand_in_note(scan.stand_ins)] + [stand_in_note(merged)]
+    notes = [n for n in scan.notes if n != missing_note(scan.stand_ins)] + [missing_note(merged)]
     return replace(scan, t1w=data["T1w"], t2w=data["T2w"], ce=data["CE"], stand_ins=merged, notes=notes)
+
+
+def missing_note(stand_ins: dict[str, str]) -> str:
+    """The note a session without some sequence carries when it is opened, before any model reads it (what
+    a model makes of it depends on the model: `inference/subsets.py` `scan_notes` puts that in its place)."""
+    return (
+        f"this session has no {' or '.join(sorted(stand_ins))}: the model reads the sequences it has, and says "
+        "when it runs what that costs and whether the response can be read"
+    )
 
 
 def stand_in_note(stand_ins: dict[str, str]) -> str:

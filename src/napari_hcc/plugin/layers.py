@@ -15,7 +15,7 @@ import numpy as np
 from napari_hcc.errors import InputError
 from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import affine_from_napari, from_display, split_scale, to_display
-from napari_hcc.io.scan import Scan, stand_in_note, stand_ins_for
+from napari_hcc.io.scan import Scan, missing_note, stand_ins_for
 from napari_hcc.io.volume import describe_grid, same_grid
 
 META_KEY = "napari_hcc"
@@ -196,5 +196,5 @@ def scan_from_layers(t1w, t2w, ce) -> tuple[Scan, dict]:
         stand_ins=stand_ins,
     )
     if scan.stand_ins:
-        scan.notes.append(stand_in_note(scan.stand_ins))
+        scan.notes.append(missing_note(scan.stand_ins))
     return scan, geometry
