@@ -117,8 +117,9 @@ def adaptation_curve(
 ) -> dict:
     """{"test_rats", "test_scans", "corrected_from", "points": [CurvePoint as dict], "beyond_lab"}: the
     unadapted model, then each setting (default: the product's) after each count of corrected scans that
-    the lab holds, `draws` times (see the module). Counts above the lab's other rats (one corrected scan each) make no point; they are
-    listed in "beyond_lab", with the most the lab holds in "most_corrections", for the report to say so."""
+    the lab holds, `draws` times (see the module). Counts above the lab's other rats (one corrected scan
+    each) make no point; they are listed in "beyond_lab", with the most the lab holds in
+    "most_corrections", for the report to say so."""
     study = Path(study)
     split = split_lab(study)
     settings = settings or {"adaptation": adaptation_kwargs()}  # the product's setting
