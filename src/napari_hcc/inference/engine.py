@@ -63,8 +63,6 @@ class Engine:
 
         self.model = model
         self.card = model.card
-        #: the largest liver in the model's training sessions, cm^3 (None: not recorded; liver_extent.py)
-        self.largest_liver = self.card.postprocess.get("largest_liver_cm3")
         if batch_size is not None and batch_size < 1:
             raise InputError(f"the batch size must be at least 1 (got {batch_size}).")
         #: tumor features of sessions segmented plainly (no TTA, the card's post-processing), by file
@@ -251,13 +249,15 @@ class Engine:
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )
         response = self._response(scan, mask, agg, week, tta, post)
-        unlike = None if liver is None else unlike_world_note(liver_cm3(liver, scan.affine), self.largest_liver)
+        largest = self.card.postprocess.get("largest_liver_cm3")  # of the training sessions (liver_extent.py)
+        unlike = None if liver is None else unlike_world_note(liver_cm3(liver, scan.affine), largest)
         if unlike:
             notes.append(unlike)
-        if unlike or (scan.stand_ins and self._readout_for(scan) is None):  # nothing to read the response from
-            if reads_subsets(self.card) and not unlike:
+            response = response.unread(UNLIKE_WORLD)
+        elif scan.stand_ins and self._readout_for(scan) is None:  # a subset that cannot carry the response
+            if reads_subsets(self.card):
                 notes.append(unread_response_note(self.model, scan.stand_ins))
-            response = response.unread(UNLIKE_WORLD if unlike else MISSING_SEQUENCE)
+            response = response.unread(MISSING_SEQUENCE)
         pixel_mm2 = geometry.display_spacing[1] * geometry.display_spacing[2]
         slice_unc, unc, method = mask_uncertainty(prob_disp, spread_disp)
         slices = SliceTable(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_hcc.inference.liver_gate import LIVER_LEVEL
-from napari_hcc.io.orientation import spacing
+from napari_hcc.inference.measure import volume_mm3
 
 #: why the response is not read, as the panel says it (Response.unread_because)
 UNLIKE_WORLD = "the scan is unlike the rats the model learned from"
@@ -25,7 +25,7 @@ UNLIKE_FACTOR = 2.0
 
 def liver_cm3(liver: np.ndarray, affine: np.ndarray) -> float:
     """The volume the anatomy head calls liver (probability at least LIVER_LEVEL), in cm^3."""
-    return float((np.asarray(liver) >= LIVER_LEVEL).sum() * np.prod(spacing(affine)) / 1000.0)
+    return volume_mm3(np.asarray(liver) >= LIVER_LEVEL, affine) / 1000.0
 
 
 def unlike_world_note(found_cm3: float, largest_cm3: float | None) -> str | None:
