@@ -7,7 +7,9 @@
 # body sizes; docs/simulator.md).
 # What each is for:
 #   train_study_s101, train_varied_s100   the training cohorts (`train --study A --study B`)
+#   train_sagittal_s102                   varied labs made to scan sagittal slices (`simulate --plane sagittal`)
 #   dev_study_s501, dev_varied_s500       development scans to choose between models (week 2 of each rat)
+#   dev_sagittal_s502                     the same for sagittal labs
 #   heldout_dev_s300                      the development lab kept out of training (adaptation curve)
 # The cohorts of record (docs/model.md) are not here: they are simulated once, after every choice.
 set -euo pipefail
@@ -18,11 +20,13 @@ sim() { [ -d "$out/$1" ] || napari-hcc simulate --out "$out/$1" --quiet "${@:2}"
 mkdir -p "$out"
 case "$what" in train | all)
   sim train_study_s101 --protocol study --rats-per-arm 8 --seed 101
-  sim train_varied_s100 --protocol varied --rats-per-arm 16 --seed 100 ;;
+  sim train_varied_s100 --protocol varied --rats-per-arm 16 --seed 100
+  sim train_sagittal_s102 --protocol varied --plane sagittal --rats-per-arm 8 --seed 102 ;;
 esac
 case "$what" in dev | all)
   sim dev_study_s501 --protocol study --rats-per-arm 2 --seed 501
-  sim dev_varied_s500 --protocol varied --rats-per-arm 2 --seed 500 ;;
+  sim dev_varied_s500 --protocol varied --rats-per-arm 2 --seed 500
+  sim dev_sagittal_s502 --protocol varied --plane sagittal --rats-per-arm 2 --seed 502 ;;
 esac
 case "$what" in lab | all)
   sim heldout_dev_s300 --protocol benchmarks/labs/heldout_dev.json --rats-per-arm 3 --seed 300 ;;

@@ -23,6 +23,9 @@ READABLE_SUBSETS: tuple[tuple[str, ...], ...] = (
     ("T1w",),
 )
 
+#: the anatomical planes a sequence's slices can lie in (protocol files, `simulate --plane`)
+PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
+
 
 def subset_name(roles) -> str:
     """'T1w+T2w+CE', 'T2w', ...: a subset of sequences in the model's channel order."""

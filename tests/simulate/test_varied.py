@@ -136,6 +136,7 @@ def test_like_the_real_mouse_study(realdata, tmp_path, capsys):
         (["--protocol", "varied", "--matrix", "128"], "do not apply to --protocol varied"),
         (["--protocol", "varied", "--like", "x"], "give --protocol or --like, not both"),
         (["--protocol", "missing.json"], "missing.json"),
+        (["--plane", "sagittal"], "--plane applies to --protocol varied"),
     ],
 )
 def test_simulate_refuses_what_it_cannot_do_in_one_sentence(tmp_path, capsys, extra, message):
@@ -165,3 +166,34 @@ def test_every_lab_draws_its_tissue_gains_and_puts_a_coil_where_the_animal_lies(
     assert not any(seq.tissue_gain for seq in STUDY_PROTOCOL.sequences.values())
     # every tissue class the physics knows has a gain to draw (the tumor takes its liver's)
     assert set(GAIN_CLASSES) == {tissue_class(name) for name in TISSUE_TABLE} - {"tumor"} | {"other"}
+
+
+def test_a_lab_made_to_scan_sagittal_keeps_every_other_draw():
+    for i in range(60):
+        drawn, sagittal = (draw_lab(np.random.default_rng([9, i]), plane) for plane in (None, "sagittal"))
+        assert sagittal.field_strength_t == drawn.field_strength_t
+        assert sagittal.sequences.keys() == drawn.sequences.keys()
+        for role, seq in sagittal.sequences.items():
+            other = drawn.sequences[role]
+            assert (seq.family, seq.repetition_time_s, seq.echo_time_s, seq.snr) == (
+                other.family, other.repetition_time_s, other.echo_time_s, other.snr,
+            )  # fmt: skip
+            assert seq.plane == "sagittal" and seq.coil_side in {"axis0-", "axis0+", "axis2-", "axis2+"}
+            # the slices span the rat's width (41 mm for the standard rat), not its length
+            assert 20.0 <= seq.slices * (seq.slice_mm + seq.gap_mm) <= 80.0
+
+
+def test_a_sagittal_cohort_is_acquired_across_the_rats_width_and_reads_as_any_study(tmp_path):
+    root = simulate_study(tmp_path / "sag", 1, (2,), seed=11, protocol="varied", workers=2, plane="sagittal")
+    params = json.loads((root / "code" / "simulation.json").read_text())
+    assert params["plane"] == "sagittal"
+    scans = find_scans(root)
+    assert len(scans) == 4
+    for ref in scans:
+        assert np.argmax(np.abs(nib.load(ref.t2w).affine[:3, 2])) == 0  # slices stacked left to right
+        assert json.loads(ref.t2w.with_name(ref.t2w.name.replace(".nii.gz", ".json")).read_text())["SlicePlane"] == (
+            "sagittal"
+        )
+        assert ref.load().mask.sum() > 0
+    with pytest.raises(ValueError, match="varied world only"):
+        simulate_study(tmp_path / "no", 1, (2,), protocol=STUDY_PROTOCOL, plane="sagittal")

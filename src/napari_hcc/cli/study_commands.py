@@ -32,6 +32,8 @@ def simulation_protocol(args) -> Protocol | str:
         "slice_mm": args.slice_mm,
     }
     grid = {k: v for k, v in grid.items() if v is not None}
+    if args.plane and protocol != VARIED:
+        raise UsageError("--plane applies to --protocol varied; a protocol file or --like sets each sequence's plane.")
     if grid and protocol == VARIED:
         raise UsageError(
             "--matrix, --pixel-mm, --slices and --slice-mm do not apply to --protocol varied, which draws its grids."
@@ -48,9 +50,18 @@ def simulate(args) -> int:
     total = args.rats_per_arm * 4 * len(set(args.weeks))
     with progress_bar("simulate", "scan", args.quiet, total) as progress:
         root = simulate_study(
-            args.out, args.rats_per_arm, args.weeks, args.seed, protocol, args.motion_mm, args.workers, progress
+            args.out,
+            args.rats_per_arm,
+            args.weeks,
+            args.seed,
+            protocol,
+            args.motion_mm,
+            args.workers,
+            progress,
+            args.plane,
         )
     source = protocol if protocol == VARIED else protocol.source
+    source += f", {args.plane}" if args.plane else ""
     print(
         f"wrote {args.rats_per_arm * 4} rats x {len(set(args.weeks))} sessions ({source}) to {root} "
         f"in {time.perf_counter() - start:.0f} s"

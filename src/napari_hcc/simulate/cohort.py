@@ -21,7 +21,7 @@ from napari_hcc.simulate.biology import Rat, draw_cohort, tumor_state
 from napari_hcc.simulate.details import TUMOR_SITES, draw_details
 from napari_hcc.simulate.labs import draw_lab, fit_to_animal, with_drawn_artifacts
 from napari_hcc.simulate.pathology import sample_histology
-from napari_hcc.simulate.protocol import STUDY_PROTOCOL, Protocol
+from napari_hcc.simulate.protocol import PLANES, STUDY_PROTOCOL, Protocol
 from napari_hcc.simulate.render import draw_pose, render_session
 from napari_hcc.simulate.sidecars import sequence_sidecar
 from napari_hcc.simulate.trunk import draw_trunk
@@ -52,11 +52,11 @@ def _nifti(data: np.ndarray, affine: np.ndarray, description: str):
     return img
 
 
-def protocol_of_rat(protocol: Protocol | str, seed: int, rat: Rat, index: int) -> Protocol:
+def protocol_of_rat(protocol: Protocol | str, seed: int, rat: Rat, index: int, plane: str | None = None) -> Protocol:
     """The lab that scans `rat`: a fixed protocol, a fixed one with its artifacts drawn per rat, or (`varied`)
-    a lab drawn at random per rat. Draws depend only on (seed, rat index)."""
+    a lab drawn at random per rat (scanning in `plane` when given). Draws depend only on (seed, rat index)."""
     if protocol == VARIED:
-        return fit_to_animal(draw_lab(np.random.default_rng([seed, 7, index])), body_scale(rat))
+        return fit_to_animal(draw_lab(np.random.default_rng([seed, 7, index]), plane), body_scale(rat))
     if protocol.draw_artifacts:
         return with_drawn_artifacts(protocol, np.random.default_rng([seed, 7, index]))
     return protocol
@@ -144,15 +144,19 @@ def simulate_study(
     motion_mm: float | None = None,
     workers: int | None = None,
     progress: ProgressFn | None = None,
+    plane: str | None = None,
 ) -> Path:
     """Simulate `rats_per_arm` rats in each of the four arms, scanned at `weeks` with `protocol` (a
     Protocol, or "varied": a lab drawn per rat); return the root. `motion_mm`, if given, replaces the
-    largest shift of every sequence against the reference.
+    largest shift of every sequence against the reference. `plane`, with "varied" only, makes every lab
+    scan in that plane (`labs.draw_lab`).
 
     The same arguments give byte-identical files, whatever the number of workers.
     """
     root = Path(out)
     weeks = check_arguments(rats_per_arm, weeks)
+    if plane is not None and (protocol != VARIED or plane not in PLANES):
+        raise ValueError(f"a plane ({', '.join(PLANES)}) is given to the varied world only, not {plane!r}.")
     if motion_mm is not None and protocol != VARIED:
         protocol = replace(
             protocol,
@@ -163,7 +167,7 @@ def simulate_study(
         )
     root.mkdir(parents=True, exist_ok=True)
     rats = draw_cohort(seed, rats_per_arm)
-    labs = [protocol_of_rat(protocol, seed, rat, i) for i, rat in enumerate(rats)]
+    labs = [protocol_of_rat(protocol, seed, rat, i, plane) for i, rat in enumerate(rats)]
     tasks = [(root, rat, w, w == weeks[-1], lab) for rat, lab in zip(rats, labs) for w in weeks]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
     results = []
@@ -176,11 +180,13 @@ def simulate_study(
         for task in tasks:
             results.append(_render_and_write(task))
             report(progress, len(results), len(tasks), "scan")
-    _write_study_files(root, rats, labs, weeks, results, seed, protocol, rats_per_arm)
+    _write_study_files(root, rats, labs, weeks, results, seed, protocol, rats_per_arm, plane)
     return root
 
 
-def _write_study_files(root: Path, rats: list[Rat], labs, weeks, results, seed, protocol, rats_per_arm) -> None:
+def _write_study_files(
+    root: Path, rats: list[Rat], labs, weeks, results, seed, protocol, rats_per_arm, plane=None
+) -> None:
     histology = {r["participant_id"]: r["histology"] for r in results if "histology" in r}
     participants = [
         {
@@ -235,6 +241,7 @@ def _write_study_files(root: Path, rats: list[Rat], labs, weeks, results, seed, 
         "arms": list(ARMS),
         "weeks": list(weeks),
         "protocol": protocol if protocol == VARIED else json.loads(protocol.to_json()),
+        **({"plane": plane} if plane else {}),
         "rats": [asdict(r) | {"protocol": json.loads(lab.to_json())} for r, lab in zip(rats, labs)],
         "mri": physics.describe(),
     }

@@ -1,7 +1,8 @@
 """The `varied` world: a preclinical lab drawn at random for every rat, and artifacts drawn onto a fixed
 protocol (`--like` a real study, or a protocol file with "draw_artifacts").
 
-A lab is a field (3 to 11.7 T), a plane (axial or coronal), a T1w (RARE or FLASH), a T2w (RARE with or
+A lab is a field (3 to 11.7 T), a plane (axial or coronal; `plane=` makes every lab scan in one plane, sagittal
+included), a T1w (RARE or FLASH), a T2w (RARE with or
 without fat suppression, a fifth of them a balanced SSFP), a contrast-enhanced T1w or not, grids of their own
 (the T2w on another grid than the T1w half the time), an SNR, and the ways its scanner spoils images:
 breathing ghosts (ungated), Gibbs ringing, partial Fourier, flow, chemical shift, a volume or a surface
@@ -44,13 +45,15 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def draw_grid(rng: np.random.Generator, plane: str) -> dict:
-    """Matrix, pixel, slices, thickness and gap covering a rat's liver (field of view 44-70 mm)."""
+    """Matrix, pixel, slices, thickness and gap covering a rat's liver (field of view 44-70 mm). The slices
+    span 14-26 mm of the body's length (axial), its depth (coronal: 26-36 mm, the whole belly) or its width
+    (sagittal: 28-44 mm, the standard rat being 41 mm wide)."""
     pixel = float(np.round(rng.uniform(0.16, 0.42), 3))
     matrix = int(np.clip(np.round(rng.uniform(44.0, 70.0) / pixel / 8) * 8, 96, 256))
     anisotropy = float(rng.uniform(1.0, 1.15)) if rng.random() < 0.3 else 1.0
     thickness = float(np.round(rng.uniform(0.7, 2.0), 2))
     gap = float(np.round(rng.uniform(0.0, 0.4 * thickness), 2)) if rng.random() < 0.4 else 0.0
-    cover = rng.uniform(14.0, 26.0) if plane == "axial" else rng.uniform(26.0, 36.0)  # coronal: the whole belly
+    cover = rng.uniform(*{"axial": (14.0, 26.0), "coronal": (26.0, 36.0), "sagittal": (28.0, 44.0)}[plane])
     slices = int(np.clip(np.round(cover / (thickness + gap)), 8, 30))
     return {
         "matrix": (matrix, int(np.round(matrix / anisotropy / 8) * 8)),
@@ -115,10 +118,14 @@ def _t2w(rng: np.random.Generator, grid: dict) -> SequenceProtocol:
                             int(_choice(rng, (4, 8, 8, 12, 16))), fat_suppression=bool(rng.random() < 0.4), **grid)  # fmt: skip
 
 
-def draw_lab(rng: np.random.Generator) -> Protocol:
-    """One lab, drawn at random: field, plane, sequences (any subset with a T1w or a T2w), grids, artifacts."""
+def draw_lab(rng: np.random.Generator, plane: str | None = None) -> Protocol:
+    """One lab, drawn at random: field, plane, sequences (any subset with a T1w or a T2w), grids, artifacts.
+
+    `plane` ("axial", "coronal" or "sagittal") makes the lab scan in that plane; every other draw is the one
+    the lab would have had (the plane's own draw is still made)."""
     field_t = _choice(rng, FIELDS_T, FIELD_WEIGHTS)
-    plane = "axial" if rng.random() < 0.7 else "coronal"
+    drawn = "axial" if rng.random() < 0.7 else "coronal"
+    plane = plane or drawn
     grid = draw_grid(rng, plane)
     t2_grid = grid if rng.random() < 0.5 else draw_grid(rng, plane)
     kind = rng.random()
@@ -160,15 +167,16 @@ def with_tissue_gain(protocol: Protocol, rng: np.random.Generator) -> Protocol:
 
 def whole_trunk(protocol: Protocol, rng: np.random.Generator) -> Protocol:
     """The same lab scanning the whole trunk on one grid: an axial stack of 40-80 mm in 1-2.5 mm slices, or a
-    coronal field of view of 90-160 mm through the body's depth, centred anywhere from the liver to 30 mm
+    coronal (sagittal) field of view of 90-160 mm through the body's depth (width), centred anywhere from the liver to 30 mm
     caudal of it, as long as the whole liver stays in the slab (the real rat in ../shared/realdata is such a
     coronal scan)."""
     plane = protocol.sequences[protocol.reference_role].plane
-    if plane == "coronal":
+    if plane in ("coronal", "sagittal"):
         pixel = float(np.round(rng.uniform(0.35, 0.65), 3))
         matrix = int(np.clip(np.round(rng.uniform(90.0, 160.0) / pixel / 8) * 8, 160, 320))
         thickness = float(np.round(rng.uniform(0.6, 1.6), 2))
-        slices = int(np.clip(np.round(rng.uniform(26.0, 38.0) / thickness), 16, 64))
+        across = (26.0, 38.0) if plane == "coronal" else (36.0, 50.0)
+        slices = int(np.clip(np.round(rng.uniform(*across) / thickness), 16, 64))
         along_body = matrix * pixel
     else:
         pixel = float(np.round(rng.uniform(0.22, 0.45), 3))

@@ -27,12 +27,11 @@ from napari_hcc.io.acquisition import plane_of
 from napari_hcc.io.json_files import check_roles, read_json_file, read_sidecar
 from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.simulate.artifacts import COIL_SIDES
-from napari_hcc.vocabulary import SEQUENCE_ROLES
+from napari_hcc.vocabulary import PLANES, SEQUENCE_ROLES
 
 FAMILIES = ("RARE", "FLASH", "bSSFP")
 #: the tissue classes a `tissue_gain` may name (physics.tissue_class); a tumor takes the liver's
 GAIN_CLASSES = ("liver", "muscle", "fat", "kidney", "spleen", "blood", "fluid", "marrow", "lung", "other")
-PLANES = ("axial", "coronal", "sagittal")
 #: what a sidecar's sequence words say about the family (searched in this order)
 _FAMILY_WORDS = (
     ("bSSFP", r"fiesta|true-?fisp|trufi|bssfp|balanced|b-?ffe"),

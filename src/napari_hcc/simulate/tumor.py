@@ -187,6 +187,9 @@ def composition(shape: TumorShape, vox: TumorVoxels, state: TumorState) -> dict[
     where NK cells arrive; perfusion of viable tissue is highest at the periphery.
     """
     u, nrel = vox.u, vox.nrel
+    if u.size == 0:  # the tumor lies outside this grid's slab (a narrow sagittal or axial stack)
+        empty = np.zeros(0, np.float32)
+        return {name: empty for name in ("viable", "necrosis", "apoptosis", "edema", "perfusion")}
     patch = state.patchy_necrosis
     nec_score = (
         (1.0 - patch) * (1.0 - u)
