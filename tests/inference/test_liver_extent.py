@@ -38,3 +38,4 @@ def test_the_healthy_real_rat_is_flagged_and_gets_no_response(realdata, tmp_path
     assert np.isnan(prediction.response.arm_probabilities).all()
     assert np.isnan(prediction.response.viability) and np.isnan(prediction.response.apoptosis)
     assert prediction.response.unread_because == UNLIKE_WORLD  # what the review panel says instead of numbers
+    assert prediction.response.tumor_features is None  # nothing read, nothing kept for the rat's later sessions

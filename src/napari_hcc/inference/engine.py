@@ -248,9 +248,9 @@ class Engine:
             notes.append(
                 "no tumor found: arm probabilities are the mean over all slices; viability and apoptosis are not estimated"
             )
-        response = self._response(scan, mask, agg, week, tta, post)
         largest = self.card.postprocess.get("largest_liver_cm3")  # of the training sessions (liver_extent.py)
         unlike = None if liver is None else unlike_world_note(liver_cm3(liver, scan.affine), largest)
+        response = self._response(scan, mask, agg, week, tta, post, read=not unlike)
         if unlike:
             notes.append(unlike)
             response = response.unread(UNLIKE_WORLD)
@@ -303,11 +303,12 @@ class Engine:
             return self.model.readout
         return subset_readout(self.model, scan.stand_ins)
 
-    def _response(self, scan: Scan, mask: np.ndarray, agg, week: int | None, tta: bool, post: PostProcess) -> Response:
+    def _response(self, scan: Scan, mask, agg, week: int | None, tta: bool, post: PostProcess, read=True) -> Response:
         """The network heads' reading (slices weighted by tumor content) or, with a readout, the readout's
-        reading of the final mask's tumor features (this scan alone; its earlier sessions come later)."""
+        reading of the final mask's tumor features (this scan alone; its earlier sessions come later).
+        `read=False` (a scan the response is withheld from): no features are read, none kept for later."""
         arms = list(self.card.arms)
-        readout = self._readout_for(scan)
+        readout = self._readout_for(scan) if read else None
         features = tumor_features(scan, mask) if readout is not None else None
         if features is None:
             spread = agg.arm_spread if tta else np.zeros(len(agg.arm_probabilities))
