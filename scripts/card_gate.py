@@ -13,11 +13,10 @@ never overwritten. `predict --liver-gate` still overrides it per run.
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.model.export import save_with_card
+from napari_hcc.model.export import new_card, save_with_card
 from napari_hcc.model.loading import load_model
 
 
@@ -33,11 +32,10 @@ def main() -> None:
     source = load_model(args.model)
     if not source.card.architecture.get("anatomy"):
         raise SystemExit(f"{source.model_id} has no anatomy head, so it has no gate to set.")
-    card = copy.deepcopy(source.card)
+    card = new_card(source.card, args.version)
     card.postprocess = {**card.postprocess, "min_liver_share": args.share}
     PostProcess.from_card(card)  # the share is checked there (0-1)
     card.metrics = {**card.metrics, "liver_gate_chosen_on": args.chosen_on}
-    card.version, card.created = args.version or card.version, None
     entry = save_with_card(source, card, args.out)
     print(f"model {args.out}: anatomy gate {args.share}; graph: {'yes' if entry else 'none'}")
 
