@@ -11,6 +11,7 @@
 #   dev_study_s501, dev_varied_s500       development scans to choose between models (week 2 of each rat)
 #   dev_sagittal_s502                     the same for sagittal labs
 #   heldout_dev_s300                      the development lab kept out of training (adaptation curve)
+#   heldout_dev_sagittal_s310             a sagittal development lab kept out of training (the same, sagittal)
 # The cohorts of record (docs/model.md) are not here: they are simulated once, after every choice.
 set -euo pipefail
 out="${1:?usage: bash scripts/dev_cohorts.sh DIR [train|dev|lab|all]}"
@@ -29,6 +30,7 @@ case "$what" in dev | all)
   sim dev_sagittal_s502 --protocol varied --plane sagittal --rats-per-arm 2 --seed 502 ;;
 esac
 case "$what" in lab | all)
-  sim heldout_dev_s300 --protocol benchmarks/labs/heldout_dev.json --rats-per-arm 3 --seed 300 ;;
+  sim heldout_dev_s300 --protocol benchmarks/labs/heldout_dev.json --rats-per-arm 3 --seed 300
+  sim heldout_dev_sagittal_s310 --protocol benchmarks/labs/heldout_dev_sagittal.json --rats-per-arm 3 --seed 310 ;;
 esac
 echo "cohorts in $out: $(ls "$out" | tr '\n' ' ')"
