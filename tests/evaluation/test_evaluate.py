@@ -312,6 +312,8 @@ def test_evaluate_reports_dice_per_sequence_subset_and_per_acquisition(tiny_stud
     report = write_results(tmp_path / "report", results, summary, extra["info"]).read_text()
     assert "### By the sequences read" in report and "| T2w | " in report
     assert "| sequences the session has | T1w+T2w | " in report
+    # one rat per arm: no arm has scans in and out of it, so no ROC curve and no empty ROC figure
+    assert not (tmp_path / "report" / "roc.png").exists() and "roc.png" not in report
     header = (tmp_path / "report" / "per_scan.csv").read_text().splitlines()[0]
     assert header.endswith("sequences,plane,field_t,t1w_sequence,t2w_sequence")
 

@@ -36,16 +36,15 @@ def _plots(out: Path, results, summary) -> list[tuple[str, str]]:
     made = []
     post = arm_scored(results)
     colors = {"Control": "#555555", "Sorafenib": "#d95f02", "NK": "#1b9e77", "Combination": "#7570b3"}
-    if post:
-        y = np.array([ARMS.index(r.arm) for r in post])
+    y = np.array([ARMS.index(r.arm) for r in post], dtype=int)
+    curves = [k for k in range(len(ARMS)) if 0 < (y == k).sum() < len(y)]  # an arm needs scans in and out
+    if curves:  # no curve, no figure: an empty ROC plot says nothing
         proba = np.array([r.proba for r in post])
         fig, ax = plt.subplots(figsize=(5, 5))
-        for k, arm in enumerate(ARMS):
-            if 0 < (y == k).sum() < len(y):
-                fpr, tpr, _ = roc_curve(y == k, proba[:, k])
-                ax.plot(
-                    fpr, tpr, color=colors[arm], label=f"{arm} (AUROC {summary['arms']['per_arm'][arm]['auroc']:.2f})"
-                )
+        for k in curves:
+            arm = ARMS[k]
+            fpr, tpr, _ = roc_curve(y == k, proba[:, k])
+            ax.plot(fpr, tpr, color=colors[arm], label=f"{arm} (AUROC {summary['arms']['per_arm'][arm]['auroc']:.2f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="Arm, one-vs-rest (post-baseline scans)")
         ax.legend(loc="lower right", fontsize=8)
