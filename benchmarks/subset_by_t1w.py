@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_hcc.evaluation.protocols import study_refs
 from napari_hcc.evaluation.scoring import score_scans
 from napari_hcc.inference.engine import Engine
-from napari_hcc.io.study import find_scans
 from napari_hcc.model.loading import load_model
 
 
@@ -35,8 +35,7 @@ def main() -> None:
     rows = []
     for study in args.study:
         subsets: list = []
-        refs = [r for r in find_scans(study, with_truth=True) if r.subject and r.session]
-        results = score_scans(engine, study, refs, 0, None, subsets)
+        results = score_scans(engine, study, study_refs(study), 0, None, subsets)
         read = defaultdict(dict)
         for r in results:
             read[(r.rat, r.session)][r.sequences] = r.dice

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.model.export import new_card, save_with_card
+from napari_hcc.model.export import save_with_card
 from napari_hcc.model.loading import load_model
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     source = load_model(args.model)
     if not source.card.architecture.get("anatomy"):
         raise SystemExit(f"{source.model_id} has no anatomy head, so it has no gate to set.")
-    card = new_card(source.card, args.version)
+    card = source.card.for_new_model(args.version)
     card.postprocess = {**card.postprocess, "min_liver_share": args.share}
     PostProcess.from_card(card)  # the share is checked there (0-1)
     card.metrics = {**card.metrics, "liver_gate_chosen_on": args.chosen_on}

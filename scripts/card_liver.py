@@ -18,7 +18,7 @@ from pathlib import Path
 
 from napari_hcc.io.anatomy_labels import liver_cm3
 from napari_hcc.io.study import find_scans
-from napari_hcc.model.export import new_card, save_with_card
+from napari_hcc.model.export import save_with_card
 from napari_hcc.model.loading import load_model
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         raise SystemExit(f"{source.model_id} has no anatomy head, so it finds no liver to compare.")
     studies = args.study or [Path(s) for s in source.card.training.get("studies", [])]
     largest, sessions = largest_liver(studies)
-    card = new_card(source.card, args.version, "the largest training liver recorded (scripts/card_liver.py)")
+    card = source.card.for_new_model(args.version, "the largest training liver recorded (scripts/card_liver.py)")
     card.postprocess = {**card.postprocess, "largest_liver_cm3": round(largest, 2)}
     entry = save_with_card(source, card, args.out)
     print(f"model {args.out}: largest training liver {largest:.2f} cm^3 over {sessions} sessions; "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from napari_hcc.cli import main
+from napari_hcc.io.json_files import read_sidecar
 from napari_hcc.io.study import find_scans
 from napari_hcc.simulate.cohort import simulate_study
 from napari_hcc.simulate.grids import PLANE_AXES
@@ -191,9 +192,7 @@ def test_a_sagittal_cohort_is_acquired_across_the_rats_width_and_reads_as_any_st
     assert len(scans) == 4
     for ref in scans:
         assert np.argmax(np.abs(nib.load(ref.t2w).affine[:3, 2])) == 0  # slices stacked left to right
-        assert json.loads(ref.t2w.with_name(ref.t2w.name.replace(".nii.gz", ".json")).read_text())["SlicePlane"] == (
-            "sagittal"
-        )
+        assert read_sidecar(ref.t2w)["SlicePlane"] == "sagittal"
         assert ref.load().mask.sum() > 0
     with pytest.raises(ValueError, match="varied world only"):
         simulate_study(tmp_path / "no", 1, (2,), protocol=STUDY_PROTOCOL, plane="sagittal")

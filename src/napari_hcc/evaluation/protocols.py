@@ -58,7 +58,8 @@ from napari_hcc.vocabulary import ARMS
 # -- the two protocols -----------------------------------------------------------------------------
 
 
-def _refs(study: Path):
+def study_refs(study: Path):
+    """The sessions of a study with truth masks to score; none is an InputError naming the study."""
     refs = [r for r in find_scans(study, with_truth=True) if r.subject and r.session]
     if not refs:
         raise InputError(f"{study} holds no BIDS sessions to evaluate.")
@@ -77,7 +78,7 @@ def evaluate_model(
 
     study = Path(study)
     loaded = load_model(model)
-    refs = _refs(study)
+    refs = study_refs(study)
     seen = _trained_on(loaded.card, study)
     if seen is not None:
         trained, held_out = seen
@@ -174,7 +175,7 @@ def evaluate_cv(
 ) -> tuple[list[ScanResult], dict]:
 
     study = Path(study)
-    refs = _refs(study)
+    refs = study_refs(study)
     participants = read_participants(study)
     arm_of = {f"{study.name}/{s}": row.get("arm") for s, row in participants.items()} or {
         f"{study.name}/{r.subject}": r.arm for r in refs

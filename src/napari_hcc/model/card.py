@@ -8,6 +8,7 @@ trained (or refused, when its channels are not ours).
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +66,15 @@ class ModelCard:
         return (
             f"{self.name}@{self.version}" + (f"+{digest}" if digest else "") + ("" if self.trained else " (untrained)")
         )
+
+    def for_new_model(self, version: str | None = None, how: str | None = None) -> ModelCard:
+        """A copy for a new model folder: `version` (None: the same), no creation date yet, and `how` the new
+        model differs added to the description."""
+        card = copy.deepcopy(self)
+        card.version, card.created = version or card.version, None
+        if how:
+            card.description = f"{card.description}; {how}"
+        return card
 
     def to_json(self) -> str:
         return (

@@ -13,7 +13,6 @@ to be stale (`model/graph.py`). Nothing is pickled; ONNX is a protobuf of operat
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from pathlib import Path
 
@@ -67,16 +66,6 @@ def export_like(model_dir: str | Path, *templates: str | Path | None) -> dict | 
     return None
 
 
-def new_card(card, version: str | None = None, how: str | None = None):
-    """A copy of `card` for a new model folder: `version` (None: the same), no creation date yet, and `how`
-    the new model differs added to the description."""
-    card = copy.deepcopy(card)
-    card.version, card.created = version or card.version, None
-    if how:
-        card.description = f"{card.description}; {how}"
-    return card
-
-
 def save_with_card(source: LoadedModel, card, out: str | Path) -> dict | None:
     """Save `source`'s network and readouts unchanged under a changed `card` as a new model in `out` (the
     scripts that write a measured figure or a chosen setting into a card), its graph given these weights;
@@ -92,7 +81,7 @@ def save_like(net, like: str | Path, out: str | Path, version: str, how: str) ->
     card entry, or None when no graph fits."""
 
     source = load_model(like)
-    card = new_card(source.card, version, how)
+    card = source.card.for_new_model(version, how)
     save_model(net, card, out, readout=source.readout, subset_readouts=source.subset_readouts)
     return export_like(out, like)
 

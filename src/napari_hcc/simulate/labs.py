@@ -1,9 +1,9 @@
 """The `varied` world: a preclinical lab drawn at random for every rat, and artifacts drawn onto a fixed
 protocol (`--like` a real study, or a protocol file with "draw_artifacts").
 
-A lab is a field (3 to 11.7 T), a plane (axial or coronal; `plane=` makes every lab scan in one plane, sagittal
-included), a T1w (RARE or FLASH), a T2w (RARE with or
-without fat suppression, a fifth of them a balanced SSFP), a contrast-enhanced T1w or not, grids of their own
+A lab is a field (3 to 11.7 T), a plane (axial or coronal; `plane=` makes every lab scan in one plane,
+sagittal included), a T1w (RARE or FLASH), a T2w (RARE with or without fat suppression, a fifth of them a
+balanced SSFP), a contrast-enhanced T1w or not, grids of their own
 (the T2w on another grid than the T1w half the time), an SNR, and the ways its scanner spoils images:
 breathing ghosts (ungated), Gibbs ringing, partial Fourier, flow, chemical shift, a volume or a surface
 coil, motion between sequences, and a factor on each tissue class's signal (what the tables and equations
@@ -167,8 +167,8 @@ def with_tissue_gain(protocol: Protocol, rng: np.random.Generator) -> Protocol:
 
 def whole_trunk(protocol: Protocol, rng: np.random.Generator) -> Protocol:
     """The same lab scanning the whole trunk on one grid: an axial stack of 40-80 mm in 1-2.5 mm slices, or a
-    coronal (sagittal) field of view of 90-160 mm through the body's depth (width), centred anywhere from the liver to 30 mm
-    caudal of it, as long as the whole liver stays in the slab (the real rat in ../shared/realdata is such a
+    coronal (sagittal) field of view of 90-160 mm through the body's depth (width), centred anywhere from
+    the liver to 30 mm caudal of it, as long as the whole liver stays in the slab (the real rat in ../shared/realdata is such a
     coronal scan)."""
     plane = protocol.sequences[protocol.reference_role].plane
     if plane in ("coronal", "sagittal"):
