@@ -145,6 +145,8 @@ def test_a_t2w_alone_is_read_as_the_subset_it_is(tiny_study, tmp_path, capsys):
     assert (table[0]["p_control"] != "") == reads and (table[0]["viability"] != "") == reads
     mask = tmp_path / table[0]["mask"]
     assert nib.load(mask).shape == (160, 160, 15)  # on the T2w's grid, the file the user gave
+    sidecar = json.loads(mask.with_name(mask.name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Sources"] == {"T2w": str(t2w)}  # the one file read, not the same file under three names
     assert main(["predict", "--ce", str(t2w), "-o", str(tmp_path / "ce"), "--quiet"]) == 2
     assert "a --ce alone cannot be read" in capsys.readouterr().err
 

@@ -100,7 +100,8 @@ def write_prediction(
         save_nifti(img, paths["probability"])
     sidecar = {
         "Description": "tumor mask predicted by napari-hcc",
-        "Sources": {role: str(p) for role, p in scan.paths.items()},
+        # the files read, by the sequence each is: a missing sequence's stand-in is not a source of its own
+        "Sources": {role: str(p) for role, p in scan.paths.items() if role not in scan.stand_ins},
         **prediction.summary(),
     }
     if scan.alignment:
