@@ -1,5 +1,5 @@
-"""The anatomy gate's setting, chosen on development scans: Dice, false-positive volume and missed
-tumors for each least share of liver around a kept tumor (0 = no gate).
+"""The anatomy gate's setting, chosen on development scans: Dice, false-positive volume, mask volume and
+missed tumors for each least share of liver around a kept tumor (0 = no gate).
 
     python benchmarks/anatomy_gate.py --model MODEL --study DEV [--study DEV2] [--week 2]
         [--shares 0 0.1 0.25 0.4] [--ring-mm 1.5] [--out DIR]
@@ -57,6 +57,7 @@ def main() -> None:
                         "share": share,
                         "dice": round(dice(mask, truth), 4),
                         "truth_mm3": round(truth.sum() * voxel, 1),
+                        "mask_mm3": round(mask.sum() * voxel, 1),
                         "false_positive_mm3": round((mask & ~truth).sum() * voxel, 1),
                         "missed": int(truth.any() and not (mask & truth).any()),
                     }
