@@ -25,11 +25,20 @@ this script's own making).
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from napari_hcc.inference.engine import Engine
+from napari_hcc.io.json_files import read_sidecar
+from napari_hcc.model.loading import load_model
+from napari_hcc.readout.features import FEATURE_NAMES, MAPS, subset_feature_names
+from napari_hcc.readout.fit import _grouped_folds, _pooled_rows, _proba, _standardisation, choose_arm_c, feature_rows
+from napari_hcc.readout.stored import _standardised
+from napari_hcc.vocabulary import ARMS
 
 FIT = ("train_study_s101", "train_varied_s100", "readout_study_s601", "readout_varied_s600")
 DEV = ("dev_varied_s500", "dev_study_s501", "heldout_dev_s300", "dev_sagittal_s502")
@@ -54,10 +63,6 @@ def main() -> None:
 
 
 def _rows(data: Path, model, cache: Path, truth_masks: bool) -> dict:
-    from napari_hcc.inference.engine import Engine
-    from napari_hcc.model.loading import load_model
-    from napari_hcc.readout.fit import feature_rows
-
     rows = pickle.loads(cache.read_bytes()) if cache.is_file() else {}
     missing = [s for s in FIT + DEV if s not in rows]
     if missing:
@@ -72,8 +77,6 @@ class Inputs:
     """What a variant reads of a scan (None: this variant cannot read it; the plain model answers)."""
 
     def __init__(self, variant: str, readout: str, data: Path):
-        from napari_hcc.readout.features import FEATURE_NAMES, MAPS, subset_feature_names
-
         self.variant, self.readout, self.data, self.names = variant, readout, data, list(FEATURE_NAMES)
         self.cols = [FEATURE_NAMES.index(n) for n in subset_feature_names(readout)]
         self.maps = [m for m in MAPS if any(FEATURE_NAMES[c].startswith(m + "_") for c in self.cols)]
@@ -109,12 +112,7 @@ class Inputs:
         if (rat, week) not in self._protocols:
             study, subject = rat.split("/")
             anat = self.data / study / f"sub-{subject}" / f"ses-wk{week}" / "anat"
-
-            def sidecar(name):
-                path = anat / f"sub-{subject}_ses-wk{week}_{name}.json"
-                return json.loads(path.read_text()) if path.is_file() else {}
-
-            t2, t1 = sidecar("T2w"), sidecar("T1w")
+            t2, t1 = (read_sidecar(anat / f"sub-{subject}_ses-wk{week}_{name}.nii.gz") for name in ("T2w", "T1w"))
             seq = str(t2.get("PulseSequenceType", "")).upper()
             self._protocols[rat, week] = np.array(
                 [
@@ -131,31 +129,16 @@ class Inputs:
 
 
 class ArmModel:
-    """Standardised, clipped inputs; C by rat-grouped CV log loss (as fit-readout chooses it)."""
+    """Standardised, clipped inputs; C by rat-grouped CV log loss, as fit-readout chooses it."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import log_loss
-
-        from napari_hcc.readout.fit import ARM_C_GRID, _grouped_folds, _proba
-
-        self.mean, self.scale = X.mean(0), np.where(X.std(0) < 1e-9, 1.0, X.std(0))
-        self.low, self.high = self._z(X.min(0)), self._z(X.max(0))
-        Z = self._z(X)
-        loss = {}
-        for c in ARM_C_GRID:
-            p = np.zeros((len(y), 4))
-            for tr, te in _grouped_folds(groups):
-                p[te] = _proba(LogisticRegression(C=c, max_iter=5000).fit(Z[tr], y[tr]), Z[te], 4)
-            loss[c] = log_loss(y, p, labels=range(4))
-        self.model = LogisticRegression(C=min(loss, key=loss.get), max_iter=5000).fit(Z, y)
-        self._proba = _proba
-
-    def _z(self, X):
-        return (X - self.mean) / self.scale
+        self.mean, self.scale, self.low, self.high = _standardisation(X)
+        Z = _standardised(X, self.mean, self.scale, self.low, self.high)
+        c, _ = choose_arm_c(Z, y, groups, len(ARMS))
+        self.model = LogisticRegression(C=c, max_iter=5000).fit(Z, y)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._proba(self.model, np.clip(self._z(x), self.low, self.high)[None], 4)[0]
+        return _proba(self.model, _standardised(x[None], self.mean, self.scale, self.low, self.high), len(ARMS))[0]
 
 
 def _baselines(rows) -> dict:
@@ -164,8 +147,6 @@ def _baselines(rows) -> dict:
 
 def _fit(rows, inputs: Inputs):
     """(the plain model, the variant's model) on the post-baseline rows with an arm."""
-    from napari_hcc.vocabulary import ARMS
-
     arm_rows = [r for r in rows if r.arm in ARMS and r.week]
     base = _baselines(rows)
     plain_inputs = Inputs("plain", inputs.readout, inputs.data)
@@ -179,29 +160,18 @@ def _fit(rows, inputs: Inputs):
 
 
 def _read(models, rows) -> dict:
-    """Each follow-up's arm probabilities, pooled with the rat's earlier treated scans."""
-    from napari_hcc.readout.stored import pooled_arm_probabilities
-
+    """Each follow-up's arm probabilities, pooled with the rat's earlier treated scans as fit-readout pools them."""
     (plain, plain_inputs), (variant, inputs) = models
     base = _baselines(rows)
-    alone = {}
+    alone = []
     for r in rows:
         x = inputs(r, base.get(r.rat))
-        alone[id(r)] = variant(x) if x is not None else plain(plain_inputs(r, None))
-    return {
-        id(r): pooled_arm_probabilities(
-            [alone[id(r)]] + [alone[id(o)] for o in rows if o.rat == r.rat and o.week and 0 < o.week < r.week]
-        )
-        for r in rows
-        if r.week
-    }
+        alone.append(variant(x) if x is not None else plain(plain_inputs(r, None)))
+    pooled = _pooled_rows(rows, np.asarray(alone))
+    return {id(r): p for r, p in zip(rows, pooled) if r.week}
 
 
 def _auroc(rows, pooled) -> tuple[float, int]:
-    from sklearn.metrics import roc_auc_score
-
-    from napari_hcc.vocabulary import ARMS
-
     scored = [r for r in rows if r.arm in ARMS and r.week and id(r) in pooled]
     y = np.array([ARMS.index(r.arm) for r in scored])
     if len(set(y)) < 4:
@@ -210,8 +180,6 @@ def _auroc(rows, pooled) -> tuple[float, int]:
 
 
 def _line(rows: dict, readout: str, inputs: Inputs) -> str:
-    from napari_hcc.readout.fit import _grouped_folds
-
     def keep(r):
         return r.sequences == readout if "+" in readout else readout in r.sequences.split("+")
 

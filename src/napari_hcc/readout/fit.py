@@ -107,6 +107,23 @@ def _arm_experts(
     return coef, intercept
 
 
+def choose_arm_c(X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_arms: int) -> tuple[float, dict]:
+    """(C, {C: (log loss, macro AUROC, accuracy)}): the ARM_C_GRID value of the arm's logistic regression with
+    the lowest rat-grouped CV log loss on standardised inputs X and arm indices y."""
+    folds = _grouped_folds(groups)
+    cv = {}
+    for c in ARM_C_GRID:
+        p = np.zeros((len(y), n_arms))
+        for tr, te in folds:
+            p[te] = _proba(LogisticRegression(C=c, max_iter=5000).fit(X[tr], y[tr]), X[te], n_arms)
+        cv[c] = (
+            log_loss(y, p, labels=range(n_arms)),
+            roc_auc_score(y, p, multi_class="ovr"),
+            float((p.argmax(1) == y).mean()),
+        )
+    return min(cv, key=lambda c: cv[c][0]), cv
+
+
 def _history_rows(rows: Sequence[FeatureRow], values: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     """For each row index in `targets`: [value now, at the rat's baseline, mean over its treated sessions
     in between] from per-row `values` (this row's own where the rat has none), as `Readout.read` builds it."""
@@ -197,18 +214,7 @@ def fit_readout(rows: Sequence[FeatureRow], arms: Sequence[str], features: Seque
 
     X, y = Z_all[arm_idx], np.array([list(arms).index(r.arm) for r in arm_rows])
     groups = all_groups[arm_idx]
-    folds = _grouped_folds(groups)
-    cv = {}
-    for c in ARM_C_GRID:
-        p = np.zeros((len(y), len(arms)))
-        for tr, te in folds:
-            p[te] = _proba(LogisticRegression(C=c, max_iter=5000).fit(X[tr], y[tr]), X[te], len(arms))
-        cv[c] = (
-            log_loss(y, p, labels=range(len(arms))),
-            roc_auc_score(y, p, multi_class="ovr"),
-            float((p.argmax(1) == y).mean()),
-        )
-    best_c = min(cv, key=lambda c: cv[c][0])
+    best_c, cv = choose_arm_c(X, y, groups, len(arms))
     arm_model = LogisticRegression(C=best_c, max_iter=5000).fit(X, y)
 
     # Arm probabilities of every row out-of-fold (from a model that did not see the rat), pooled over the
