@@ -31,8 +31,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import napari
-    from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtCore import QEventLoop, QTimer
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
@@ -40,17 +39,20 @@ def main() -> None:
     dock_start = time.perf_counter()
     _, widget = viewer.window.add_plugin_dock_widget("napari-hcc", "HCC Review")
     print(f"HCC Review docked in {time.perf_counter() - dock_start:.2f} s (the Qt thread is blocked while it docks)")
-    app = QApplication.instance()
 
-    def spin(seconds: float) -> None:
+    def spin(seconds: float = 0.0, until=None) -> None:
+        """Run Qt's own event loop, as napari does (it sleeps when nothing happens), for `seconds` or until
+        `until()` is true (checked every 10 ms), rather than polling `processEvents` in a loop."""
+        loop = QEventLoop()
         end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.001)
+        check = QTimer(interval=10)
+        check.timeout.connect(lambda: loop.quit() if (until() if until else time.perf_counter() >= end) else None)
+        check.start()
+        loop.exec()
+        check.stop()
 
     load_start = time.perf_counter()
-    while not widget.session.engines:  # the background warm-up: torch import and model load
-        spin(0.01)
+    spin(until=lambda: bool(widget.session.engines))  # the background warm-up: the model's load
     print(f"model ready in the background {time.perf_counter() - load_start:.2f} s after docking")
 
     handler_ms: list[float] = []
@@ -107,8 +109,7 @@ def main() -> None:
                 viewer.layers["tumor"].events.data.connect(lambda _e: inserted.append(time.perf_counter()))  # noqa: B023
             t0 = time.perf_counter()
             widget.run()
-            while widget.worker is not None:
-                spin(0.002)
+            spin(until=lambda: widget.worker is None)
             spin(0.5)
             viewer.layers.events.inserted.disconnect(hook)
             t_layer = inserted[0]

@@ -73,7 +73,8 @@ class FineTunePanel(QWidget):
         self.cancel_event.clear()
         self.result = None
         self.use_button.setEnabled(False)
-        self.bar.setRange(0, 0)
+        self.bar.setRange(0, 1)  # empty, not an indeterminate bar (run_panel.show_progress says why)
+        self.bar.setValue(0)
         self.status.setText("preparing the corrected scans…")
         s = self.state
         self.worker = create_worker(

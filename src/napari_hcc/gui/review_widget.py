@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 
 from napari.qt.threading import create_worker
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QKeySequence
@@ -58,7 +57,6 @@ class ReviewWidget(QScrollArea):
         self.worker = None
         self.cancel_event = threading.Event()
         self._shown = threading.Event()  # set once a result is on screen (the worker then starts the sibling sessions)
-        self._activity = None
         self.labels = None
         self.edited: list[int] = []
         self._build()
@@ -171,7 +169,7 @@ class ReviewWidget(QScrollArea):
         elif kind is UpdateKind.ENGINE:
             self.run_panel.show_device(value)
         elif kind is UpdateKind.PROGRESS:
-            self._progress(value)
+            self.run_panel.show_progress(value)
         elif kind is UpdateKind.ALIGNED:
             self.session.scan = value
             show_aligned(self.picker, value)
@@ -185,22 +183,11 @@ class ReviewWidget(QScrollArea):
         elif kind is UpdateKind.CANCELLED:
             self.state.status = "cancelled: nothing was changed."
 
-    def _progress(self, update) -> None:
-        if self._activity is None:
-            self._activity = napari_progress(total=update.total, desc="napari-hcc")
-        self._activity.total = update.total
-        self._activity.n = update.done
-        self._activity.refresh()
-        self.run_panel.show_progress(update)
-
     def _on_error(self, exc) -> None:
         self._say(str(exc), error=True)
 
     def _on_finished(self) -> None:
         self.worker = None
-        if self._activity is not None:
-            self._activity.close()
-            self._activity = None
         self.state.busy = False
 
     # -- results ---------------------------------------------------------------------------------

@@ -139,6 +139,11 @@ class RunPanel(QWidget):
     # -- a run -----------------------------------------------------------------------------------
 
     def show_progress(self, update: Progress) -> None:
+        """The run's only progress display. Not napari's activity dock as well, and never an indeterminate
+        bar: each animates about 30 times a second, and in a window holding napari's OpenGL canvas every
+        repaint re-composites the whole window. Where OpenGL is drawn in software (Mesa's llvmpipe: no GPU,
+        remote desktops, Xvfb) that took the cores from the network and made the run 1.7 times slower
+        (docs/benchmarks.md, "GUI responsiveness")."""
         self.progress_bar.setRange(0, update.total)
         self.progress_bar.setValue(update.done)
 
@@ -148,8 +153,9 @@ class RunPanel(QWidget):
     def _show_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
-        if busy:
-            self.progress_bar.setRange(0, 0)
+        if busy:  # an empty bar until the first batch, not an endless "busy" one: see `show_progress`
+            self.progress_bar.setRange(0, 1)
+            self.progress_bar.setValue(0)
         else:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1 if self.state.prediction is not None else 0)
