@@ -31,8 +31,12 @@ from napari_hcc.io.user_paths import sample_study
 from napari_hcc.model.compute import cpu_native_bf16
 from napari_hcc.model.loading import load_model
 
-#: the installed command, as a user runs it
-CLI = shutil.which("napari-hcc") or str(Path(sys.executable).with_name("napari-hcc"))
+#: the installed command, as a user runs it: the console script beside this interpreter (what a virtual
+#: environment or a plain install puts on the PATH). A version manager's wrapper found first on the PATH
+#: (pyenv's shim is a bash script that runs `pyenv exec`) adds its own start, about 0.1 s on the project's
+#: machine, which is not napari-hcc's; where no such script exists, whatever the PATH gives.
+_BESIDE = Path(sys.executable).with_name("napari-hcc")
+CLI = str(_BESIDE) if _BESIDE.exists() else shutil.which("napari-hcc") or "napari-hcc"
 
 
 def in_process(loaded, scan, backend: str, precision: str, repeats: int) -> tuple[float, float, float]:
