@@ -1,5 +1,5 @@
 """Screenshot of napari-hcc for the docs:
-`xvfb-run -a python scripts/screenshot.py OUT.png [STUDY [SUBJECT/SESSION]] [--read T2w]`.
+`xvfb-run -a python scripts/screenshot.py OUT.png [STUDY [SUBJECT/SESSION]] [--read T2w] [--slice N]`.
 
 Opens napari as `napari-hcc view` does (the sample study, or STUDY: a BIDS study, a DICOM folder or a
 ParaVision study; HCC Review and Study browser docked, the model run on the scan), waits for the result,
@@ -58,7 +58,9 @@ def read_only(viewer, review, roles: set[str]) -> None:
     review.run()
 
 
-def main(out: str, path: str | None = None, scan: str | None = None, read: str | None = None) -> None:
+def main(
+    out: str, path: str | None = None, scan: str | None = None, read: str | None = None, at: int | None = None
+) -> None:
     viewer, review = open_viewer(path, show=True, session=tuple(scan.split("/")) if scan else None)
     dock_review(viewer)
     app = QApplication.instance()
@@ -72,6 +74,8 @@ def main(out: str, path: str | None = None, scan: str | None = None, read: str |
         time.sleep(0.02)
     process_events(20, 0.01)
     viewer.reset_view()
+    if at is not None:  # the displayed slice (the first axis of the layers, inferior to superior)
+        viewer.dims.set_current_step(0, at)
     process_events(20, 0.01)
     save(viewer, out)
 
@@ -82,5 +86,6 @@ if __name__ == "__main__":
     ap.add_argument("study", nargs="?")
     ap.add_argument("scan", nargs="?", help="SUBJECT/SESSION")
     ap.add_argument("--read", help="the sequences to read, e.g. T2w or T1w,T2w (the others set to none)")
+    ap.add_argument("--slice", type=int, help="show this slice (the first axis of the layers)")
     args = ap.parse_args()
-    main(args.out, args.study, args.scan, args.read)
+    main(args.out, args.study, args.scan, args.read, args.slice)

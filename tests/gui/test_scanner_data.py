@@ -32,6 +32,15 @@ def test_a_dicom_folder_opens_runs_and_saves_a_correction_with_its_seg(make_napa
     notes = " ".join(widget.session.prediction.notes)
     assert "read T2w (the session has no T1w or CE" in notes or "cannot be read" in notes
     tumor = viewer.layers["tumor"]
+    # The anatomy gate leaves most of this mouse's call out (its liver is not where a rat's is): shown in
+    # cyan on the tumor's grid, said in the notes, and kept into the tumor layer with one button.
+    left_out = viewer.layers["left out: off the liver"]
+    assert left_out.data.shape == tumor.data.shape and left_out.data.any() and not (left_out.data & tumor.data).any()
+    assert "left out (the review widget shows it in cyan" in notes
+    before = int((tumor.data > 0).sum())
+    click(qtbot, widget.edit_panel.keep_button)
+    assert int((tumor.data > 0).sum()) == before + int(left_out.data.sum())
+    assert f"{int(left_out.data.sum())} voxels changed" in widget.edit_panel.edit_label.text()
     edited = np.zeros_like(tumor.data)
     edited[20:24, 100:140, 90:130] = 1  # the reader draws the tumor the model missed
     tumor.data = edited

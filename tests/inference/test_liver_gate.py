@@ -34,8 +34,10 @@ def test_postprocess_without_a_liver_map_or_with_the_gate_off_is_unchanged():
     plain = PostProcess().apply(probability, affine)
     assert np.array_equal(PostProcess(min_liver_share=0.0).apply(probability, affine, liver), plain)
     assert np.array_equal(PostProcess(min_liver_share=0.25).apply(probability, affine, None), plain)
-    gated, dropped = PostProcess(min_liver_share=0.25).apply_counted(probability, affine, liver)
-    assert gated.sum() == plain.sum() - 64 and dropped == pytest.approx(64 * 0.25)
+    gated, left_out = PostProcess(min_liver_share=0.25).apply_counted(probability, affine, liver)
+    assert gated.sum() == plain.sum() - 64 and left_out.sum() == 64  # what was left out, for a reviewer to see
+    assert np.array_equal(np.maximum(gated, left_out), plain) and not (gated & left_out).any()
+    assert PostProcess(min_liver_share=0.0).apply_counted(probability, affine, liver)[1] is None
 
 
 def test_a_gate_setting_outside_its_range_is_refused():

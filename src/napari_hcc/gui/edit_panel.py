@@ -11,8 +11,8 @@ from napari_hcc.gui.run_panel import button
 
 class EditPanel(QGroupBox):
     def __init__(self, actions, keys: dict[str, str], parent=None):
-        """actions: the widget, whose interpolate, remove_islands, fill_holes, save_correction and next_scan
-        the buttons call; keys: the keyboard shortcuts shown on Save and Next."""
+        """actions: the widget, whose interpolate, remove_islands, fill_holes, keep_left_out, save_correction
+        and next_scan the buttons call; keys: the keyboard shortcuts shown on Save and Next."""
         super().__init__("Correct the mask (napari's brush, eraser and fill, plus:)", parent)
         el = QVBoxLayout(self)
         er = QHBoxLayout()
@@ -27,6 +27,12 @@ class EditPanel(QGroupBox):
         er.addWidget(self.island_mm3)
         er.addWidget(button("Fill holes", actions.fill_holes))
         el.addLayout(er)
+        self.keep_button = button(
+            "Keep what was left out (cyan)",
+            actions.keep_left_out,
+            "add to the tumor what the network called tumor and the anatomy gate left out as off the liver",
+        )
+        el.addWidget(self.keep_button)
         self.edit_label = QLabel("Each helper is one undo step (Ctrl+Z).")
         self.edit_label.setWordWrap(True)
         el.addWidget(self.edit_label)

@@ -52,3 +52,8 @@ def remove_islands(labels, min_mm3: float) -> int:
 
 def fill_holes(labels) -> int:
     return apply_mask(labels, postprocess.fill_holes(np.asarray(labels.data) > 0, axis=0))
+
+
+def add_mask(labels, extra: np.ndarray) -> int:
+    """Add `extra` (0/1, the layer's grid) to the mask: "Keep what was left out"."""
+    return apply_mask(labels, (np.asarray(labels.data) > 0) | (np.asarray(extra) > 0))

@@ -29,7 +29,14 @@ from napari_hcc.gui.response_panel import ResponsePanel, model_line, reading_lin
 from napari_hcc.gui.run_panel import RunPanel
 from napari_hcc.gui.scan_layers import show_aligned, show_scan
 from napari_hcc.gui.state import ReviewState
-from napari_hcc.gui.tumor_layer import PROBABILITY_LAYER, TUMOR_LAYER, replace_layer, show_tumor_layer
+from napari_hcc.gui.tumor_layer import (
+    LEFT_OUT_LAYER,
+    PROBABILITY_LAYER,
+    TUMOR_LAYER,
+    replace_layer,
+    show_left_out_layer,
+    show_tumor_layer,
+)
 from napari_hcc.gui.uncertain_slices import UncertainSlices
 from napari_hcc.gui.workers import predict_scan, summarize, warm_up
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
@@ -200,6 +207,7 @@ class ReviewWidget(QScrollArea):
         kwargs["metadata"][META_KEY]["scan"] = scan_meta
         self.labels = show_tumor_layer(self.viewer, data, kwargs, self._on_paint)
         self.edited = []
+        show_left_out_layer(self.viewer, prediction.left_out, s.scan.affine, s.geometry, scan_meta)
         if self.probability_box.isChecked() and prediction.probability is not None:
             pdata, pkw, _ = image_layer(
                 prediction.probability, s.scan.affine, PROBABILITY_LAYER, "probability", s.geometry,
@@ -271,6 +279,11 @@ class ReviewWidget(QScrollArea):
 
     def fill_holes(self) -> None:
         self._helper(mask_tools.fill_holes)
+
+    def keep_left_out(self) -> None:
+        if LEFT_OUT_LAYER not in self.viewer.layers:
+            return self._say("The anatomy gate left nothing out of this prediction.", error=True)
+        self._helper(mask_tools.add_mask, self.viewer.layers[LEFT_OUT_LAYER].data)
 
     def _measure(self) -> None:
         if self.labels is None or self.session.scan is None:

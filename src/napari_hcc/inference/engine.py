@@ -31,7 +31,7 @@ from napari_hcc.inference.graph_runner import GraphRunner
 from napari_hcc.inference.liver_extent import UNLIKE_WORLD, liver_cm3, unlike_world_note
 from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
-from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable
+from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable, left_out_note
 from napari_hcc.inference.slices import model_slices, reads_subsets
 from napari_hcc.inference.subsets import MISSING_SEQUENCE, scan_notes, subset_readout, unread_response_note
 from napari_hcc.io.orientation import to_display
@@ -233,15 +233,14 @@ class Engine:
         spread_disp = geometry.to_display_grid(masks.std(0)) if tta else None
         probability = geometry.to_source(prob_disp)
         liver = _on_source(livers, geometry)
-        mask, off_liver = post.apply_counted(probability, scan.affine, liver)
+        mask, left_out = post.apply_counted(probability, scan.affine, liver)
+        off_liver = volume_mm3(left_out, scan.affine) if left_out is not None else 0.0
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
         notes = scan_notes(self.card, scan) + list(geometry.notes)
         if off_liver > 0:
-            notes.append(
-                f"{off_liver:.1f} mm^3 the network took for tumor lies off the liver its anatomy head found and was left out"
-            )
+            notes.append(left_out_note(off_liver))
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor and not scan.stand_ins:
@@ -294,6 +293,7 @@ class Engine:
             run=run,
             notes=notes,
             sequences=held_subset(scan.stand_ins),
+            left_out=left_out if off_liver > 0 else None,
         )
         return self.complete_response(prediction, scan, cancel) if read_history else prediction
 

@@ -69,18 +69,20 @@ class PostProcess:
 
     def apply_counted(
         self, probability: np.ndarray, affine: np.ndarray, liver: np.ndarray | None = None
-    ) -> tuple[np.ndarray, float]:
-        """`apply`, and the volume (mm^3) the anatomy gate left out."""
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`apply`, and what the anatomy gate left out (uint8 on the same grid; None where no gate ran), so
+        that a reviewer can see it and keep it."""
 
         mask = (probability >= self.threshold).astype(np.uint8)
         if self.min_component_mm3 > 0 and mask.any():
             mask = remove_small_islands(mask, float(np.prod(spacing(affine))), self.min_component_mm3)
-        dropped = 0.0
+        left_out = None
         if liver is not None and self.min_liver_share > 0 and mask.any():
-            mask, dropped = gate_by_liver(mask, liver, spacing(affine), self.liver_ring_mm, self.min_liver_share)
+            gated, _ = gate_by_liver(mask, liver, spacing(affine), self.liver_ring_mm, self.min_liver_share)
+            left_out, mask = (mask > gated).astype(np.uint8), gated
         if self.fill_holes and mask.any():
             mask = fill_holes(mask, axis=slice_axis(affine))
-        return mask, dropped
+        return mask, left_out
 
 
 def remove_small_islands(mask: np.ndarray, voxel_mm3: float, min_mm3: float) -> np.ndarray:

@@ -27,6 +27,14 @@ BASELINE_NOTE = (
 )
 
 
+def left_out_note(mm3: float) -> str:
+    """What a prediction says when the anatomy gate left something out (`Prediction.left_out`)."""
+    return (
+        f"{mm3:.1f} mm^3 the network took for tumor lies off the liver its anatomy head found and was left out "
+        "(the review widget shows it in cyan; --liver-gate 0 keeps it)"
+    )
+
+
 @dataclass
 class Response:
     """The scan's reading of treatment."""
@@ -115,6 +123,9 @@ class Prediction:
     run: RunInfo
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
     sequences: str = "T1w+T2w+CE"  # the sequences the model read (a session may lack some)
+    #: uint8, source grid: what the network called tumor and the anatomy gate left out as off the liver
+    #: (None when it left out nothing); the review widget shows it for the reviewer to keep or ignore
+    left_out: np.ndarray | None = None
 
     @property
     def before_treatment(self) -> bool:
