@@ -304,3 +304,27 @@ def test_predict_leaves_the_process_text_encoding_alone(tmp_path, capsys):
     assert main(["predict", "-i", session, "-o", str(tmp_path / "gate"), "--quiet", "--liver-gate", "1.5"]) == 2
     capsys.readouterr()
     assert (locale.setlocale(locale.LC_CTYPE), locale.getpreferredencoding(False)) == before
+
+
+def test_what_the_gate_left_out_is_written_beside_the_mask(realdata, tmp_path, capsys):
+    """The real mouse: the anatomy gate leaves most of its tumor out. predict writes that part on the scan's
+    grid beside the mask and says so; with the gate off, the mask holds it and no such file is written."""
+    from napari_hcc.importing.importer import import_study
+
+    study = tmp_path / "mouse"
+    import_study([realdata / "ucsf_mouse_tumor_dicom"], study)
+    assert main(["predict", "-i", str(study), "-o", str(tmp_path / "gated"), "--quiet"]) == 0
+    (mask_file,) = (tmp_path / "gated").rglob("*_desc-tumor_mask.nii.gz")
+    left_file = mask_file.with_name(mask_file.name.replace("desc-tumor", "desc-leftout"))
+    mask, left = nib.load(mask_file), nib.load(left_file)
+    assert left.shape == mask.shape == (256, 256, 40) and np.allclose(left.affine, mask.affine)
+    kept, left_out = np.asarray(mask.dataobj) > 0, np.asarray(left.dataobj) > 0
+    assert left_out.sum() > kept.sum() and not (kept & left_out).any()
+    sidecar = json.loads(mask_file.with_suffix("").with_suffix(".json").read_text())
+    assert sidecar["LeftOutMask"] == left_file.name
+    assert "desc-leftout_mask.nii.gz" in " ".join(sidecar["notes"])
+    assert main(["predict", "-i", str(study), "-o", str(tmp_path / "ungated"), "--quiet", "--liver-gate", "0"]) == 0
+    (ungated_file,) = (tmp_path / "ungated").rglob("*_desc-tumor_mask.nii.gz")
+    assert not list((tmp_path / "ungated").rglob("*_desc-leftout_mask.nii.gz"))
+    ungated = np.asarray(nib.load(ungated_file).dataobj) > 0
+    assert (ungated & left_out).sum() == left_out.sum()  # what was left out is what the gate removed

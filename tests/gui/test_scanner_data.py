@@ -36,7 +36,7 @@ def test_a_dicom_folder_opens_runs_and_saves_a_correction_with_its_seg(make_napa
     # cyan on the tumor's grid, said in the notes, and kept into the tumor layer with one button.
     left_out = viewer.layers["left out: off the liver"]
     assert left_out.data.shape == tumor.data.shape and left_out.data.any() and not (left_out.data & tumor.data).any()
-    assert "left out (the review widget shows it in cyan" in notes
+    assert "shown in cyan by the review widget" in notes
     before = int((tumor.data > 0).sum())
     click(qtbot, widget.edit_panel.keep_button)
     assert int((tumor.data > 0).sum()) == before + int(left_out.data.sum())

@@ -2,7 +2,8 @@
 
 A prediction folder is a BIDS derivative:
 `OUT/sub-<id>/ses-<ses>/anat/sub-<id>_ses-<ses>_desc-tumor_mask.nii.gz` (on exactly the T1w grid,
-with its affine and header), a JSON sidecar with the scan-level results, optionally
+with its affine and header), a JSON sidecar with the scan-level results, `..._desc-leftout_mask.nii.gz`
+where the anatomy gate left out something the network called tumor, optionally
 `..._label-tumor_probseg.nii.gz`, and `OUT/predictions.csv` with one row per scan. Every file is
 written atomically, so a crash or Ctrl-C never leaves a half-written one.
 """
@@ -91,6 +92,9 @@ def write_prediction(
     if prediction.mask.shape != scan.shape:
         raise ValueError(f"internal error: mask {prediction.mask.shape} is not on the scan grid {scan.shape}")
     save_nifti(mask_image(prediction.mask, scan.affine, scan.header), paths["mask"])
+    if prediction.left_out is not None:  # what the anatomy gate left out, for a reviewer to look at and keep
+        paths["left_out"] = folder / f"{stem}_desc-leftout_mask.nii.gz"
+        save_nifti(mask_image(prediction.left_out, scan.affine, scan.header), paths["left_out"])
     if save_probabilities and prediction.probability is not None:
         paths["probability"] = folder / f"{stem}_label-tumor_probseg.nii.gz"
         img = nib.Nifti1Image(prediction.probability.astype(np.float32), scan.affine, header=scan.header.copy())
@@ -104,6 +108,8 @@ def write_prediction(
         "Sources": {role: str(p) for role, p in scan.paths.items() if role not in scan.stand_ins},
         **prediction.summary(),
     }
+    if "left_out" in paths:
+        sidecar["LeftOutMask"] = paths["left_out"].name
     if scan.alignment:
         sidecar["SequenceAlignment"] = scan.alignment
     if dicom_seg:

@@ -31,7 +31,7 @@ def left_out_note(mm3: float) -> str:
     """What a prediction says when the anatomy gate left something out (`Prediction.left_out`)."""
     return (
         f"{mm3:.1f} mm^3 the network took for tumor lies off the liver its anatomy head found and was left out "
-        "(the review widget shows it in cyan; --liver-gate 0 keeps it)"
+        "(written as *_desc-leftout_mask.nii.gz and shown in cyan by the review widget; --liver-gate 0 keeps it)"
     )
 
 
