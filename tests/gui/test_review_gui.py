@@ -229,6 +229,32 @@ def test_helpers_edit_the_mask_and_undo_in_one_step(make_napari_viewer, qtbot):
     assert not labels.data[k, r, c]
 
 
+def test_the_response_is_read_again_from_the_corrected_mask(make_napari_viewer, qtbot):
+    from napari_hcc.inference.reread import reread_response
+    from napari_hcc.plugin.layers import layer_source
+
+    viewer = make_napari_viewer(show=True)
+    widget = docked(viewer)
+    labels = run(qtbot, widget)
+    before = widget.session.prediction
+    assert "of your edited mask" not in widget.panel.model_label.text()
+    labels.data = (viewer.layers["tumor (truth)"].data > 0).astype(labels.data.dtype)  # the reviewer's outline
+    click(qtbot, widget.edit_panel.reread_button)
+    wait_done(qtbot, widget)
+    after = widget.session.prediction
+    assert after.response.mask_source == "edited" and after.response.sessions == ["wk0"]
+    assert "of your edited mask" in widget.panel.model_label.text()
+    assert "response read again from the edited mask" in widget.status.text()
+    # what the panel shows is the core's reading of the mask on screen, beside the rat's baseline
+    mask, _, _ = layer_source(labels)
+    engine = next(iter(widget.session.engines.values()))
+    expected = reread_response(engine, before, widget.session.scan, mask.astype(np.uint8)).response
+    np.testing.assert_allclose(after.response.arm_probabilities, expected.arm_probabilities, atol=1e-9)
+    bars = [widget.panel.arm_bars[a].value() for a in ("Control", "Sorafenib", "NK", "Combination")]
+    assert bars == [round(1000 * p) for p in expected.arm_probabilities]
+    assert np.array_equal(after.mask, before.mask)  # the model's own mask stays what a correction is compared with
+
+
 def test_cancel_stops_the_run_and_changes_nothing(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     widget = docked(viewer)

@@ -11,8 +11,8 @@ from napari_hcc.gui.run_panel import button
 
 class EditPanel(QGroupBox):
     def __init__(self, actions, keys: dict[str, str], parent=None):
-        """actions: the widget, whose interpolate, remove_islands, fill_holes, keep_left_out, save_correction
-        and next_scan the buttons call; keys: the keyboard shortcuts shown on Save and Next."""
+        """actions: the widget, whose interpolate, remove_islands, fill_holes, keep_left_out, reread_response,
+        save_correction and next_scan the buttons call; keys: the keyboard shortcuts shown on Save and Next."""
         super().__init__("Correct the mask (napari's brush, eraser and fill, plus:)", parent)
         el = QVBoxLayout(self)
         er = QHBoxLayout()
@@ -33,6 +33,12 @@ class EditPanel(QGroupBox):
             "add to the tumor what the network called tumor and the anatomy gate left out as off the liver",
         )
         el.addWidget(self.keep_button)
+        self.reread_button = button(
+            "Read the response from this mask",
+            actions.reread_response,
+            "read the arms and histology again from the tumor layer as you corrected it",
+        )
+        el.addWidget(self.reread_button)
         self.edit_label = QLabel("Each helper is one undo step (Ctrl+Z).")
         self.edit_label.setWordWrap(True)
         el.addWidget(self.edit_label)

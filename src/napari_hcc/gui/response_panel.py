@@ -216,6 +216,8 @@ def model_line(card, prediction) -> str:
         f" (+ {earlier:.2f} s reading earlier sessions)" if earlier else ""
     )
     source = "the tumor-feature readout" if prediction.response.source == "readout" else "the network's heads"
+    if prediction.response.mask_source == "edited":
+        source += " of your edited mask"
     reading = f"arms and histology from {source}"
     if not prediction.response.predicted_arm:
         reading = f"arms and histology not read: {prediction.response.unread_because or MISSING_SEQUENCE}"

@@ -3,8 +3,8 @@ read the response panel, save the correction into the training set, walk the stu
 
 Thin by design. The work is done by the core (inference, review/trainingset, review/recovery,
 review/queue, training/finetune) in background workers (gui/workers.py) that send typed updates
-(gui/messages.py). The panels (run_panel, recovery_banner, response_panel, uncertain_slices,
-edit_panel, finetune_panel) share one evented `ReviewState` (gui/state.py) and redraw themselves
+(gui/messages.py); what it does with the edited mask is in gui/edit_actions.py. The panels (run_panel,
+recovery_banner, response_panel, uncertain_slices, edit_panel, finetune_panel) share one evented `ReviewState` (gui/state.py) and redraw themselves
 when it changes; what the widget remembers between clicks lives in `review.session.ReviewSession`
 (no Qt). This file wires them together and turns the reader's clicks into core calls.
 """
@@ -20,7 +20,8 @@ from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QGroupBox, QMessageBox, QScrollArea, QShortcut, QVBoxLayout, QWidget
 
 from napari_hcc.errors import InputError
-from napari_hcc.gui import mask_tools, worker_lifecycle
+from napari_hcc.gui import worker_lifecycle
+from napari_hcc.gui.edit_actions import EditActions
 from napari_hcc.gui.edit_panel import EditPanel
 from napari_hcc.gui.finetune_panel import FineTunePanel
 from napari_hcc.gui.messages import Update, UpdateKind
@@ -30,7 +31,6 @@ from napari_hcc.gui.run_panel import RunPanel
 from napari_hcc.gui.scan_layers import show_aligned, show_scan
 from napari_hcc.gui.state import ReviewState
 from napari_hcc.gui.tumor_layer import (
-    LEFT_OUT_LAYER,
     PROBABILITY_LAYER,
     TUMOR_LAYER,
     replace_layer,
@@ -39,7 +39,6 @@ from napari_hcc.gui.tumor_layer import (
 )
 from napari_hcc.gui.uncertain_slices import UncertainSlices
 from napari_hcc.gui.workers import predict_scan, summarize, warm_up
-from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.plugin.layers import (
     META_KEY,
     image_layer,
@@ -55,7 +54,7 @@ from napari_hcc.review.trainingset import save_correction
 SHORTCUTS = {"run": "Alt+R", "save_correction": "Alt+S", "next_scan": "Alt+N"}  # method -> key
 
 
-class ReviewWidget(QScrollArea):
+class ReviewWidget(EditActions, QScrollArea):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
@@ -245,51 +244,6 @@ class ReviewWidget(QScrollArea):
     def _go_to_slice_index(self, k: int) -> None:
         layer = self.labels if self.labels is not None else self.picker.reference_layer()
         self.viewer.dims.set_point(0, float(layer.data_to_world((k, 0, 0))[0]))
-
-    # -- edits -----------------------------------------------------------------------------------
-
-    def _on_paint(self, event) -> None:
-        for k in sorted(mask_tools.edited_slices(event.value)):
-            if k in self.edited:
-                self.edited.remove(k)
-            self.edited.append(k)
-        self._measure_timer.start()
-        self._autosave_timer.start()
-
-    def _helper(self, fn, *args) -> None:
-        if self.labels is None or self.labels not in self.viewer.layers:
-            return self._say("Run the model first: the helpers edit the tumor layer.", error=True)
-        try:
-            changed = fn(self.labels, *args)
-        except InputError as exc:
-            return self._say(str(exc), error=True)
-        self.edit_panel.said(fn.__name__, changed)
-
-    def interpolate(self) -> None:
-        drawn = [k for k in self.edited if self.labels is not None and self.labels.data[k].any()]
-        if len(drawn) < 2:
-            return self._say(
-                "Draw (or correct) the tumor on two slices first; Interpolate fills the slices between them.",
-                error=True,
-            )
-        self._helper(mask_tools.interpolate, drawn[-2], drawn[-1])
-
-    def remove_islands(self) -> None:
-        self._helper(mask_tools.remove_islands, self.island_mm3.value())
-
-    def fill_holes(self) -> None:
-        self._helper(mask_tools.fill_holes)
-
-    def keep_left_out(self) -> None:
-        if LEFT_OUT_LAYER not in self.viewer.layers:
-            return self._say("The anatomy gate left nothing out of this prediction.", error=True)
-        self._helper(mask_tools.add_mask, self.viewer.layers[LEFT_OUT_LAYER].data)
-
-    def _measure(self) -> None:
-        if self.labels is None or self.session.scan is None:
-            return
-        mask, affine, _ = layer_source(self.labels)
-        self.panel.show_measurements(volume_mm3(mask, affine), longest_axial_diameter_mm(mask, affine), edited=True)
 
     # -- recovery (gui/recovery_banner.py) ----------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from napari_hcc.errors import Cancelled
 from napari_hcc.gui.messages import Update, UpdateKind
 from napari_hcc.gui.triton_guard import keep_triton_out
+from napari_hcc.inference.reread import reread_response
 from napari_hcc.io.scan import Scan, ScanRef
 from napari_hcc.progress import CancelFlag, Progress
 from napari_hcc.review.queue import summarize_scans
@@ -99,6 +100,18 @@ def predict_scan(
         shown.wait(1.0)
     for summary in summarize_scans(siblings, engine, cancel):
         yield Update(UpdateKind.SUMMARY, summary)
+
+
+def reread_scan(
+    cache: dict, model_spec, device: str, backend: str, prediction, scan: Scan, mask, cancel: CancelFlag
+) -> Iterator[Update]:
+    """The response read again from the reviewer's mask (inference/reread.py), as RESPONSE."""
+    engine = get_engine(cache, model_spec, device, backend)
+    yield Update(UpdateKind.STATUS, "reading the response from the edited mask…")
+    try:
+        yield Update(UpdateKind.RESPONSE, reread_response(engine, prediction, scan, mask, cancel))
+    except Cancelled:
+        yield Update(UpdateKind.CANCELLED)
 
 
 def summarize(

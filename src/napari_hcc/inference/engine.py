@@ -178,7 +178,7 @@ class Engine:
             self._session_features[key] = value
         return value
 
-    def _history(self, scan: Scan, week: int | None, notes: list[str], cancel: CancelFlag | None = None):
+    def history(self, scan: Scan, week: int | None, notes: list[str], cancel: CancelFlag | None = None):
         """The rat's earlier sessions for the readout (readout/history.py); one that cannot be read is
         left out with a note."""
 
@@ -253,7 +253,7 @@ class Engine:
         if unlike:
             notes.append(unlike)
             response = response.unread(UNLIKE_WORLD)
-        elif scan.stand_ins and self._readout_for(scan) is None:  # a subset that cannot carry the response
+        elif scan.stand_ins and self.readout_for(scan) is None:  # a subset that cannot carry the response
             if reads_subsets(self.card):
                 notes.append(unread_response_note(self.model, scan.stand_ins))
             response = response.unread(MISSING_SEQUENCE)
@@ -297,7 +297,7 @@ class Engine:
         )
         return self.complete_response(prediction, scan, cancel) if read_history else prediction
 
-    def _readout_for(self, scan: Scan):
+    def readout_for(self, scan: Scan):
         """The readout for the sequences this scan has (None: the network's heads, or no reading at all)."""
         if not scan.stand_ins:
             return self.model.readout
@@ -308,7 +308,7 @@ class Engine:
         reading of the final mask's tumor features (this scan alone; its earlier sessions come later).
         `read=False` (a scan the response is withheld from): no features are read, none kept for later."""
         arms = list(self.card.arms)
-        readout = self._readout_for(scan) if read else None
+        readout = self.readout_for(scan) if read else None
         features = tumor_features(scan, mask) if readout is not None else None
         if features is None:
             spread = agg.arm_spread if tta else np.zeros(len(agg.arm_probabilities))
@@ -334,12 +334,12 @@ class Engine:
         """The prediction with its arm and histology read beside the rat's earlier sessions (each segmented
         once per engine), when `steps(read_history=False)` left them pending; otherwise as it is."""
         response = prediction.response
-        readout = self._readout_for(scan)
+        readout = self.readout_for(scan)
         if not response.pending or readout is None or response.tumor_features is None:
             return prediction
         t0 = time.perf_counter()
         notes = list(prediction.notes)
-        reading = readout.read(response.tumor_features, self._history(scan, prediction.week, notes, cancel))
+        reading = readout.read(response.tumor_features, self.history(scan, prediction.week, notes, cancel))
         if reading.sessions:
             notes.append(f"response read with the rat's earlier sessions {', '.join(reading.sessions)}")
         seconds = time.perf_counter() - t0
@@ -347,15 +347,12 @@ class Engine:
             "earlier_sessions": seconds,
             "total": prediction.run.timings["total"] + seconds,
         }
-        read = replace(
-            response,
-            arm_probabilities=reading.arm_probabilities,
-            viability=reading.viability,
-            apoptosis=reading.apoptosis,
-            sessions=list(reading.sessions),
-            pending=False,
+        return replace(
+            prediction,
+            response=response.with_reading(reading),
+            run=replace(prediction.run, timings=timings),
+            notes=notes,
         )
-        return replace(prediction, response=read, run=replace(prediction.run, timings=timings), notes=notes)
 
 
 def load_engine(model_spec: str | Path | None, device: str = "auto", backend: str = "auto") -> Engine:

@@ -54,12 +54,19 @@ class Response:
     tumor_features: np.ndarray | None = field(default=None, repr=False)
     #: why the arm and histology were not read, in a few words ("" when they were)
     unread_because: str = ""
+    #: the mask the readout read: the model's ("model") or a reviewer's edit of it ("edited"; reread.py)
+    mask_source: str = "model"
 
     def unread(self, because: str) -> Response:
         """This response with no arm or histology read (NaN), and why."""
         nothing = np.full(len(self.arms), np.nan)
         return replace(self, arm_probabilities=nothing, viability=float("nan"), apoptosis=float("nan"),
                        arm_uncertainty=nothing, pending=False, unread_because=because)  # fmt: skip
+
+    def with_reading(self, reading, **changes) -> Response:
+        """This response with a readout's reading (readout/stored.py `Reading`) in place of its numbers."""
+        return replace(self, arm_probabilities=reading.arm_probabilities, viability=reading.viability,
+                       apoptosis=reading.apoptosis, sessions=list(reading.sessions), pending=False, **changes)  # fmt: skip
 
     @property
     def response_probability(self) -> float:
