@@ -62,6 +62,15 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     # window about 30 times a second, which slowed the run 1.7 times where OpenGL is drawn in software).
     assert ranges and all(high > 0 for _, high in ranges) and not napari_bars
     assert bar.value() == bar.maximum()
+    # and it moves at most every 0.3 s until the last step (each move re-composites the window)
+    from napari_hcc.progress import Progress
+
+    widget.run_panel._show_busy(True)
+    widget.run_panel.show_progress(Progress(1, 4, "batch"))
+    assert (bar.value(), bar.maximum()) == (0, 1)
+    widget.run_panel.show_progress(Progress(4, 4, "batch"))
+    assert (bar.value(), bar.maximum()) == (4, 4)
+    widget.run_panel._show_busy(False)
     t1w = viewer.layers["T1w"]
     # On the source grid, shown exactly over the images.
     assert labels.data.shape == t1w.data.shape == (15, 160, 160)

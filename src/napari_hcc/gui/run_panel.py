@@ -6,6 +6,7 @@ It shows the evented state (`busy`, `status`) and writes the reader's choices in
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from qtpy.QtWidgets import (
@@ -27,6 +28,8 @@ from napari_hcc.model.catalog import list_models
 from napari_hcc.progress import Progress
 from napari_hcc.vocabulary import BACKENDS, DEVICE_KINDS
 
+#: the least time between two moves of the progress bar during a run (its last step always shows)
+PROGRESS_EVERY_S = 0.3
 CHOOSE = "__choose__"
 
 
@@ -94,6 +97,7 @@ class RunPanel(QWidget):
         run_row.addWidget(self.cancel_button)
         layout.addLayout(run_row)
         self.progress_bar = QProgressBar()
+        self._progress_shown = 0.0  # when the bar last moved (show_progress)
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         layout.addWidget(self.progress_bar)
@@ -143,7 +147,12 @@ class RunPanel(QWidget):
         bar: each animates about 30 times a second, and in a window holding napari's OpenGL canvas every
         repaint re-composites the whole window. Where OpenGL is drawn in software (Mesa's llvmpipe: no GPU,
         remote desktops, Xvfb) that took the cores from the network and made the run 1.7 times slower
-        (docs/benchmarks.md, "GUI responsiveness")."""
+        (docs/benchmarks.md, "GUI responsiveness"). For the same reason the bar moves at most every
+        `PROGRESS_EVERY_S` until the last step: a scan read in a fraction of a second shows only its end."""
+        now = time.monotonic()
+        if update.done < update.total and now - self._progress_shown < PROGRESS_EVERY_S:
+            return
+        self._progress_shown = now
         self.progress_bar.setRange(0, update.total)
         self.progress_bar.setValue(update.done)
 
@@ -154,6 +163,7 @@ class RunPanel(QWidget):
         self.run_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if busy:  # an empty bar until the first batch, not an endless "busy" one: see `show_progress`
+            self._progress_shown = time.monotonic()
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
         else:
