@@ -32,6 +32,9 @@ def test_the_models_own_mask_reads_as_the_model_did_and_a_corrected_one_reads_it
     corrected[scan.mask > 0] = 1  # the reviewer adds what the model missed of the outline
     corrected[scan.mask == 0] = 0  # and erases what lies outside it
     read = reread_response(engine, prediction, scan, corrected)
+    twice = reread_response(engine, read, scan, corrected)  # read again: the notes say each thing once
+    assert sum("read again" in n for n in twice.notes) == 1 and sum("earlier sessions" in n for n in twice.notes) == 1
+    np.testing.assert_allclose(twice.response.arm_probabilities, read.response.arm_probabilities, atol=1e-12)
     assert abs(read.response.arm_probabilities.sum() - 1) < 1e-6
     assert not np.allclose(read.response.arm_probabilities, prediction.response.arm_probabilities, atol=1e-4)
     # the model's mask and its measurements stay what a saved correction is compared with

@@ -23,6 +23,7 @@ from napari_hcc.progress import CancelFlag
 from napari_hcc.readout.features import tumor_features
 
 EARLIER_NOTE = "response read with the rat's earlier sessions"
+AGAIN_NOTE = "response read again from the edited mask"
 
 
 def reread_response(engine, prediction: Prediction, scan: Scan, mask: np.ndarray, cancel: CancelFlag | None = None):
@@ -43,10 +44,10 @@ def reread_response(engine, prediction: Prediction, scan: Scan, mask: np.ndarray
     features = tumor_features(scan, mask)
     if features is None:
         raise InputError("The edited mask holds no tumor: there is no tumor to read the response from.")
-    notes = [n for n in prediction.notes if not n.startswith(EARLIER_NOTE)]
+    notes = [n for n in prediction.notes if not n.startswith((EARLIER_NOTE, AGAIN_NOTE))]  # said again below
     reading = readout.read(features, engine.history(scan, prediction.week, notes, cancel))
     if reading.sessions:
         notes.append(f"{EARLIER_NOTE} {', '.join(reading.sessions)}")
-    notes.append(f"response read again from the edited mask ({volume_mm3(mask, scan.affine):.1f} mm^3)")
+    notes.append(f"{AGAIN_NOTE} ({volume_mm3(mask, scan.affine):.1f} mm^3)")
     read = response.with_reading(reading, tumor_features=features, mask_source="edited")
     return replace(prediction, response=read, notes=notes)
