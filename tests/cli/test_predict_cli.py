@@ -323,6 +323,7 @@ def test_what_the_gate_left_out_is_written_beside_the_mask(realdata, tmp_path, c
     sidecar = json.loads(mask_file.with_suffix("").with_suffix(".json").read_text())
     assert sidecar["LeftOutMask"] == left_file.name
     assert "desc-leftout_mask.nii.gz" in " ".join(sidecar["notes"])
+    assert "more than the mask keeps" in " ".join(sidecar["notes"])  # the response read from a remnant is flagged
     assert main(["predict", "-i", str(study), "-o", str(tmp_path / "ungated"), "--quiet", "--liver-gate", "0"]) == 0
     (ungated_file,) = (tmp_path / "ungated").rglob("*_desc-tumor_mask.nii.gz")
     assert not list((tmp_path / "ungated").rglob("*_desc-leftout_mask.nii.gz"))

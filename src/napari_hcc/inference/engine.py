@@ -240,7 +240,7 @@ class Engine:
         agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
         notes = scan_notes(self.card, scan) + list(geometry.notes)
         if off_liver > 0:
-            notes.append(left_out_note(off_liver))
+            notes.append(left_out_note(off_liver, volume_mm3(mask, scan.affine)))
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor and not scan.stand_ins:

@@ -27,12 +27,18 @@ BASELINE_NOTE = (
 )
 
 
-def left_out_note(mm3: float) -> str:
+def left_out_note(mm3: float, kept_mm3: float) -> str:
     """What a prediction says when the anatomy gate left something out (`Prediction.left_out`)."""
-    return (
+    note = (
         f"{mm3:.1f} mm^3 the network took for tumor lies off the liver its anatomy head found and was left out "
         "(written as *_desc-leftout_mask.nii.gz and shown in cyan by the review widget; --liver-gate 0 keeps it)"
     )
+    if mm3 > kept_mm3:  # the mouse of ../shared/realdata: its tumor left out, a remnant kept
+        note += (
+            f"; that is more than the mask keeps ({kept_mm3:.1f} mm^3), so the response read from the mask may be "
+            "of the wrong tissue: if the left-out part is the tumor, keep it and read the response from that mask"
+        )
+    return note
 
 
 @dataclass
