@@ -62,6 +62,7 @@ def test_run_shows_the_mask_and_the_response_panel(make_napari_viewer, qtbot):
     # window about 30 times a second, which slowed the run 1.7 times where OpenGL is drawn in software).
     assert ranges and all(high > 0 for _, high in ranges) and not napari_bars
     assert bar.value() == bar.maximum()
+    assert not widget.edit_panel.keep_button.isEnabled()  # the gate left nothing out of this scan
     # and it moves at most every 0.3 s until the last step (each move re-composites the window)
     from napari_hcc.progress import Progress
 

@@ -32,6 +32,7 @@ class EditPanel(QGroupBox):
             actions.keep_left_out,
             "add to the tumor what the network called tumor and the anatomy gate left out as off the liver",
         )
+        self.keep_button.setEnabled(False)  # until a prediction leaves something out
         el.addWidget(self.keep_button)
         self.reread_button = button(
             "Read the response from this mask",

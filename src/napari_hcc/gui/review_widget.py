@@ -207,6 +207,7 @@ class ReviewWidget(EditActions, QScrollArea):
         self.labels = show_tumor_layer(self.viewer, data, kwargs, self._on_paint)
         self.edited = []
         show_left_out_layer(self.viewer, prediction.left_out, s.scan.affine, s.geometry, scan_meta)
+        self.edit_panel.keep_button.setEnabled(prediction.left_out is not None)
         if self.probability_box.isChecked() and prediction.probability is not None:
             pdata, pkw, _ = image_layer(
                 prediction.probability, s.scan.affine, PROBABILITY_LAYER, "probability", s.geometry,
