@@ -329,3 +329,38 @@ def test_what_the_gate_left_out_is_written_beside_the_mask(realdata, tmp_path, c
     assert not list((tmp_path / "ungated").rglob("*_desc-leftout_mask.nii.gz"))
     ungated = np.asarray(nib.load(ungated_file).dataobj) > 0
     assert (ungated & left_out).sum() == left_out.sum()  # what was left out is what the gate removed
+
+
+def test_read_corrections_reads_each_response_from_the_saved_correction(tmp_path):
+    """`predict --read-corrections`: a session with a saved correction has its response read from that mask
+    (the core's `reread_response`), its row says so, and the model's own mask is still the one written."""
+    from napari_hcc.inference.engine import Engine
+    from napari_hcc.inference.reread import reread_response
+    from napari_hcc.io.study import find_scans
+    from napari_hcc.model.loading import load_model
+    from napari_hcc.review.trainingset import save_correction
+
+    study = tmp_path / "study"
+    shutil.copytree(sample_study(), study)
+    ref = next(r for r in find_scans(study) if (r.subject, r.session) == ("rat02", "wk2"))
+    scan = ref.load()
+    outline = (np.asarray(nib.load(ref.mask).dataobj) > 0).astype(np.uint8)
+    trimmed = outline.copy()
+    trimmed[: outline.shape[0] // 2] = 0  # a reviewer's mask that differs from the model's
+    save_correction(study, "rat02", "wk2", trimmed, annotator="test")
+    session = study / "sub-rat02" / "ses-wk2"
+    assert main(["predict", "-i", str(session), "-o", str(tmp_path / "plain"), "--quiet"]) == 0
+    assert main(["predict", "-i", str(session), "-o", str(tmp_path / "read"), "--quiet", "--read-corrections"]) == 0
+    (plain,) = rows(tmp_path / "plain")
+    (read,) = rows(tmp_path / "read")
+    assert (plain["response_mask"], read["response_mask"]) == ("model", "edited")
+    engine = Engine(load_model(None), device="cpu")
+    expected = reread_response(engine, engine.predict(scan, keep_probability=False), scan, trimmed).response
+    assert float(read["p_control"]) == pytest.approx(expected.arm_probabilities[0], abs=1e-4)
+    assert float(read["p_control"]) != pytest.approx(float(plain["p_control"]), abs=1e-4)
+    assert read["tumor_volume_mm3"] == plain["tumor_volume_mm3"]  # the model's mask, measured as the model's
+    sidecar = json.loads(next((tmp_path / "read").rglob("*_desc-tumor_mask.json")).read_text())
+    assert any(
+        "response read again from the saved correction sub-rat02_ses-wk2_desc-correction001" in n
+        for n in sidecar["notes"]
+    )

@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep only tumors with at least this share of liver around them (models with an anatomy head; "
         "0 turns the gate off; default: the model card's)",
     )
+    pred.add_argument(
+        "--read-corrections",
+        action="store_true",
+        help="where a session of a BIDS study has a saved correction, read its response from that mask (the "
+        "newest version) instead of the model's; the model's mask is still written",
+    )
     _geometry_options(pred)
     pred.add_argument("--quiet", action="store_true", help="no progress bar or notes")
 

@@ -60,6 +60,7 @@ def predict(args) -> int:
             on_mismatch=args.on_mismatch,
             align=_aligner(args.register) if args.register else None,
             dicom_seg=args.dicom_seg,
+            read_corrections=args.read_corrections,
         )
         for outcome in outcomes:
             progress(outcome.progress)

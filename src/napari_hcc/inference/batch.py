@@ -30,6 +30,7 @@ from napari_hcc.inference.files import (
 )
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import Prediction
+from napari_hcc.inference.reread import from_saved_correction
 from napari_hcc.io.scan import Aligner, ScanRef, ref_label
 from napari_hcc.progress import Progress
 from napari_hcc.vocabulary import MismatchPolicy
@@ -57,7 +58,10 @@ def predict_scans(
     on_mismatch: MismatchPolicy = "resample",
     align: Aligner | None = None,
     dicom_seg: bool = False,
+    read_corrections: bool = False,
 ) -> Iterator[Outcome]:
+    """`read_corrections`: each response read from the session's newest saved correction, where it has one
+    (`reread.from_saved_correction`); the model's mask is written all the same."""
     out = Path(out)
     refs = list(refs)
     keys = [mask_path_for(out, r.subject, r.session, r.t1w).relative_to(out).as_posix() for r in refs]
@@ -72,6 +76,8 @@ def predict_scans(
         try:
             scan = ref.load(on_mismatch, align)
             prediction = engine.predict(scan, tta=tta, postprocess=postprocess, keep_probability=save_probabilities)
+            if read_corrections:
+                prediction = from_saved_correction(engine, prediction, scan)
             paths = write_prediction(prediction, scan, out, save_probabilities, dicom_seg)
             rows.append(csv_row(prediction, paths["mask"], out))
             outcome = Outcome(ref, label, prediction, paths, None, time.perf_counter() - start)

@@ -50,6 +50,7 @@ CSV_COLUMNS = [
     "backend",
     "readout_sessions",
     "sequences",
+    "response_mask",
     "error",
 ]
 
@@ -186,6 +187,7 @@ def csv_row(prediction, mask_path: Path | None, out: Path) -> dict[str, str]:
         "backend": prediction.run.backend,
         "readout_sessions": " ".join(prediction.response.sessions),
         "sequences": prediction.sequences,
+        "response_mask": prediction.response.mask_source,
         "error": "",
     }
     return {k: _fmt(v) for k, v in row.items()}

@@ -190,6 +190,7 @@ class Prediction:
             "response_source": r.source,
             "readout_sessions": list(r.sessions),
             "sequences_read": self.sequences,
+            "response_mask": r.mask_source,  # the model's mask, or a reviewer's ("edited")
             "timings_s": {k: round(v, 4) for k, v in run.timings.items()},
             "events": run.events,
             "notes": self.notes,
