@@ -254,6 +254,8 @@ def test_the_response_is_read_again_from_the_corrected_mask(make_napari_viewer, 
     after = widget.session.prediction
     assert after.response.mask_source == "edited" and after.response.sessions == ["wk0"]
     assert "of your edited mask" in widget.panel.model_label.text()
+    truth_mm3 = float((labels.data > 0).sum() * np.prod(labels.scale))
+    assert widget.panel.volume_label.text() == f"{truth_mm3:.1f} mm³ (edited)"  # measured on the mask read
     assert "response read again from the edited mask" in widget.status.text()
     # what the panel shows is the core's reading of the mask on screen, beside the rat's baseline
     mask, _, _ = layer_source(labels)

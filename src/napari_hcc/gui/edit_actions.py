@@ -68,6 +68,7 @@ class EditActions:
         if prediction is None or self.labels is None or self.labels not in self.viewer.layers:
             return self._say("Run the model first: the response is read again from the tumor layer.", error=True)
         mask, _, _ = layer_source(self.labels)
+        self._measure()  # the panel's volume and diameter are those of the mask the response is read from
         self.cancel_event.clear()
         args = (*self.state.compute, prediction, self.session.scan, mask.astype(np.uint8), self.cancel_event)
         self._start(create_worker(reread_scan, self.session.engines, *args))
