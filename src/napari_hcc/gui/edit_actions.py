@@ -55,11 +55,13 @@ class EditActions:
             return self._say("The anatomy gate left nothing out of this prediction.", error=True)
         self._helper(mask_tools.add_mask, self.viewer.layers[LEFT_OUT_LAYER].data)
 
-    def _measure(self) -> None:
+    def _measure(self) -> np.ndarray | None:
+        """Show the tumor layer's volume and diameter; return its mask on the scan's grid."""
         if self.labels is None or self.session.scan is None:
-            return
+            return None
         mask, affine, _ = layer_source(self.labels)
         self.panel.show_measurements(volume_mm3(mask, affine), longest_axial_diameter_mm(mask, affine), edited=True)
+        return mask
 
     def reread_response(self) -> None:
         if self.worker is not None:
@@ -67,8 +69,7 @@ class EditActions:
         prediction = self.session.prediction
         if prediction is None or self.labels is None or self.labels not in self.viewer.layers:
             return self._say("Run the model first: the response is read again from the tumor layer.", error=True)
-        mask, _, _ = layer_source(self.labels)
-        self._measure()  # the panel's volume and diameter are those of the mask the response is read from
+        mask = self._measure()  # the panel's volume and diameter are those of the mask the response is read from
         self.cancel_event.clear()
         args = (*self.state.compute, prediction, self.session.scan, mask.astype(np.uint8), self.cancel_event)
         self._start(create_worker(reread_scan, self.session.engines, *args))

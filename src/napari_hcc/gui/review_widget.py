@@ -4,9 +4,9 @@ read the response panel, save the correction into the training set, walk the stu
 Thin by design. The work is done by the core (inference, review/trainingset, review/recovery,
 review/queue, training/finetune) in background workers (gui/workers.py) that send typed updates
 (gui/messages.py); what it does with the edited mask is in gui/edit_actions.py. The panels (run_panel,
-recovery_banner, response_panel, uncertain_slices, edit_panel, finetune_panel) share one evented `ReviewState` (gui/state.py) and redraw themselves
-when it changes; what the widget remembers between clicks lives in `review.session.ReviewSession`
-(no Qt). This file wires them together and turns the reader's clicks into core calls.
+recovery_banner, response_panel, uncertain_slices, edit_panel, finetune_panel) share one evented
+`ReviewState` (gui/state.py) and redraw themselves when it changes; what the widget remembers between
+clicks lives in `review.session.ReviewSession` (no Qt). This file wires them together and turns the reader's clicks into core calls.
 """
 
 from __future__ import annotations

@@ -235,12 +235,13 @@ class Engine:
         liver = _on_source(livers, geometry)
         mask, left_out = post.apply_counted(probability, scan.affine, liver)
         off_liver = volume_mm3(left_out, scan.affine) if left_out is not None else 0.0
+        tumor_mm3 = volume_mm3(mask, scan.affine)
         mask_disp, _ = to_display(mask, scan.affine)
         week = week_of(scan.paths.get("T1w"), scan.subject, scan.session)
         agg = aggregate_scan(prob_disp, mask_disp, arms, bios)
         notes = scan_notes(self.card, scan) + list(geometry.notes)
         if off_liver > 0:
-            notes.append(left_out_note(off_liver, volume_mm3(mask, scan.affine)))
+            notes.append(left_out_note(off_liver, tumor_mm3))
         if week == 0:
             notes.append(BASELINE_NOTE)
         if not agg.has_tumor and not scan.stand_ins:
@@ -284,7 +285,7 @@ class Engine:
             week=week,
             mask=mask,
             probability=probability if keep_probability else None,
-            tumor_volume_mm3=volume_mm3(mask, scan.affine),
+            tumor_volume_mm3=tumor_mm3,
             longest_diameter_mm=longest_axial_diameter_mm(mask, scan.affine),
             uncertainty=unc,
             uncertainty_method=method,
