@@ -26,8 +26,9 @@ from napari_hcc.training.config import adaptation_kwargs
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
-    """NAME:lr=..,steps=..,freeze=0|1,norm=0|1,dropout=..,epochs=..,contrast=..; what is not given is the
-    adaptation setting's (norm=1: every BatchNorm keeps its statistics; dropout: the sequence dropout)."""
+    """NAME:lr=..,steps=..,freeze=0|1,norm=0|1,dropout=..,epochs=..,contrast=..,choose=0|1; what is not given
+    is the adaptation setting's (norm=1: every BatchNorm keeps its statistics; dropout: the sequence dropout;
+    choose=1: the corrected scans choose the sequences read, training/sequence_choice.py)."""
     name, _, spec = text.partition(":")
     values = dict(item.split("=") for item in spec.split(",") if item)
     base = adaptation_kwargs()
@@ -40,6 +41,7 @@ def parse_setting(text: str) -> tuple[str, dict]:
         "sequence_dropout": float(values["dropout"]) if "dropout" in values else base.get("sequence_dropout"),
         "epochs": int(values.get("epochs", base["epochs"])),
         "augment": AugmentConfig(p_contrast=float(values.get("contrast", base["augment"].p_contrast))),
+        "choose_sequences": values.get("choose", "1" if base["choose_sequences"] else "0") == "1",
     }
 
 
@@ -73,8 +75,8 @@ def main() -> None:
         f"Model `{curve['model']}` on `{args.lab.name}`: {curve['test_scans']} test scans of "
         f"{len(curve['test_rats'])} rats; corrected scans {', '.join(curve['corrected_from'])}.",
         "",
-        "| setting | corrected scans | mean Dice (over draws) | each draw | fine-tuning (s) |",
-        "|---|---|---|---|---|",
+        "| setting | corrected scans | mean Dice (over draws) | each draw | sequences read | fine-tuning (s) |",
+        "|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list] = {}
     for r in rows:
@@ -83,7 +85,8 @@ def main() -> None:
         scores = [r["dice"] for r in group]
         each = ", ".join(f"{v:.3f}" for v in scores) if len(scores) > 1 else ""
         seconds = statistics.median(r["seconds"] for r in group)
-        lines.append(f"| {setting} | {n} | {statistics.mean(scores):.3f} | {each} | {seconds:.0f} |")
+        reads = ", ".join(r.get("read") or "all" for r in group)
+        lines.append(f"| {setting} | {n} | {statistics.mean(scores):.3f} | {each} | {reads} | {seconds:.0f} |")
     timed = [r["seconds"] for r in rows if r["corrected_scans"] == 1]
     if timed:
         lines += ["", f"One corrected scan: median fine-tuning {statistics.median(timed):.0f} s on this machine."]

@@ -30,6 +30,7 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
         "crop": 64,
         "batch_size": 4,
         "export_graph": False,
+        "choose_sequences": True,
     }
     updates = []  # as the command line's progress bar takes them (a crash there once ended `evaluate --adapt`)
     curve = adaptation_curve(tiny_study, None, [2, 1, 9], {"fast": fast}, scratch=tmp_path, progress=updates.append)
@@ -39,6 +40,7 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
     assert points[0]["dice"] == pytest.approx(mean_dice(load_model(None), split.test))
     assert all(0.0 <= p["dice"] <= 1.0 for p in points)
     assert all(p["seconds"] > 0 and p["epochs"] == 1 for p in points[1:])
+    assert [p["read"] for p in points] == ["", "T1w+T2w+CE", "T1w+T2w+CE"]  # every sequence of this lab helps
     assert curve["test_scans"] == 2 and curve["test_rats"] == split.test_rats
     assert curve["corrected_from"] == [f"{r.subject}/{r.session}" for r in split.candidates[:2]]
     assert curve["beyond_lab"] == [9] and curve["most_corrections"] == 3  # 9 asked, the lab holds 3
@@ -50,7 +52,8 @@ def test_the_curve_learns_from_corrected_scans_and_scores_rats_that_gave_none(ti
     summary["adaptation"] = curve
     report = write_results(tmp_path / "report", results, summary, extra["info"]).read_text()
     assert "### Adaptation to this lab" in report
-    assert f"| fast | 2 | {points[2]['dice']:.3f} |" in report and f"| none | 0 | {points[0]['dice']:.3f} |" in report
+    assert f"| fast | 2 | T1w+T2w+CE | {points[2]['dice']:.3f} |" in report
+    assert f"| none | 0 | all the session has | {points[0]['dice']:.3f} |" in report
     assert "No point for 9 corrected scans: this lab has 3 rats besides the test rats" in report
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert [p["corrected_scans"] for p in saved["summary"]["adaptation"]["points"]] == [0, 1, 2]

@@ -18,6 +18,7 @@ from napari_hcc.readout.build import add_readout
 from napari_hcc.training.augment import AugmentConfig
 from napari_hcc.training.config import TrainConfig, adaptation_kwargs
 from napari_hcc.training.losses import LossWeights
+from napari_hcc.training.sequence_choice import SequenceChoice
 from napari_hcc.training.trainer import train as train_model
 
 
@@ -80,6 +81,7 @@ def train_config(args) -> TrainConfig:
         min_steps=given(args.min_steps, base.min_steps),
         freeze_encoder=args.freeze_encoder or base.freeze_encoder,
         freeze_norm=args.freeze_norm or base.freeze_norm,
+        choose_sequences=base.choose_sequences,
         anatomy=args.anatomy,
         average_from=args.average_from,
         augment=AugmentConfig(p_contrast=base.augment.p_contrast, p_coil=args.surface_coil),
@@ -98,6 +100,8 @@ def train(args) -> int:
             f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s ({result.slices_per_second:.1f} slices/s); "
             f"best epoch {result.best_epoch}{' (early stop)' if result.stopped_early else ''}; model in {result.model_dir}"
         )
+        if result.sequence_choice:
+            print(SequenceChoice(**result.sequence_choice).sentence() + ".")
         if result.averaged_epochs:
             first, last = result.averaged_epochs[0], result.averaged_epochs[-1]
             dice = result.mean_validation.get("val_dice")

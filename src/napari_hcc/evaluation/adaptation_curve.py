@@ -44,6 +44,7 @@ class CurvePoint:
     seconds: float
     epochs: int
     draw: int = 0
+    read: str = ""  # the sequences the fine-tuned model reads (training/sequence_choice.py); "": all it is given
 
 
 @dataclass
@@ -81,7 +82,8 @@ def drawn(candidates: list, n: int, draw: int) -> list:
 
 
 def _fine_tune(study: Path, model, split: LabSplit, refs: list, name: str, setting: dict, device: str, scratch: Path):
-    """Fine-tune on these candidates' truth in a copy of the study; (score on the test rats, seconds, epochs)."""
+    """Fine-tune on these candidates' truth in a copy of the study; (score on the test rats, seconds, epochs,
+    the sequences the new model reads)."""
     with tempfile.TemporaryDirectory(dir=scratch, prefix="napari-hcc-adapt-") as tmp:
         copy = Path(tmp) / study.name
         shutil.copytree(study, copy, ignore=shutil.ignore_patterns("derivatives"))
@@ -102,7 +104,8 @@ def _fine_tune(study: Path, model, split: LabSplit, refs: list, name: str, setti
         start = time.perf_counter()
         result = train(cfg)
         seconds = time.perf_counter() - start
-        return mean_dice(load_model(Path(tmp) / "model"), split.test, device), seconds, result.epochs_run
+        read = (result.sequence_choice or {}).get("read", "")
+        return mean_dice(load_model(Path(tmp) / "model"), split.test, device), seconds, result.epochs_run, read
 
 
 def adaptation_curve(
@@ -131,8 +134,8 @@ def adaptation_curve(
     jobs = [(name, n, d) for name in settings for n in counts for d in range(max(1, draws))]
     for done, (name, n, d) in enumerate(jobs, 1):
         refs = drawn(split.candidates, n, d)
-        score, seconds, epochs = _fine_tune(study, model, split, refs, name, settings[name], device, scratch)
-        points.append(CurvePoint(name, n, score, round(seconds, 1), epochs, d))
+        score, seconds, epochs, read = _fine_tune(study, model, split, refs, name, settings[name], device, scratch)
+        points.append(CurvePoint(name, n, score, round(seconds, 1), epochs, d, read))
         if progress is not None:
             progress(Progress(done, len(jobs), "fine-tuning", asdict(points[-1])))
     return {

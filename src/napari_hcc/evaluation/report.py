@@ -196,10 +196,13 @@ def _adaptation_lines(curve: dict) -> list[str]:
         f"(`train --init --corrections-only`, the truth standing in for the radiologist's outline), scored on "
         f"{curve['test_scans']} scans of {len(curve['test_rats'])} test rats that gave no correction.",
         "",
-        "| setting | corrected scans | mean Dice, test rats | fine-tuning (s) |",
-        "|---|---|---|---|",
+        "| setting | corrected scans | sequences read (chosen on the corrected scans) | mean Dice, test rats | fine-tuning (s) |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {p['setting']} | {p['corrected_scans']} | {p['dice']:.3f} | {p['seconds']:.0f} |" for p in pts]
+    lines += [
+        f"| {p['setting']} | {p['corrected_scans']} | {p.get('read') or 'all the session has'} | {p['dice']:.3f} | {p['seconds']:.0f} |"
+        for p in pts
+    ]
     if curve.get("beyond_lab"):
         lines += ["", beyond_lab_sentence(curve)]
     return lines

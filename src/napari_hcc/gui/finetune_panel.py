@@ -75,7 +75,7 @@ class FineTunePanel(QWidget):
         self.use_button.setEnabled(False)
         self.bar.setRange(0, 1)  # empty, not an indeterminate bar (run_panel.show_progress says why)
         self.bar.setValue(0)
-        self.status.setText("preparing the corrected scans…")
+        self.status.setText("preparing the corrected scans and trying which of their sequences read best…")
         s = self.state
         self.worker = create_worker(
             fine_tune_model, root, s.model_spec, self.epochs.value(), s.device, self.cancel_event
@@ -126,6 +126,7 @@ class FineTunePanel(QWidget):
             f"Dice on {where} ({', '.join(result.held_out_scans)}): "
             f"{result.mean_before:.3f} before → {result.mean_after:.3f} after "
             f"({result.epochs_run} epochs, {result.seconds:.0f} s)."
+            + (f"\n{result.sequences.sentence()}." if result.sequences and result.sequences.leave_out else "")
         )
         self.use_button.setEnabled(True)
 

@@ -33,7 +33,7 @@ from napari_hcc.inference.measure import longest_axial_diameter_mm, volume_mm3
 from napari_hcc.inference.postprocess import PostProcess
 from napari_hcc.inference.prediction import BASELINE_NOTE, Prediction, Response, RunInfo, SliceTable, left_out_note
 from napari_hcc.inference.slices import model_slices, reads_subsets
-from napari_hcc.inference.subsets import MISSING_SEQUENCE, scan_notes, subset_readout, unread_response_note
+from napari_hcc.inference.subsets import MISSING_SEQUENCE, as_read, scan_notes, subset_readout, unread_response_note
 from napari_hcc.io.orientation import to_display
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import week_of
@@ -151,6 +151,7 @@ class Engine:
     def maps(self, scan: Scan, cancel: CancelFlag | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """One plain pass: the tumor probability on the scan's grid and, for a network with an anatomy
         head, the liver probability (else None)."""
+        scan = as_read(self.card, scan)
         x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         masks, _, _, *livers = drain(self._run_all(x, TTA_FLIPS[:1], cancel))
         return geometry.to_source(geometry.display_probability(masks)), _on_source(livers, geometry)
@@ -222,7 +223,7 @@ class Engine:
         looked up and segmented, and `complete_response` finishes the reading."""
         t0 = time.perf_counter()
         self.events = []
-        post = postprocess or PostProcess.from_card(self.card)
+        post, scan = postprocess or PostProcess.from_card(self.card), as_read(self.card, scan)
         x, geometry = model_slices(scan.channels(), scan.affine, self.card, scan.stand_ins)
         t1 = time.perf_counter()
         flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
@@ -300,6 +301,7 @@ class Engine:
 
     def readout_for(self, scan: Scan):
         """The readout for the sequences this scan has (None: the network's heads, or no reading at all)."""
+        scan = as_read(self.card, scan)
         if not scan.stand_ins:
             return self.model.readout
         return subset_readout(self.model, scan.stand_ins)

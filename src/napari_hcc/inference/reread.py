@@ -18,6 +18,7 @@ import numpy as np
 from napari_hcc.errors import InputError
 from napari_hcc.inference.measure import volume_mm3
 from napari_hcc.inference.prediction import Prediction
+from napari_hcc.inference.subsets import as_read
 from napari_hcc.io import bids
 from napari_hcc.io.scan import Scan
 from napari_hcc.io.study import study_root_of
@@ -41,7 +42,7 @@ def reread_response(
     readout; `source` names the mask in the note. Raises InputError, in one sentence, where there is
     nothing to read again."""
 
-    response = prediction.response
+    response, scan = prediction.response, as_read(engine.card, scan)
     readout = engine.readout_for(scan)
     if response.unread_because or response.source != "readout" or readout is None:
         why = response.unread_because or "this model reads it with its network's heads, not from the mask"

@@ -2,12 +2,16 @@
 that subset (from the model card's `metrics["subsets"]`, written from an `evaluate` report).
 
 A model trained with sequence dropout reads the subset itself (the missing channels are zeros); an
-older model reads stand-ins and says so (`io.scan.stand_in_note`, in place of the scan's `missing_note`)."""
+older model reads stand-ins and says so (`io.scan.stand_in_note`, in place of the scan's `missing_note`).
+A model adapted to a lab may leave out some of the lab's sequences, chosen on its corrected scans
+(card `input.leave_out`, `training/sequence_choice.py`); `as_read` gives the scan as such a model reads it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from napari_hcc.inference.slices import reads_subsets
-from napari_hcc.io.scan import missing_note, stand_in_note
+from napari_hcc.io.scan import missing_note, stand_in_note, without_sequences
 from napari_hcc.vocabulary import SEQUENCE_ROLES, held_subset, subset_name
 
 FULL = subset_name(SEQUENCE_ROLES)
@@ -20,17 +24,52 @@ def subset_dice(card, subset: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def subset_note(card, stand_ins) -> str:
-    """One sentence: the sequences read and what leaving the others out costs."""
+def subset_note(card, stand_ins, left_out=()) -> str:
+    """One sentence: the sequences read and what leaving the others out costs (or, for the sequences an
+    adapted model leaves out, why it does)."""
     read = held_subset(stand_ins)
-    missing = [r for r in SEQUENCE_ROLES if r in set(stand_ins)]
+    missing = [r for r in SEQUENCE_ROLES if r in set(stand_ins) and r not in left_out]
     this, full = subset_dice(card, read), subset_dice(card, FULL)
     cost = (
         f"; the model's mean Dice reading {read} is {this:.2f}, against {full:.2f} with {FULL} (its card)"
-        if this is not None and full is not None
+        if this is not None and full is not None and not left_out
         else ""
     )
-    return f"read {read} (the session has no {' or '.join(missing)}: the model reads that subset{cost})"
+    why = [f"the session has no {' or '.join(missing)}: the model reads that subset{cost}"] if missing else []
+    if left_out:
+        why.append(
+            f"this model was adapted to the lab and leaves out its {' and '.join(left_out)}: {leave_out_why(card)}"
+        )
+    return f"read {read} ({'; '.join(why)})"
+
+
+def leave_out(card) -> list[str]:
+    """The sequences a model adapted to a lab leaves out (card `input.leave_out`), in channel order."""
+    chosen = set(card.input.get("leave_out") or ())
+    return [r for r in SEQUENCE_ROLES if r in chosen]
+
+
+def leave_out_why(card) -> str:
+    """The evidence the choice rests on, from the card (`training/sequence_choice.SequenceChoice`)."""
+    choice = card.input.get("sequence_choice") or {}
+    dice, read, held = choice.get("dice") or {}, choice.get("read"), choice.get("held")
+    if read in dice and held in dice:
+        return (
+            f"on its {choice.get('scans')} corrected scans the model read {read} at mean Dice {dice[read]:.2f} "
+            f"against {dice[held]:.2f} with {held}"
+        )
+    return "chosen on the lab's corrected scans"
+
+
+def as_read(card, scan):
+    """The scan as this model reads it: the sequences the card leaves out become stand-ins (a channel of
+    zeros), recorded in `scan.left_out`; a scan would never be left without a T1w or a T2w. Idempotent."""
+    drop = [r for r in leave_out(card) if r not in scan.stand_ins]
+    keep = [r for r in SEQUENCE_ROLES if r not in scan.stand_ins and r not in drop]
+    if not drop or not reads_subsets(card) or ("T1w" not in keep and "T2w" not in keep):
+        return scan
+    read = without_sequences(scan, keep)
+    return replace(read, notes=list(scan.notes), left_out=tuple(scan.left_out) + tuple(drop))
 
 
 def subset_readout(model, stand_ins):
@@ -64,6 +103,7 @@ def scan_notes(card, scan) -> list[str]:
     note for a model that reads subsets, the stand-in note for an older one."""
     if not scan.stand_ins:
         return list(scan.notes)
-    own = missing_note(scan.stand_ins)
-    says = subset_note(card, scan.stand_ins) if reads_subsets(card) else stand_in_note(scan.stand_ins)
+    missing = {r: s for r, s in scan.stand_ins.items() if r not in scan.left_out}
+    own = missing_note(missing) if missing else None
+    says = subset_note(card, scan.stand_ins, scan.left_out) if reads_subsets(card) else stand_in_note(scan.stand_ins)
     return [n for n in scan.notes if n != own] + [says]

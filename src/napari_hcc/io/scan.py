@@ -35,6 +35,7 @@ class Scan:
     notes: list[str] = field(default_factory=list)  # resampling and other deliberate changes
     alignment: dict[str, dict] = field(default_factory=dict)  # role -> what registration did (when asked)
     stand_ins: dict[str, str] = field(default_factory=dict)  # missing role -> the role whose image stands in
+    left_out: tuple[str, ...] = ()  # roles the session has but the model leaves out (inference/subsets.as_read)
 
     @property
     def shape(self) -> tuple[int, int, int]:

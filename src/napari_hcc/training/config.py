@@ -58,6 +58,9 @@ class TrainConfig:
     #: every BatchNorm layer keeps its running statistics (decoder and heads too); a few scans' batches
     #: would otherwise replace the statistics the network was trained with
     freeze_norm: bool = False
+    #: adapting to a lab (--init, --corrections-only): its corrected scans choose which of its sequences the
+    #: new model reads (training/sequence_choice.py); a sequence that misleads the model is left out
+    choose_sequences: bool = False
     loss: LossWeights = field(default_factory=LossWeights)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -103,6 +106,7 @@ class TrainResult:
     test_rats: list[str]
     averaged_epochs: list[int] = field(default_factory=list)  # the published mean's epochs (none: the pick)
     mean_validation: dict = field(default_factory=dict)  # the mean's validation figures
+    sequence_choice: dict | None = None  # with choose_sequences: training/sequence_choice.SequenceChoice as a dict
 
 
 def adaptation_kwargs() -> dict:
@@ -116,6 +120,7 @@ def adaptation_kwargs() -> dict:
         "freeze_encoder": ADAPTATION["freeze_encoder"],
         "freeze_norm": ADAPTATION["freeze_norm"],
         "sequence_dropout": ADAPTATION["sequence_dropout"],
+        "choose_sequences": ADAPTATION["choose_sequences"],
         "val_fraction": ADAPTATION["val_fraction"],
         "augment": AugmentConfig(p_contrast=ADAPTATION["p_contrast"]),
     }

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hcc.inference.slices import model_labels, model_mask, model_slices
+from napari_hcc.inference.subsets import as_read
 from napari_hcc.io import bids
 from napari_hcc.io.anatomy_labels import UNKNOWN, anatomy_map
 from napari_hcc.io.atomic import sha256_file
@@ -110,6 +111,7 @@ def build_dataset(
     xs, ys, owners, scans, digests, present, organs = [], [], [], [], [], [], []
     total = 0
     for item, scan, mask, mask_path in labelled_sessions(studies, corrections_only, progress):
+        scan = as_read(card, scan)  # a model adapted to a lab learns without the sequences it leaves out
         x, geometry = model_slices(scan.channels(), scan.affine, card, scan.stand_ins)
         keep = slice(None, None, max(1, int(MIN_SLICE_MM // geometry.display_spacing[0])))
         x, y = x[keep], model_mask(mask, geometry)[keep]

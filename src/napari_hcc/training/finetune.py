@@ -35,6 +35,7 @@ from napari_hcc.model.loading import load_model
 from napari_hcc.progress import CancelFlag, Progress, ProgressFn, drain
 from napari_hcc.training.adaptation import ADAPTATION
 from napari_hcc.training.config import TrainConfig, adaptation_kwargs
+from napari_hcc.training.sequence_choice import SequenceChoice
 from napari_hcc.training.trainer import Trainer
 
 
@@ -51,6 +52,7 @@ class FineTuneResult:
     epochs_run: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    sequences: SequenceChoice | None = None  # which of the lab's sequences the new model reads, and why
 
     @property
     def mean_before(self) -> float:
@@ -162,7 +164,7 @@ def fine_tune_steps(
         device=device,
         init=base_spec,
         corrections_only=True,
-        exclude_rats=held,
+        exclude_rats=[f"{root.name}/{rat}" for rat in held],  # the trainer names a rat by study and subject
         patience=max(3, epochs),
         version=version,
     )
@@ -177,6 +179,7 @@ def fine_tune_steps(
     )
     trained = yield from Trainer(cfg, cancel).steps()
     result.epochs_run, result.cancelled = trained.epochs_run, trained.cancelled
+    result.sequences = SequenceChoice(**trained.sequence_choice) if trained.sequence_choice else None
     if trained.cancelled:
         result.seconds = time.perf_counter() - started
         return result
@@ -196,6 +199,7 @@ def fine_tune_steps(
         "dice_after": result.dice_after,
         "epochs": result.epochs_run,
         "seconds": round(result.seconds, 1),
+        "sequences": result.sequences.as_dict() if result.sequences else None,
     }
     write_text(out / "finetune.json", json.dumps(record, indent=2) + "\n")
     return result

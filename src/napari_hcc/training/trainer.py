@@ -53,6 +53,7 @@ from napari_hcc.training.dataset import build_dataset, slice_targets
 from napari_hcc.training.distributed import device_for, dist_env
 from napari_hcc.training.losses import multitask_loss
 from napari_hcc.training.schedule import lr_at
+from napari_hcc.training.sequence_choice import lab_sequences, with_choice
 from napari_hcc.training.splits import epoch_indices, leaky_holdout, rat_folds, validation_rats
 from napari_hcc.training.state import STATE_DIR, final_card, load_state, publish, save_state, write_history
 from napari_hcc.training.validation import selection_score, validate
@@ -98,6 +99,10 @@ class Trainer:
             card.input = {**card.input, "missing_sequences": "zero"}
         base_has_head = bool(card.architecture.get("anatomy"))
         anatomy = wants_anatomy(cfg.anatomy, card)
+        self.sequence_choice = None
+        if cfg.choose_sequences and self.base is not None and reads_subsets(card):  # before the data: it is read so
+            self.sequence_choice = lab_sequences(self.base, cfg.studies, cfg.exclude_rats, str(self.device))
+            card.input = with_choice(card.input, self.sequence_choice)
         self.card = card
         self.ds = build_dataset(cfg.studies, card, corrections_only=cfg.corrections_only, anatomy=anatomy)
         if anatomy:
@@ -288,6 +293,7 @@ class Trainer:
             self.test_rats,
             list(self.mean.epochs),
             {k: v for k, v in mean_row.items() if k.startswith("val_")},
+            self.sequence_choice.as_dict() if self.sequence_choice else None,
         )
 
     # -- the run -----------------------------------------------------------------------------------
