@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_hcc.cli import main
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io import bids
 from napari_hcc.io.study import bids_session
@@ -63,13 +64,17 @@ def test_the_rule_keeps_every_sequence_unless_a_subset_reads_the_corrected_scans
     assert choose(mixed, "T1w+T2w").read == "T1w+T2w"
 
 
-def test_a_misleading_sequence_is_left_out_by_the_adapted_model(tiny_study, tmp_path, monkeypatch):
+def test_a_misleading_sequence_is_left_out_by_the_adapted_model(tiny_study, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(ADAPTATION, "min_steps", 2)
+    monkeypatch.setenv("NAPARI_HCC_MODELS", str(tmp_path / "models"))
     lab = corrected_lab(tiny_study, tmp_path, spoil_t1w=True)
-    result = fine_tune(lab, out=tmp_path / "new", device="cpu")
+    result = fine_tune(lab, device="cpu")  # into the user models folder, as the widget does
+    assert result.model_dir.parent == tmp_path / "models"
     assert result.sequences is not None and result.sequences.leave_out == ["T1w"], result.sequences
-    model = load_model(tmp_path / "new")
+    model = load_model(result.model_dir)
     assert model.card.input["leave_out"] == ["T1w"] and model.card.input["sequence_choice"]["read"] == "T2w+CE"
+    assert main(["info"]) == 0 and f"{model.model_id} [{result.model_dir}]" in (out := capsys.readouterr().out)
+    assert "adapted to a lab, leaves out its T1w" in out
     assert model.card.training["sequence_subsets"] == {"T2w+CE": 4}  # its data were read without the T1w
     scan = bids_session(lab / "sub-rat01" / "ses-wk0").load()
     pred = Engine(model, device="cpu").predict(scan)
@@ -79,7 +84,7 @@ def test_a_misleading_sequence_is_left_out_by_the_adapted_model(tiny_study, tmp_
     # the T1w is not read at all: any image in its place gives the same mask
     scan.t1w = np.zeros_like(scan.t1w)
     assert np.array_equal(Engine(model, device="cpu").segment(scan), pred.mask)
-    record = json.loads((tmp_path / "new" / "finetune.json").read_text())
+    record = json.loads((result.model_dir / "finetune.json").read_text())
     assert record["sequences"]["leave_out"] == ["T1w"]
 
 

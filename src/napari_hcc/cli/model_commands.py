@@ -40,7 +40,9 @@ def info(args) -> int:
             continue
         where = folder if folder is not None else "built in, no file"
         metrics = ", ".join(f"{k} {v}" for k, v in list(card.metrics.items())[:4] if not isinstance(v, dict))
-        print(f"  {name}: {card.model_id} [{where}]" + (f" ({metrics})" if metrics else ""))
+        left = card.input.get("leave_out")  # a model adapted to a lab (training/sequence_choice.py)
+        adapted = f"; adapted to a lab, leaves out its {' and '.join(left)}" if left else ""
+        print(f"  {name}: {card.model_id} [{where}]" + (f" ({metrics})" if metrics else "") + adapted)
     print(f"  (new model versions go to {user_models_folder()})")
     print("devices:")
     for line in available_devices():
