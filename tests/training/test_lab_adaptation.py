@@ -115,3 +115,21 @@ def test_an_adapted_model_reads_a_session_that_lacks_sequences_too(tiny_study, s
     else:
         assert read.left_out == ("T1w",) and set(read.stand_ins) == {"T1w", "CE"}
         assert as_read(model.card, read) is read
+
+
+def test_a_model_that_leaves_out_the_ce_reads_no_response_and_says_why(tiny_study):
+    from napari_hcc.inference.subsets import MISSING_SEQUENCE
+
+    model = load_model("default")
+    model.card.input = {**model.card.input, "leave_out": ["CE"]}
+    scan = bids_session(tiny_study / "sub-rat01" / "ses-wk2").load()
+    pred = Engine(model, device="cpu").predict(scan)
+    assert pred.sequences == "T1w+T2w" and pred.mask.any()
+    assert pred.response.unread_because == MISSING_SEQUENCE and np.isnan(pred.response.arm_probabilities).all()
+    assert any(
+        n.startswith("read T1w+T2w (this model was adapted to the lab and leaves out its CE") for n in pred.notes
+    )
+    assert any("not read from T1w+T2w alone" in n for n in pred.notes)
+    # the same scan read by the model as shipped: every sequence, and the response
+    plain = Engine(load_model("default"), device="cpu").predict(scan)
+    assert plain.sequences == "T1w+T2w+CE" and not plain.response.unread_because
