@@ -364,7 +364,7 @@ def test_fine_tuning_from_corrections_makes_a_new_model(make_napari_viewer, qtbo
     card = json.loads((result.model_dir / "model.json").read_text())
     trained = card["training"]  # the adaptation setting
     assert len(trained["held_out_rats"]) == 1 and trained["held_out_rats"][0] not in trained["train_rats"]
-    assert card["input"]["sequence_choice"]["scans"] == 1  # the corrected scan it trained on chose the sequences
+    assert "sequence_choice" not in card["input"]  # the choice of sequences is opt-in (train --choose-sequences)
     assert trained["freeze_encoder"] and trained["freeze_norm"] and trained["augment"]["p_contrast"] == 0.0
     assert trained["sequence_dropout"] == 0.0 and trained["lr"] == 1e-4
     assert sha(shipped) == before  # the shipped model is never overwritten

@@ -48,6 +48,8 @@ def test_fine_tuning_never_trains_on_the_rats_it_scores(tiny_study, tmp_path, mo
     assert training["held_out_rats"] == [f"lab/{held}"]
     assert f"lab/{held}" not in training["train_rats"] and len(training["train_rats"]) == 3
     assert training["scans"] == 4 and sorted(json.loads((tmp_path / "new" / "finetune.json").read_text())["dice_after"])
+    # the choice of sequences is opt-in (training/adaptation.py): by default every sequence is read, as before
+    assert result.sequences is None and "sequence_choice" not in load_model(tmp_path / "new").card.input
 
 
 def test_the_rule_keeps_every_sequence_unless_a_subset_reads_the_corrected_scans_clearly_better():
@@ -68,7 +70,7 @@ def test_a_misleading_sequence_is_left_out_by_the_adapted_model(tiny_study, tmp_
     monkeypatch.setitem(ADAPTATION, "min_steps", 2)
     monkeypatch.setenv("NAPARI_HCC_MODELS", str(tmp_path / "models"))
     lab = corrected_lab(tiny_study, tmp_path, spoil_t1w=True)
-    result = fine_tune(lab, device="cpu")  # into the user models folder, as the widget does
+    result = fine_tune(lab, device="cpu", choose_sequences=True)  # into the user models folder, as the widget does
     assert result.model_dir.parent == tmp_path / "models"
     assert result.sequences is not None and result.sequences.leave_out == ["T1w"], result.sequences
     model = load_model(result.model_dir)
@@ -91,7 +93,7 @@ def test_a_misleading_sequence_is_left_out_by_the_adapted_model(tiny_study, tmp_
 def test_a_lab_whose_sequences_all_help_keeps_them(tiny_study, tmp_path, monkeypatch):
     monkeypatch.setitem(ADAPTATION, "min_steps", 2)
     lab = corrected_lab(tiny_study, tmp_path)
-    result = fine_tune(lab, out=tmp_path / "new", device="cpu")
+    result = fine_tune(lab, out=tmp_path / "new", device="cpu", choose_sequences=True)
     assert result.sequences.leave_out == [] and result.sequences.read == "T1w+T2w+CE"
     model = load_model(tmp_path / "new")
     assert not model.card.input.get("leave_out")

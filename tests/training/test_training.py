@@ -377,7 +377,9 @@ def test_train_command_adapts_with_the_same_setting_as_the_review_widget(tmp_pat
     keys = ("epochs", "lr", "warmup_epochs", "min_steps", "freeze_encoder", "freeze_norm", "sequence_dropout")
     for key in (*keys, "val_fraction"):
         assert getattr(adapt, key) == ADAPTATION[key], key
-    assert adapt.augment.p_contrast == ADAPTATION["p_contrast"]
+    assert adapt.augment.p_contrast == ADAPTATION["p_contrast"] and not adapt.choose_sequences
+    chosen = build_parser().parse_args([*base, "--init", "default", "--corrections-only", "--choose-sequences"])
+    assert train_config(chosen).choose_sequences
     full = train_config(build_parser().parse_args([*base, "--warmup-epochs", "0.25"]))
     assert (full.epochs, full.warmup_epochs, full.freeze_encoder, full.freeze_norm) == (40, 0.25, False, False)
     assert full.sequence_dropout is None  # the trainer's own default (0.5 for a model that reads subsets)

@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--freeze-encoder", action="store_true", help="train only the decoder and the heads (fine-tuning)")
     tr.add_argument("--freeze-norm", action="store_true", help="keep every BatchNorm statistic (fine-tuning)")
     tr.add_argument(
+        "--choose-sequences",
+        action="store_true",
+        help="with --init and --corrections-only: the corrected scans choose which of the lab's sequences the new "
+        "model reads (a sequence they read worse with, by 0.1 of Dice, is left out)",
+    )
+    tr.add_argument(
         "--surface-coil",
         type=float,
         default=0.0,

@@ -83,7 +83,7 @@ def train_config(args) -> TrainConfig:
         min_steps=given(args.min_steps, base.min_steps),
         freeze_encoder=args.freeze_encoder or base.freeze_encoder,
         freeze_norm=args.freeze_norm or base.freeze_norm,
-        choose_sequences=base.choose_sequences,
+        choose_sequences=args.choose_sequences or base.choose_sequences,
         anatomy=args.anatomy,
         average_from=args.average_from,
         augment=AugmentConfig(p_contrast=base.augment.p_contrast, p_coil=args.surface_coil),

@@ -17,8 +17,8 @@ Chosen for model 2.0 by `benchmarks/adaptation_curve.py --draws 3` on a held-out
 from one and from two corrected scans and no draw of two scans below the unadapted model; the setting
 before it (lr 1e-3, BatchNorm and sequence dropout as in training; chosen on model 1.4.0, which had no
 anatomy head) made model 2.0 worse. Contrast randomisation (`training/augment.py`, `p_contrast`) is
-off: adapting means learning this lab's contrast. Before fine-tuning, the corrected scans choose which of
-the lab's sequences the new model reads (`training/sequence_choice.py`, docs/training.md).
+off: adapting means learning this lab's contrast. The corrected scans can also choose which of the lab's
+sequences the new model reads (`training/sequence_choice.py`, `train --choose-sequences`); not by default.
 """
 
 ADAPTATION = {
@@ -31,5 +31,8 @@ ADAPTATION = {
     "sequence_dropout": 0.0,
     "val_fraction": 0.0,
     "p_contrast": 0.0,
-    "choose_sequences": True,  # training/sequence_choice.py
+    #: the corrected scans choose the sequences read (training/sequence_choice.py): off, opt-in with
+    #: `train --choose-sequences`; it helps the unadapted reading, but with the fine-tuning after it the
+    #: development labs lost on average (docs/training.md, "The lab's sequences")
+    "choose_sequences": False,
 }

@@ -127,9 +127,10 @@ def fine_tune(
     seed: int = 0,
     progress: ProgressFn | None = None,
     cancel: CancelFlag | None = None,
+    choose_sequences: bool = ADAPTATION["choose_sequences"],
 ) -> FineTuneResult:
     """Fine-tune `base` (None = the shipped default) on the corrected sessions of `study`; see `fine_tune_steps`."""
-    return drain(fine_tune_steps(study, base, out, epochs, lr, device, seed, cancel), progress)
+    return drain(fine_tune_steps(study, base, out, epochs, lr, device, seed, cancel, choose_sequences), progress)
 
 
 def fine_tune_steps(
@@ -141,6 +142,7 @@ def fine_tune_steps(
     device: str = "auto",
     seed: int = 0,
     cancel: CancelFlag | None = None,
+    choose_sequences: bool = ADAPTATION["choose_sequences"],
 ) -> Generator[Progress, None, FineTuneResult]:
     """`fine_tune` as a generator (for the GUI's worker): training's `Progress`, then one
     `Progress(0, scans, "scan", {"phase": "scoring"})` while the old and new models are scored."""
@@ -159,7 +161,7 @@ def fine_tune_steps(
     cfg = TrainConfig(
         studies=[root],
         out=out,
-        **{**adaptation_kwargs(), "epochs": epochs, "lr": lr},
+        **{**adaptation_kwargs(), "epochs": epochs, "lr": lr, "choose_sequences": choose_sequences},
         seed=seed,
         device=device,
         init=base_spec,

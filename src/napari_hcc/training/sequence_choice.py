@@ -1,5 +1,7 @@
 """Which of a lab's sequences the model reads best, measured on the lab's corrected scans (`train --init
-MODEL --corrections-only`, the review widget's "Improve the model" and the adaptation curve).
+MODEL --corrections-only --choose-sequences`; the adaptation curve's `choose=1`). Opt-in: it raises the
+unadapted reading of development labs, but with the fine-tuning after it they lost on average
+(docs/training.md, "The lab's sequences"), so the adaptation setting keeps every sequence.
 
 The network reads any subset of sequences with a T1w or a T2w (it was trained with sequence dropout). A
 lab's sequence outside the world it learned from can mislead it more than it helps: a FLASH T1w with a
