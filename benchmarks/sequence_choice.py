@@ -34,8 +34,8 @@ from napari_hcc.evaluation.protocols import study_refs
 from napari_hcc.inference.engine import Engine
 from napari_hcc.io.volume import load_volume
 from napari_hcc.model.loading import load_model
-from napari_hcc.training.sequence_choice import candidate_subsets, choose, subset_dice
-from napari_hcc.vocabulary import held_subset
+from napari_hcc.training.sequence_choice import choose, dice_by_subset
+from napari_hcc.vocabulary import held_subset, readable_subsets, subset_name
 
 
 def score_rows(model: str, study: Path, cache: Path) -> list[dict]:
@@ -49,7 +49,7 @@ def score_rows(model: str, study: Path, cache: Path) -> list[dict]:
         scan = ref.load()
         held = held_subset(scan.stand_ins)
         truth = load_volume(ref.mask, "mask").data > 0
-        for subset, value in subset_dice(engine.segment, scan, truth, candidate_subsets(held)).items():
+        for subset, value in dice_by_subset(engine.segment, scan, truth, readable_subsets(held)).items():
             rows.append({"study": study.name, "rat": ref.subject, "session": ref.session, "held": held,
                          "read": subset, "dice": round(value, 4)})  # fmt: skip
         print(f"{study.name} {ref.subject}/{ref.session}: {held}", flush=True)
@@ -64,7 +64,7 @@ def outcome(scans: dict, corrected: list, test: list, margin: float) -> tuple[fl
     """(mean test Dice with the full set, with the choice, the subset chosen)."""
     held = scans[corrected[0]]["held"]
     if any(scans[c]["held"] != held for c in corrected):
-        held = "+".join(sorted(set.intersection(*(set(scans[c]["held"].split("+")) for c in corrected))))
+        held = subset_name(set.intersection(*(set(scans[c]["held"].split("+")) for c in corrected)))
     choice = choose([scans[c]["dice"] for c in corrected], held, margin)
     full = [scans[t]["dice"][scans[t]["held"]] for t in test]
     chosen = [

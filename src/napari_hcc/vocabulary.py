@@ -33,6 +33,13 @@ def subset_name(roles) -> str:
     return "+".join(r for r in SEQUENCE_ROLES if r in chosen)
 
 
+def readable_subsets(held: str) -> list[str]:
+    """The readable subsets of the subset `held` ('T1w+T2w', ...), as names, largest first (itself first
+    when it is readable)."""
+    have = set(held.split("+"))
+    return [subset_name(s) for s in READABLE_SUBSETS if set(s) <= have]
+
+
 def held_subset(missing) -> str:
     """The subset a session really has: every sequence role except the `missing` ones (its stand-ins)."""
     absent = set(missing)

@@ -12,9 +12,9 @@ import numpy as np
 from napari_hcc.io.json_files import read_sidecar
 from napari_hcc.io.nibabel_without_pydicom import nib
 from napari_hcc.io.orientation import axcodes
-from napari_hcc.io.scan import ScanRef, without_sequences
-from napari_hcc.metrics import dice
-from napari_hcc.vocabulary import READABLE_SUBSETS, held_subset, subset_name
+from napari_hcc.io.scan import ScanRef
+from napari_hcc.training.sequence_choice import dice_by_subset
+from napari_hcc.vocabulary import held_subset, readable_subsets
 
 #: the factors a report groups Dice by (ScanResult fields)
 FACTORS = ("sequences", "plane", "field_t", "t1w_sequence", "t2w_sequence")
@@ -58,13 +58,9 @@ class SubsetResult:
 
 def subset_scores(engine, scan, truth: np.ndarray, rat: str, session: str, present: str) -> list[SubsetResult]:
     """Dice of every readable subset smaller than the session's own sequences (each one mask, no TTA)."""
-    have = set(present.split("+"))
-    rows = []
-    for subset in READABLE_SUBSETS:
-        if set(subset) < have:
-            mask = engine.segment(without_sequences(scan, subset))
-            rows.append(SubsetResult(rat, session, present, subset_name(subset), dice(mask, truth)))
-    return rows
+    smaller = [name for name in readable_subsets(present) if name != present]
+    scores = dice_by_subset(engine.segment, scan, truth, smaller)
+    return [SubsetResult(rat, session, present, name, value) for name, value in scores.items()]
 
 
 def by_factor(results, factors=FACTORS) -> dict:

@@ -75,7 +75,7 @@ class FineTunePanel(QWidget):
         self.use_button.setEnabled(False)
         self.bar.setRange(0, 1)  # empty, not an indeterminate bar (run_panel.show_progress says why)
         self.bar.setValue(0)
-        self.status.setText("preparing the corrected scans and trying which of their sequences read best…")
+        self.status.setText("preparing the corrected scans…")
         s = self.state
         self.worker = create_worker(
             fine_tune_model, root, s.model_spec, self.epochs.value(), s.device, self.cancel_event

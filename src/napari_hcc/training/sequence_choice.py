@@ -28,7 +28,7 @@ from napari_hcc.inference.engine import Engine
 from napari_hcc.io.labels import labelled_sessions
 from napari_hcc.io.scan import without_sequences
 from napari_hcc.metrics import dice
-from napari_hcc.vocabulary import READABLE_SUBSETS, SEQUENCE_ROLES, held_subset, subset_name
+from napari_hcc.vocabulary import SEQUENCE_ROLES, held_subset, readable_subsets, subset_name
 
 MARGIN = 0.1
 
@@ -61,14 +61,9 @@ class SequenceChoice:
         )
 
 
-def candidate_subsets(held: str) -> list[str]:
-    """The readable subsets of `held` (itself first)."""
-    have = set(held.split("+"))
-    return [subset_name(s) for s in READABLE_SUBSETS if set(s) <= have]
-
-
-def subset_dice(segment, scan, truth: np.ndarray, subsets: list[str]) -> dict[str, float]:
-    """Dice of the mask `segment(scan)` makes from each of these subsets of the scan's sequences."""
+def dice_by_subset(segment, scan, truth: np.ndarray, subsets: list[str]) -> dict[str, float]:
+    """Dice of the mask `segment(scan)` makes from each of these subsets of the scan's sequences (also
+    `evaluate --subsets`, evaluation/acquisition.py)."""
     return {name: float(dice(segment(without_sequences(scan, name.split("+"))) > 0, truth > 0)) for name in subsets}
 
 
@@ -76,7 +71,7 @@ def choose(scores: list[dict[str, float]], held: str, margin: float = MARGIN) ->
     """The rule: leave out as little as possible. `held` unless the best mean Dice over the corrected scans
     beats it by at least `margin`; then the subset with the most sequences among those within `margin` of
     the best (the better of two such). `scores` has one {subset: Dice} per corrected scan."""
-    names = [n for n in candidate_subsets(held) if all(n in s for s in scores)]
+    names = [n for n in readable_subsets(held) if all(n in s for s in scores)]
     means = {n: round(float(np.mean([s[n] for s in scores])), 4) for n in names}
     best = max(means.values())
     near = [n for n in names if means[n] > best - margin]
@@ -101,8 +96,8 @@ def choose_sequences(segment, pairs, margin: float = MARGIN) -> SequenceChoice:
     held = common_subset(scan for scan, _ in pairs)
     if not pairs or not held or ("T1w" not in held and "T2w" not in held):
         return SequenceChoice(held, held, [], {}, len(pairs), margin)
-    subsets = candidate_subsets(held)
-    return choose([subset_dice(segment, scan, truth, subsets) for scan, truth in pairs], held, margin)
+    subsets = readable_subsets(held)
+    return choose([dice_by_subset(segment, scan, truth, subsets) for scan, truth in pairs], held, margin)
 
 
 CARD_KEYS = ("leave_out", "sequence_choice")
